@@ -1,0 +1,61 @@
+"""The small Python API: :func:`chat`, usable from a script, a test or a cell."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from .config import load_config
+from .profiles import Profile
+from .runtime import Run, get_runtime
+from .turn import MemoryTranscript, Transcript, TurnRequest
+
+__all__ = ["chat", "resolve_profile"]
+
+_PROFILE_FIELDS = {f.name for f in fields(Profile)} - {"name", "env", "options", "headers"}
+
+
+def resolve_profile(profile: str | Profile | None = None, **overrides: Any) -> tuple[Profile, dict]:
+    """The profile to use (by name, as given, or the configured default) with ``overrides``
+    applied. Returns it and the leftover overrides (per-request provider options)."""
+    base = profile if isinstance(profile, Profile) else load_config().profile(profile)
+    changes = {k: v for k, v in overrides.items() if k in _PROFILE_FIELDS}
+    extra = {k: v for k, v in overrides.items() if k not in _PROFILE_FIELDS}
+    return base.with_overrides(**changes), extra
+
+
+def chat(
+    prompt: str,
+    profile: str | Profile | None = None,
+    history: list[dict[str, Any]] | Transcript | None = None,
+    *,
+    session: Any = None,
+    system: str | None = None,
+    **overrides: Any,
+) -> Run:
+    """Start a turn and return its :class:`~hermes_nb.runtime.Run` at once.
+
+    ``profile`` is a profile name (see ``config.toml``), a :class:`Profile`, or the default.
+    ``history`` is a list of earlier ``{"role", "content"}`` messages, or a transcript to continue;
+    ``session`` a :class:`~hermes_nb.Session` (or its name or id) to continue and store into.
+    ``overrides`` replace profile fields (``model``, ``temperature``, ``max_tokens``, …); any other
+    keyword is passed to the provider (echo options, extra request-body fields).
+
+    >>> run = chat("Hello")          # doctest: +SKIP
+    >>> run.wait().text              # doctest: +SKIP
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        from .exceptions import HermesError
+
+        raise HermesError("The prompt is empty.", hint="Pass the question as a non-empty string.")
+    if session is not None:
+        from .sessions import Session
+
+        sess = session if isinstance(session, Session) else Session.open(session)
+        return sess.chat(prompt, profile=profile, system=system, **overrides)
+    resolved, extra = resolve_profile(profile, **overrides)
+    transcript = history if hasattr(history, "settle") else MemoryTranscript(history)  # type: ignore[arg-type]
+    request = TurnRequest(
+        prompt=prompt, profile=resolved, transcript=transcript, system=system, extra=extra
+    )
+    return get_runtime().start(request)

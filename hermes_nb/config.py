@@ -1,0 +1,214 @@
+"""Where hermes_nb keeps things, and ``config.toml``.
+
+``$HERMES_NB_HOME`` (default: the per-user data directory from platformdirs) holds
+``config.toml`` and the session store. With no file, built-in profiles are used and the default
+is the offline ``echo`` model — unless a well-known key variable (``OPENAI_API_KEY``,
+``OPENROUTER_API_KEY``) is set, in which case the matching real provider is the default: one
+environment variable is all it takes to get a real answer.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError
+from .profiles import PROVIDERS, Profile
+
+__all__ = ["BUILTIN_PROFILES", "Config", "config_path", "home", "load_config"]
+
+_ENV_HOME = "HERMES_NB_HOME"
+_ENV_PROFILE = "HERMES_NB_PROFILE"
+
+#: Profiles that exist without any configuration.
+BUILTIN_PROFILES: dict[str, Profile] = {
+    "echo": Profile(name="echo", provider="echo", model="echo"),
+    "openai": Profile(
+        name="openai",
+        provider="openai",
+        base_url="https://api.openai.com/v1",
+        model="gpt-4o-mini",
+        api_key_env="OPENAI_API_KEY",
+        context_window=128_000,
+    ),
+    "openrouter": Profile(
+        name="openrouter",
+        provider="openai",
+        base_url="https://openrouter.ai/api/v1",
+        model="openrouter/auto",
+        api_key_env="OPENROUTER_API_KEY",
+        context_window=128_000,
+    ),
+    "ollama": Profile(
+        name="ollama",
+        provider="openai",
+        base_url="http://127.0.0.1:11434/v1",
+        model="llama3.2",
+        context_window=8192,
+    ),
+}
+
+# Which built-in profile a set key variable selects when no default is configured.
+_KEY_DEFAULTS = (("OPENAI_API_KEY", "openai"), ("OPENROUTER_API_KEY", "openrouter"))
+
+_TOP_KEYS = {"default_profile", "bot_name", "profiles"}
+_PROFILE_KEYS = {f.name for f in fields(Profile)} - {"name"}
+_FLOAT_KEYS = {"compress_at", "temperature", "connect_timeout", "read_timeout"}
+_INT_KEYS = {"context_window", "max_tokens"}
+_TABLE_KEYS = {"headers", "env", "options"}
+
+
+def home() -> Path:
+    """The hermes_nb data directory: ``$HERMES_NB_HOME`` or the per-user data dir."""
+    explicit = os.environ.get(_ENV_HOME)
+    if explicit:
+        return Path(explicit).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("hermes_nb", appauthor=False))
+
+
+def config_path() -> Path:
+    """``config.toml`` inside :func:`home`."""
+    return home() / "config.toml"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration: profiles by name and which one is the default."""
+
+    profiles: dict[str, Profile] = field(default_factory=lambda: dict(BUILTIN_PROFILES))
+    default_profile: str = "echo"
+    bot_name: str = "Hermes"
+    path: Path | None = None
+
+    def profile(self, name: str | None = None) -> Profile:
+        """The named profile (or the default); a clear :class:`ConfigError` if unknown."""
+        key = name or self.default_profile
+        try:
+            return self.profiles[key]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles))
+            raise ConfigError(
+                f"Unknown profile {key!r}.",
+                hint=f"Known profiles: {known}; add [profiles.{key}] to {self.path or config_path()}.",
+            ) from None
+
+    @property
+    def is_offline_default(self) -> bool:
+        """True when the default profile is the offline echo model."""
+        return self.profile().provider == "echo"
+
+
+def _where(path: Path, key: str) -> str:
+    return f"{path}: {key}"
+
+
+def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Profile:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{_where(path, 'profiles.' + name)} must be a table.")
+    unknown = sorted(set(table) - _PROFILE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{_where(path, f'profiles.{name}.{unknown[0]}')} is not a known profile key.",
+            hint=f"Known keys: {', '.join(sorted(_PROFILE_KEYS))}.",
+        )
+    if "api_key" in table:  # pragma: no cover - guarded by the unknown-key check
+        raise ConfigError("Keys never go in config.toml; name the variable with api_key_env.")
+    values: dict[str, Any] = {"name": name, "bot_name": bot_name}
+    base = BUILTIN_PROFILES.get(name)
+    if base is not None:
+        values = {f.name: getattr(base, f.name) for f in fields(Profile)} | {"bot_name": bot_name}
+    for key, value in table.items():
+        where = _where(path, f"profiles.{name}.{key}")
+        if key in _TABLE_KEYS:
+            if not isinstance(value, dict) or (
+                key != "options" and not all(isinstance(v, str) for v in value.values())
+            ):
+                raise ConfigError(f"{where} must be a table of strings.")
+            values[key] = dict(value)
+        elif key in _FLOAT_KEYS:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ConfigError(f"{where} must be a number, not {value!r}.")
+            values[key] = float(value)
+        elif key in _INT_KEYS:
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{where} must be a positive whole number, not {value!r}.")
+            values[key] = value
+        else:
+            if not isinstance(value, str):
+                raise ConfigError(f"{where} must be a string, not {value!r}.")
+            values[key] = value
+    provider = values.get("provider", "openai" if "base_url" in table else "echo")
+    if provider not in PROVIDERS:
+        raise ConfigError(
+            f"{_where(path, f'profiles.{name}.provider')} is {provider!r}, "
+            f"which is not one of {', '.join(PROVIDERS)}."
+        )
+    values["provider"] = provider
+    if provider == "openai" and not values.get("base_url"):
+        raise ConfigError(f"{_where(path, f'profiles.{name}.base_url')} is required for openai.")
+    values.setdefault("model", "echo" if provider == "echo" else "default")
+    return Profile(**values)
+
+
+def _default_name(profiles: dict[str, Profile], configured: str | None) -> str:
+    chosen = os.environ.get(_ENV_PROFILE) or configured
+    if chosen:
+        return chosen
+    for variable, name in _KEY_DEFAULTS:
+        if os.environ.get(variable) and name in profiles:
+            return name
+    return "echo"
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read ``config.toml`` (or built-in defaults when it does not exist).
+
+    Every problem raises :class:`ConfigError` naming the file and the key.
+    """
+    path = path or config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config(default_profile=_default_name(dict(BUILTIN_PROFILES), None), path=path)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{path} is not valid TOML ({exc}).", hint="Fix the file or move it aside."
+        ) from exc
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{_where(path, unknown[0])} is not a known setting.",
+            hint=f"Known settings: {', '.join(sorted(_TOP_KEYS))}.",
+        )
+    bot_name = data.get("bot_name", "Hermes")
+    if not isinstance(bot_name, str) or not bot_name.strip():
+        raise ConfigError(f"{_where(path, 'bot_name')} must be a non-empty string.")
+    tables = data.get("profiles", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{_where(path, 'profiles')} must be a table of profiles.")
+    profiles = {
+        name: p.with_overrides(bot_name=bot_name) if p.bot_name == "Hermes" else p
+        for name, p in BUILTIN_PROFILES.items()
+    }
+    for name, table in tables.items():
+        profiles[name] = _profile_from_table(path, name, table, bot_name)
+    default = data.get("default_profile")
+    if default is not None and not isinstance(default, str):
+        raise ConfigError(f"{_where(path, 'default_profile')} must be a string.")
+    config = Config(
+        profiles=profiles,
+        default_profile=_default_name(profiles, default),
+        bot_name=bot_name,
+        path=path,
+    )
+    config.profile()  # an unknown default_profile is an error now, not at the first turn
+    return config

@@ -1,0 +1,162 @@
+"""Event names and payload shapes, in one place.
+
+A run is a sequence of ``(event, data)`` pairs. Providers yield them, the runtime journals them
+with a gap-free ``seq`` and fans them out to subscribers, the widget renders them. Payloads are
+plain JSON-able dicts so they can cross threads, the journal and the comm unchanged.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal, NotRequired, TypedDict
+
+__all__ = [
+    "ApperrorData",
+    "CancelData",
+    "DoneData",
+    "Event",
+    "EventData",
+    "RunState",
+    "StatusData",
+    "StreamEndData",
+    "TextData",
+    "ToolDeltaData",
+    "ToolEndData",
+    "ToolStartData",
+    "UsageData",
+]
+
+
+class Event(StrEnum):
+    """Every event a run can carry. ``stream_end`` is always the last one."""
+
+    TOKEN = "token"
+    REASONING = "reasoning"
+    TOOL_START = "tool_start"
+    TOOL_DELTA = "tool_delta"
+    TOOL_END = "tool_end"
+    USAGE = "usage"
+    STATUS = "status"
+    APPERROR = "apperror"
+    CANCEL = "cancel"
+    DONE = "done"
+    STREAM_END = "stream_end"
+
+
+class RunState(StrEnum):
+    """A run's lifecycle: queued → streaming → done | stopped | error."""
+
+    QUEUED = "queued"
+    STREAMING = "streaming"
+    DONE = "done"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+    @property
+    def settled(self) -> bool:
+        return self in _SETTLED
+
+    def can_become(self, other: RunState) -> bool:
+        return other in _TRANSITIONS[self]
+
+
+_SETTLED = frozenset({RunState.DONE, RunState.STOPPED, RunState.ERROR})
+_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    RunState.QUEUED: frozenset({RunState.STREAMING, RunState.STOPPED, RunState.ERROR}),
+    RunState.STREAMING: _SETTLED,
+    RunState.DONE: frozenset(),
+    RunState.STOPPED: frozenset(),
+    RunState.ERROR: frozenset(),
+}
+
+
+class TextData(TypedDict):
+    """``token`` and ``reasoning``: a piece of text to append."""
+
+    text: str
+
+
+class ToolStartData(TypedDict):
+    """``tool_start``: a tool call began (``arguments`` may still grow through ``tool_delta``)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class ToolDeltaData(TypedDict):
+    """``tool_delta``: more argument text for the tool call ``id``."""
+
+    id: str
+    text: str
+
+
+class ToolEndData(TypedDict):
+    """``tool_end``: a tool call finished (agents that run tools report these)."""
+
+    id: str
+    name: str
+    result: str
+    error: bool
+    duration_ms: NotRequired[float | None]
+
+
+class UsageData(TypedDict, total=False):
+    """``usage``: token counts as the provider reported them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    reasoning_tokens: int
+
+
+class StatusData(TypedDict):
+    """``status``: the run moved to ``state``."""
+
+    state: str
+    detail: NotRequired[str]
+
+
+class ApperrorData(TypedDict):
+    """``apperror``: the run failed; ``kind`` is an :class:`~hermes_nb.exceptions.ErrorKind`."""
+
+    kind: str
+    message: str
+    hint: str
+    status: int | None
+    retry_after: NotRequired[float | None]
+
+
+class CancelData(TypedDict):
+    """``cancel``: the user stopped the run; ``message`` is the transcript's cancel marker."""
+
+    message: str
+
+
+class DoneData(TypedDict):
+    """``done``: the provider finished normally."""
+
+    text: str
+    finish_reason: str | None
+
+
+class StreamEndData(TypedDict):
+    """``stream_end``: nothing follows; ``state`` is the run's final state."""
+
+    state: str
+
+
+EventData = dict[str, Any]
+EventName = Literal[
+    "token",
+    "reasoning",
+    "tool_start",
+    "tool_delta",
+    "tool_end",
+    "usage",
+    "status",
+    "apperror",
+    "cancel",
+    "done",
+    "stream_end",
+]

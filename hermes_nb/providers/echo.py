@@ -1,0 +1,122 @@
+"""The offline, deterministic model: no network, no key, same answer every time.
+
+It answers by echoing the prompt (so Markdown in the prompt comes back rendered) under a short
+header, streamed in many small chunks at a steady pace — enough to see streaming, press Stop and
+reload a page mid-reply. Its options (a profile's ``[profiles.X.options]`` table, or keyword
+arguments to :func:`hermes_nb.chat`) script everything the tests and examples need:
+
+``chunk_size``  characters per ``token`` event (default 4)
+``delay``       seconds between chunks (default 0.01; 0 for as fast as possible)
+``reply``       the exact reply text instead of the echo
+``repeat``      echo the prompt this many times (long replies)
+``reasoning``   text streamed as ``reasoning`` before the reply
+``tool_calls``  a list of ``{"name", "arguments", "result"}`` reported as tool events
+``fail``        an :class:`~hermes_nb.exceptions.ErrorKind` to fail with …
+``fail_after``  … after this many reply chunks (default 0: before any text)
+``usage``       report token usage at the end (default true)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from ..exceptions import ErrorKind
+from ..profiles import Profile
+from .base import ProviderEvent, ProviderRequest, provider_error
+
+__all__ = ["EchoProvider", "echo_reply"]
+
+_STATUS = {
+    ErrorKind.AUTH: 401,
+    ErrorKind.RATE_LIMIT: 429,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.BAD_REQUEST: 400,
+    ErrorKind.SERVER: 500,
+}
+
+
+def echo_reply(prompt: str, repeat: int = 1) -> str:
+    """The echo model's deterministic reply to ``prompt``."""
+    body = "\n\n".join([prompt.strip()] * max(1, repeat))
+    words = len(prompt.split())
+    return (
+        f"**Echo** (offline model) — you wrote {words} word{'s' if words != 1 else ''}:\n\n"
+        f"{body}\n"
+    )
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+@dataclass(frozen=True)
+class EchoProvider:
+    """Streams :func:`echo_reply` (or a scripted reply) in chunks."""
+
+    options: Mapping[str, Any] = field(default_factory=dict)
+    name: str = "echo"
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> EchoProvider:
+        return cls(dict(profile.options))
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+        opts = {**self.options, **request.extra}
+        size = max(1, int(opts.get("chunk_size", 4)))
+        delay = float(opts.get("delay", 0.01))
+        reply = opts.get("reply")
+        text = str(reply) if reply is not None else echo_reply(request.prompt, int(opts.get("repeat", 1)))
+        fail = opts.get("fail")
+        fail_after = int(opts.get("fail_after", 0))
+
+        async def pause() -> None:
+            if delay > 0:
+                await anyio.sleep(delay)
+            else:
+                await anyio.lowlevel.checkpoint()
+
+        reasoning = opts.get("reasoning")
+        if reasoning:
+            for piece in _chunks(str(reasoning), size):
+                yield "reasoning", {"text": piece}
+                await pause()
+        for n, call in enumerate(opts.get("tool_calls") or ()):
+            call_id = f"call_{n}"
+            arguments = call.get("arguments", {})
+            args = arguments if isinstance(arguments, str) else json.dumps(arguments)
+            yield "tool_start", {"id": call_id, "name": str(call.get("name", "tool")), "arguments": ""}
+            for piece in _chunks(args, size):
+                yield "tool_delta", {"id": call_id, "text": piece}
+                await pause()
+            if "result" in call:
+                yield "tool_end", {
+                    "id": call_id,
+                    "name": str(call.get("name", "tool")),
+                    "result": str(call["result"]),
+                    "error": bool(call.get("error", False)),
+                    "duration_ms": float(call.get("duration_ms", 1.0)),
+                }
+        sent = 0
+        for piece in _chunks(text, size) if text else []:
+            if fail and sent >= fail_after:
+                break
+            yield "token", {"text": piece}
+            sent += 1
+            await pause()
+        if fail:
+            kind = ErrorKind(fail)
+            raise provider_error(
+                kind, f"The echo model was scripted to fail with {kind}.", status=_STATUS.get(kind)
+            )
+        if opts.get("usage", True):
+            prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in request.messages)
+            yield "usage", {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": sent,
+                "total_tokens": prompt_tokens + sent,
+            }

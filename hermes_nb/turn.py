@@ -1,0 +1,208 @@
+"""One user turn, from the pending prompt to a settled transcript.
+
+:func:`drive_turn` runs on the runtime's loop: it asks the :class:`Transcript` to record the
+prompt (before anything is sent), streams the provider's events into the :class:`Run`, and when
+the stream ends — normally, by Stop, or by a failure — builds a :class:`TurnOutcome` and asks the
+transcript to write it back. Only the owner of the session's ``active_stream_id`` writes; a late
+finaliser writes nothing and emits no cancel event (DESIGN.md §3, invariant 10).
+
+The transcript is an interface so that a plain in-memory history (``chat(history=...)``) and the
+persistent session store plug in the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+
+from .events import Event, RunState
+from .exceptions import ErrorKind, HermesError, ProviderError
+from .profiles import Profile, profile_env
+from .providers import get_provider
+from .providers.base import HINTS, Message, ProviderRequest, provider_error
+
+if TYPE_CHECKING:
+    from .runtime import Run, Runtime
+
+__all__ = [
+    "MemoryTranscript",
+    "Transcript",
+    "TurnOutcome",
+    "TurnRequest",
+    "cancel_marker",
+    "drive_turn",
+]
+
+
+def cancel_marker(bot_name: str | None) -> str:
+    """The transcript line that follows a stopped turn (DESIGN.md §3, invariant 8)."""
+    name = (bot_name or "").strip() or "Hermes"
+    return (
+        f"Task cancelled. The run was cancelled by the user before {name} finished. "
+        "No provider failure occurred."
+    )
+
+
+@dataclass
+class TurnOutcome:
+    """How a turn ended and what it produced; what a transcript writes back."""
+
+    state: RunState
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+    @property
+    def has_reply(self) -> bool:
+        """True if the turn produced any assistant content at all."""
+        return bool(self.text.strip() or self.reasoning.strip() or self.tool_calls)
+
+    @property
+    def partial(self) -> bool:
+        return self.state is not RunState.DONE
+
+
+class Transcript(Protocol):
+    """Where a turn's history comes from and where its result goes."""
+
+    def begin(self, run: Run) -> list[Message]:
+        """Record the prompt as pending, claim ``run.stream_id``; return the messages to send."""
+        ...
+
+    def settle(self, run: Run, outcome: TurnOutcome) -> bool:
+        """Write the outcome back if ``run.stream_id`` still owns the session; True if written."""
+        ...
+
+
+class MemoryTranscript:
+    """An in-memory history: what :func:`hermes_nb.chat` uses without a session.
+
+    ``messages`` holds the conversation (system prompt excluded); it grows by the prompt and the
+    reply of each turn, so passing the same transcript again continues the conversation.
+    """
+
+    def __init__(self, history: list[Message] | None = None) -> None:
+        self.messages: list[Message] = [dict(m) for m in history or []]
+        self.active_stream_id: str | None = None
+
+    def begin(self, run: Run) -> list[Message]:
+        self.active_stream_id = run.stream_id
+        self.messages.append({"role": "user", "content": run.request.prompt})
+        return list(self.messages)
+
+    def settle(self, run: Run, outcome: TurnOutcome) -> bool:
+        if self.active_stream_id != run.stream_id:
+            return False
+        self.active_stream_id = None
+        if outcome.has_reply:
+            message: Message = {"role": "assistant", "content": outcome.text}
+            if outcome.partial:
+                message["partial"] = True
+            self.messages.append(message)
+        if outcome.state is RunState.STOPPED:
+            self.messages.append({"role": "notice", "content": cancel_marker(run.profile.bot_name)})
+        elif outcome.error:
+            self.messages.append({"role": "error", "content": outcome.error["message"]})
+        return True
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """What a turn needs: the prompt, the profile, where history lives, and per-turn overrides."""
+
+    prompt: str
+    profile: Profile
+    transcript: Transcript = field(default_factory=MemoryTranscript)
+    system: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _provider_messages(request: TurnRequest, history: list[Message]) -> list[Message]:
+    system = request.system if request.system is not None else request.profile.system_prompt
+    messages: list[Message] = [{"role": "system", "content": system}] if system else []
+    for m in history:
+        if m.get("role") in ("user", "assistant", "system", "tool") and (
+            m.get("content") or m.get("tool_calls")
+        ):
+            messages.append({k: v for k, v in m.items() if k in ("role", "content", "tool_calls")})
+    return messages
+
+
+async def drive_turn(run: Run, runtime: Runtime) -> None:
+    """Run one turn to the end. Never raises: every ending is an outcome."""
+    request = run.request
+    profile = request.profile
+    completed = False
+    error: ProviderError | None = None
+    scope = anyio.CancelScope()
+    if not run._bind_cancel(scope.cancel):
+        scope.cancel()
+    try:
+        with scope:
+            history = await anyio.to_thread.run_sync(request.transcript.begin, run)
+            run.set_state(RunState.STREAMING)
+            provider = get_provider(profile, runtime.client)
+            with profile_env(profile):
+                provider_request = ProviderRequest(
+                    profile=profile,
+                    messages=_provider_messages(request, history),
+                    model=profile.model,
+                    api_key=profile.api_key(),
+                    extra=request.extra,
+                )
+                async for event, data in provider.stream(provider_request):
+                    run.put(event, data)
+            completed = True
+    except ProviderError as exc:
+        error = exc
+    except HermesError as exc:
+        error = provider_error(ErrorKind.INTERNAL, exc.message)
+        error.hint = exc.hint or error.hint
+    except Exception as exc:  # a bug must not leave the run "streaming" forever
+        error = provider_error(ErrorKind.INTERNAL, f"Unexpected {type(exc).__name__}: {exc}")
+    outcome = _outcome(run, completed=completed, error=error)
+    await _settle(run, outcome)
+
+
+def _outcome(run: Run, *, completed: bool, error: ProviderError | None) -> TurnOutcome:
+    outcome = TurnOutcome(
+        state=RunState.DONE,
+        text=run.text,
+        reasoning=run.reasoning,
+        tool_calls=[dict(c) for c in run.tool_calls.values()],
+        usage=dict(run.usage),
+    )
+    if error is not None:
+        outcome.state, outcome.error = RunState.ERROR, error.to_payload()
+    elif not completed:
+        outcome.state = RunState.STOPPED
+    elif not outcome.has_reply:
+        # The provider ended cleanly but said nothing new this turn: a failure, never a blank.
+        empty = provider_error(ErrorKind.EMPTY_REPLY, "The model returned an empty reply.")
+        outcome.state, outcome.error = RunState.ERROR, empty.to_payload()
+    return outcome
+
+
+async def _settle(run: Run, outcome: TurnOutcome) -> None:
+    with anyio.CancelScope(shield=True):
+        try:
+            written = await anyio.to_thread.run_sync(run.request.transcript.settle, run, outcome)
+        except HermesError as exc:
+            written = False
+            if outcome.error is None:
+                outcome.state = RunState.ERROR
+                outcome.error = provider_error(ErrorKind.INTERNAL, exc.message).to_payload()
+                outcome.error["hint"] = exc.hint or HINTS[ErrorKind.INTERNAL]
+        if outcome.state is RunState.DONE:
+            run.put(Event.DONE, {"text": outcome.text, "finish_reason": "stop"})
+        elif outcome.state is RunState.STOPPED:
+            if written:
+                run.put(Event.CANCEL, {"message": cancel_marker(run.profile.bot_name)})
+        elif outcome.error is not None:
+            run.put(Event.APPERROR, outcome.error)
+        run.set_state(outcome.state)
+        run.finish()

@@ -1,0 +1,47 @@
+"""Shared fixtures: every test gets its own data directory and a clean environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Variables that select a provider or carry keys: a developer's shell must not leak into tests.
+_ISOLATED = (
+    "HERMES_NB_HOME",
+    "HERMES_NB_PROFILE",
+    "OPENAI_API_KEY",
+    "OPENROUTER_API_KEY",
+    "HERMES_HOME",
+)
+
+
+@pytest.fixture(autouse=True)
+def hermes_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty ``$HERMES_NB_HOME`` per test, and no provider keys from the outside."""
+    for name in _ISOLATED:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "hermes-home"
+    home.mkdir()
+    monkeypatch.setenv("HERMES_NB_HOME", str(home))
+    yield home
+
+
+@pytest.fixture
+def write_config(hermes_home: Path):
+    """Write ``config.toml`` into the test's home and return its path."""
+
+    def write(text: str) -> Path:
+        path = hermes_home / "config.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def env_snapshot() -> Iterator[dict[str, str]]:
+    """The process environment before the test (to assert it was restored exactly)."""
+    yield dict(os.environ)
