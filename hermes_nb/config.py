@@ -94,7 +94,8 @@ class Config:
             known = ", ".join(sorted(self.profiles))
             raise ConfigError(
                 f"Unknown profile {key!r}.",
-                hint=f"Known profiles: {known}; add [profiles.{key}] to {self.path or config_path()}.",
+                hint=f"Known profiles: {known}; "
+                f"add [profiles.{key}] to {self.path or config_path()}.",
             ) from None
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,14 @@ _ISOLATED = (
 
 
 @pytest.fixture(autouse=True)
-def hermes_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def hermes_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty ``$HERMES_NB_HOME`` per test, and no provider keys from the outside."""
     for name in _ISOLATED:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "hermes-home"
     home.mkdir()
     monkeypatch.setenv("HERMES_NB_HOME", str(home))
-    yield home
+    return home
 
 
 @pytest.fixture
@@ -42,6 +41,16 @@ def write_config(hermes_home: Path):
 
 
 @pytest.fixture
-def env_snapshot() -> Iterator[dict[str, str]]:
+def env_snapshot() -> dict[str, str]:
     """The process environment before the test (to assert it was restored exactly)."""
-    yield dict(os.environ)
+    return _env_without_pytest()
+
+
+def _env_without_pytest() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+
+@pytest.fixture
+def current_env():
+    """A callable returning the environment now, in the same shape as ``env_snapshot``."""
+    return _env_without_pytest

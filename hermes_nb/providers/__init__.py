@@ -1,7 +1,12 @@
-"""Providers: where replies come from. ``get_provider(profile)`` picks one by name."""
+"""Providers: where replies come from. ``get_provider(profile)`` picks one by name.
+
+The built-in names are ``echo``, ``openai`` and ``hermes-agent``; :func:`register_provider`
+adds others (a plugin, or a test's recording provider) without touching this package.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
@@ -12,23 +17,35 @@ if TYPE_CHECKING:
 
     from ..profiles import Profile
 
-__all__ = ["Provider", "ProviderRequest", "get_provider"]
+__all__ = ["Provider", "ProviderRequest", "get_provider", "register_provider"]
+
+ProviderFactory = Callable[["Profile", "httpx.AsyncClient"], Provider]
+_registry: dict[str, ProviderFactory] = {}
 
 
-def get_provider(profile: Profile, client: httpx.AsyncClient | None = None) -> Provider:
+def register_provider(name: str, factory: ProviderFactory) -> None:
+    """Make ``provider = "<name>"`` in a profile build its provider with ``factory``."""
+    _registry[name] = factory
+
+
+def get_provider(profile: Profile, client: httpx.AsyncClient) -> Provider:
     """The provider for ``profile``; ``client`` is the runtime's shared HTTP client."""
-    if profile.provider == "echo":
+    name = profile.provider
+    if name in _registry:
+        return _registry[name](profile, client)
+    if name == "echo":
         from .echo import EchoProvider
 
         return EchoProvider.from_profile(profile)
-    if profile.provider == "openai":
+    if name == "openai":
         from .openai import OpenAIProvider
 
-        if client is None:
-            raise ConfigError("The openai provider needs the runtime's HTTP client.")
         return OpenAIProvider(client)
-    if profile.provider == "hermes-agent":
+    if name == "hermes-agent":
         from .hermes_agent import HermesAgentProvider  # type: ignore[import-not-found]
 
         return HermesAgentProvider(profile)
-    raise ConfigError(f"Unknown provider {profile.provider!r} in profile {profile.name!r}.")
+    raise ConfigError(
+        f"Unknown provider {name!r} in profile {profile.name!r}.",
+        hint="Use echo, openai or hermes-agent.",
+    )

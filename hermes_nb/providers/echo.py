@@ -45,8 +45,7 @@ def echo_reply(prompt: str, repeat: int = 1) -> str:
     body = "\n\n".join([prompt.strip()] * max(1, repeat))
     words = len(prompt.split())
     return (
-        f"**Echo** (offline model) — you wrote {words} word{'s' if words != 1 else ''}:\n\n"
-        f"{body}\n"
+        f"**Echo** (offline model) — you wrote {words} word{'s' if words != 1 else ''}:\n\n{body}\n"
     )
 
 
@@ -70,7 +69,11 @@ class EchoProvider:
         size = max(1, int(opts.get("chunk_size", 4)))
         delay = float(opts.get("delay", 0.01))
         reply = opts.get("reply")
-        text = str(reply) if reply is not None else echo_reply(request.prompt, int(opts.get("repeat", 1)))
+        text = (
+            str(reply)
+            if reply is not None
+            else echo_reply(request.prompt, int(opts.get("repeat", 1)))
+        )
         fail = opts.get("fail")
         fail_after = int(opts.get("fail_after", 0))
 
@@ -89,18 +92,24 @@ class EchoProvider:
             call_id = f"call_{n}"
             arguments = call.get("arguments", {})
             args = arguments if isinstance(arguments, str) else json.dumps(arguments)
-            yield "tool_start", {"id": call_id, "name": str(call.get("name", "tool")), "arguments": ""}
+            yield (
+                "tool_start",
+                {"id": call_id, "name": str(call.get("name", "tool")), "arguments": ""},
+            )
             for piece in _chunks(args, size):
                 yield "tool_delta", {"id": call_id, "text": piece}
                 await pause()
             if "result" in call:
-                yield "tool_end", {
-                    "id": call_id,
-                    "name": str(call.get("name", "tool")),
-                    "result": str(call["result"]),
-                    "error": bool(call.get("error", False)),
-                    "duration_ms": float(call.get("duration_ms", 1.0)),
-                }
+                yield (
+                    "tool_end",
+                    {
+                        "id": call_id,
+                        "name": str(call.get("name", "tool")),
+                        "result": str(call["result"]),
+                        "error": bool(call.get("error", False)),
+                        "duration_ms": float(call.get("duration_ms", 1.0)),
+                    },
+                )
         sent = 0
         for piece in _chunks(text, size) if text else []:
             if fail and sent >= fail_after:
@@ -115,8 +124,11 @@ class EchoProvider:
             )
         if opts.get("usage", True):
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in request.messages)
-            yield "usage", {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": sent,
-                "total_tokens": prompt_tokens + sent,
-            }
+            yield (
+                "usage",
+                {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": sent,
+                    "total_tokens": prompt_tokens + sent,
+                },
+            )

@@ -1,0 +1,208 @@
+"""The runtime: runs start at once, journal gap-free, fan out 2-tuples, stop from any thread."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+import hermes_nb
+from hermes_nb.events import RunState
+from hermes_nb.exceptions import RunError
+from hermes_nb.profiles import Profile
+from hermes_nb.providers import register_provider
+from hermes_nb.providers.base import ProviderEvent, ProviderRequest
+from hermes_nb.runtime import Runtime, get_runtime
+
+
+def test_chat_returns_at_once_and_streams() -> None:
+    t0 = time.perf_counter()
+    run = hermes_nb.chat("hello there", delay=0.05, chunk_size=2)
+    assert time.perf_counter() - t0 < 0.5
+    assert run.status in (RunState.QUEUED, RunState.STREAMING)
+    run.wait(10)
+    assert run.status is RunState.DONE
+    assert "hello there" in run.text
+    names = [e.event for e in run.events()]
+    assert names[0] == "status" and names[-1] == "stream_end"
+    assert names.count("token") > 10
+    assert names[-3:] == ["done", "status", "stream_end"]
+
+
+def test_invariant_3_queue_items_are_2_tuples_and_seq_on_side_channel() -> None:
+    run = hermes_nb.chat("side channel", delay=0.01)
+    q = run.subscribe(after_seq=0)
+    seen: list[tuple[str, dict]] = []
+    last_ids: list[int] = []
+    while True:
+        item = q.get(timeout=10)
+        assert isinstance(item, tuple) and len(item) == 2
+        event, data = item  # consumers that unpack two values keep working
+        seen.append((event, data))
+        last_ids.append(run.last_event_id)
+        if event == "stream_end":
+            break
+    assert [(e.event, e.data) for e in run.events()] == seen
+    # the side channel is never behind what a consumer has received
+    assert all(last >= n for n, last in enumerate(last_ids, start=1))
+    assert run.last_event_id == len(seen)
+    assert get_runtime().last_event_id(run.stream_id) == len(seen)
+
+
+def test_subscribe_mid_stream_has_no_gap_and_no_duplicate() -> None:
+    run = hermes_nb.chat("x " * 200, delay=0.002, chunk_size=1)
+    while run.last_event_id < 20:
+        time.sleep(0.005)
+    cursor = run.last_event_id - 5
+    q = run.subscribe(after_seq=cursor)
+    got = []
+    while True:
+        event, data = q.get(timeout=10)
+        got.append((event, data))
+        if event == "stream_end":
+            break
+    assert got == [(e.event, e.data) for e in run.events(cursor)]
+
+
+def test_cancel_from_another_thread_stops_and_is_idempotent() -> None:
+    run = hermes_nb.chat("stop me " * 100, delay=0.01)
+    while not run.text:
+        time.sleep(0.005)
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda: results.append(run.cancel())) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+    run.wait(5)
+    assert run.status is RunState.STOPPED
+    assert run.cancel() is False
+    names = [e.event for e in run.events()]
+    assert "cancel" in names and "done" not in names
+    assert len(run.text) < len(hermes_nb.providers.echo.echo_reply("stop me " * 100))
+
+
+def test_cancel_before_start_stops_without_streaming() -> None:
+    runtime = Runtime()
+    try:
+        from hermes_nb.turn import TurnRequest
+
+        runtime._ensure_started()
+        # cancel straight after start, before the loop has picked the turn up
+        run = runtime.start(TurnRequest(prompt="never", profile=Profile(options={"delay": 0.01})))
+        run.cancel()
+        run.wait(5)
+        assert run.status is RunState.STOPPED
+        assert len(run.text) <= 8
+    finally:
+        runtime.shutdown()
+
+
+def test_several_runs_at_once() -> None:
+    runs = [hermes_nb.chat(f"run number {i}", delay=0.005) for i in range(20)]
+    for i, run in enumerate(runs):
+        run.wait(20)
+        assert run.status is RunState.DONE
+        assert f"run number {i}" in run.text
+    assert len({r.run_id for r in runs}) == 20
+    assert len({r.stream_id for r in runs}) == 20
+
+
+def test_wait_timeout_is_a_clear_error() -> None:
+    run = hermes_nb.chat("slow " * 50, delay=0.05)
+    with pytest.raises(RunError, match="did not finish within"):
+        run.wait(0.05)
+    run.cancel()
+    run.wait(5)
+
+
+def test_errors_settle_the_run_with_a_classification() -> None:
+    run = hermes_nb.chat("x", fail="auth").wait(5)
+    assert run.status is RunState.ERROR
+    assert run.error is not None and run.error["kind"] == "auth"
+    assert run.error["hint"]
+
+
+def test_a_provider_bug_never_leaves_a_run_streaming() -> None:
+    class Broken:
+        name = "broken"
+
+        async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+            yield "token", {"text": "a"}
+            raise ZeroDivisionError("boom")
+
+    register_provider("broken", lambda profile, client: Broken())
+    run = hermes_nb.chat("x", profile=Profile(name="b", provider="broken")).wait(5)
+    assert run.status is RunState.ERROR
+    assert run.error["kind"] == "internal" and "ZeroDivisionError" in run.error["message"]
+    assert run.text == "a"
+
+
+def test_shutdown_stops_the_thread_and_cancels_live_runs() -> None:
+    from hermes_nb.turn import TurnRequest
+
+    runtime = Runtime()
+    run = runtime.start(TurnRequest(prompt="long " * 500, profile=Profile(options={"delay": 0.05})))
+    while not run.text:
+        time.sleep(0.005)
+    thread = runtime._thread
+    t0 = time.perf_counter()
+    runtime.shutdown(timeout=5)
+    assert time.perf_counter() - t0 < 5
+    assert thread is not None and not thread.is_alive()
+    assert run.status is RunState.STOPPED
+
+
+def test_wait_for_event_sleeps_until_something_happens() -> None:
+    run = hermes_nb.chat("wake " * 20, delay=0.02)
+    seq = run.wait_for_event(0, timeout=5)
+    assert seq >= 1
+    newer = run.wait_for_event(seq, timeout=5)
+    assert newer > seq or run.settled
+    run.wait(10)
+    assert run.wait_for_event(run.last_event_id, timeout=5) == run.last_event_id
+
+
+def test_memory_transcript_continues_a_conversation() -> None:
+    from hermes_nb.turn import MemoryTranscript
+
+    seen: list[list[dict]] = []
+
+    class Recorder:
+        name = "recorder"
+
+        async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+            seen.append(request.messages)
+            await anyio.sleep(0)
+            yield "token", {"text": f"reply {len(seen)}"}
+
+    register_provider("recorder", lambda profile, client: Recorder())
+    profile = Profile(name="r", provider="recorder", system_prompt="be brief")
+    transcript = MemoryTranscript([{"role": "user", "content": "earlier"}])
+    hermes_nb.chat("one", profile=profile, history=transcript).wait(5)
+    hermes_nb.chat("two", profile=profile, history=transcript).wait(5)
+    assert seen[1] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "earlier"},
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "reply 1"},
+        {"role": "user", "content": "two"},
+    ]
+
+
+def test_empty_prompt_is_one_clear_sentence() -> None:
+    with pytest.raises(hermes_nb.HermesError, match="The prompt is empty"):
+        hermes_nb.chat("   ")
+
+
+def test_queue_is_released_when_the_run_settles() -> None:
+    run = hermes_nb.chat("done soon", delay=0).wait(5)
+    q = run.subscribe()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.05)
+    assert run._subscribers == []
