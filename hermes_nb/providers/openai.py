@@ -1,0 +1,510 @@
+"""OpenAI-compatible chat completions over httpx, streamed as server-sent events.
+
+One POST to ``{base_url}/chat/completions`` with ``stream: true`` per turn, on the runtime's
+shared ``httpx.AsyncClient``. The reply's SSE lines become events (:mod:`hermes_nb.events`):
+
+* ``delta.content`` → ``token``; ``delta.reasoning_content`` or ``delta.reasoning`` →
+  ``reasoning``;
+* ``delta.tool_calls`` are assembled by ``index``: ``tool_start`` when an index first appears,
+  ``tool_delta`` for each fragment of its arguments;
+* a ``usage`` object (asked for with ``stream_options.include_usage``) → ``usage``.
+
+This is the hot path of every turn, so the stream is split into lines by hand (bytes, no text
+decoding, no per-line async step) and every ``data:`` line is decoded with one ``json.loads``.
+Text deltas that arrive in the same network read are merged into one event: a slow model sends
+one delta per read anyway, so nothing is delayed, while a fast local model does not pay the
+journal and fan-out cost per token (a 20,000-chunk reply is a few hundred events).
+
+Every failure becomes a :class:`~hermes_nb.exceptions.ProviderError` with a classified
+:class:`~hermes_nb.exceptions.ErrorKind` and a one-sentence message that never contains the key.
+A stream must end with ``data: [DONE]``; a stream that stops without it (and without a
+``finish_reason``) is reported as ``malformed_stream`` — the text received so far stays in the run.
+
+Stop cancels the task iterating :meth:`OpenAIProvider.stream`; the ``async with`` around the
+response then closes the connection at once (httpcore shields that close from the cancellation),
+so the server stops generating (DESIGN.md §3, invariant 6).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import anyio
+import httpx
+
+from ..events import Event
+from ..exceptions import ErrorKind, ProviderError
+from .base import ProviderEvent, ProviderRequest, classify_status, provider_error
+
+__all__ = ["OpenAIProvider"]
+
+# Plain ``str`` event names: ``Run.put`` calls ``str()`` on each, which is cheapest on a str.
+_TOKEN = Event.TOKEN.value
+_REASONING = Event.REASONING.value
+_TOOL_START = Event.TOOL_START.value
+_TOOL_DELTA = Event.TOOL_DELTA.value
+_USAGE = Event.USAGE.value
+
+#: How much of an error body is read (an HTML error page can be large; the reason is near the top).
+_MAX_ERROR_BODY = 64 * 1024
+#: How much of a server's own error message is quoted in ours.
+_MAX_DETAIL = 300
+#: After ``[DONE]``, how long to wait for the end of the HTTP body so the connection can be reused.
+_DRAIN_SECONDS = 0.5
+#: The SSE fields a stream may carry besides ``data`` (all ignored); anything else is not SSE.
+_IGNORED_FIELDS = frozenset({b"event", b"id", b"retry", b"data"})
+#: Error ``type``/``code`` words some servers send mid-stream instead of an HTTP status.
+_KIND_WORDS: tuple[tuple[str, ErrorKind], ...] = (
+    ("rate", ErrorKind.RATE_LIMIT),
+    ("quota", ErrorKind.RATE_LIMIT),
+    ("auth", ErrorKind.AUTH),
+    ("api_key", ErrorKind.AUTH),
+    ("permission", ErrorKind.AUTH),
+    ("not_found", ErrorKind.NOT_FOUND),
+    ("timeout", ErrorKind.TIMEOUT),
+    ("invalid", ErrorKind.BAD_REQUEST),
+    ("context_length", ErrorKind.BAD_REQUEST),
+)
+_SPACES = re.compile(r"\s+")
+
+
+class OpenAIProvider:
+    """Streams a reply from an OpenAI-compatible ``/v1/chat/completions`` endpoint.
+
+    ``client`` is the runtime's shared ``httpx.AsyncClient``: one connection pool for every turn,
+    used only on the runtime's loop thread.
+    """
+
+    name = "openai"
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"<OpenAIProvider {self.name}>"
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+        """Send ``request`` and yield its events; raise :class:`ProviderError` on failure."""
+        profile = request.profile
+        base = (profile.base_url or "").rstrip("/")
+        if not base:
+            raise provider_error(
+                ErrorKind.NETWORK,
+                f"The profile {profile.name!r} has no base_url to send the request to.",
+            )
+        timeout = httpx.Timeout(
+            connect=profile.connect_timeout,
+            read=profile.read_timeout,
+            write=profile.read_timeout,
+            pool=profile.read_timeout,
+        )
+        try:
+            async with self._client.stream(
+                "POST",
+                f"{base}/chat/completions",
+                json=_body(request),
+                headers=_headers(request),
+                timeout=timeout,
+            ) as response:
+                if response.status_code >= 400:
+                    raise await _status_error(response, base, request)
+                content_type = response.headers.get("content-type", "")
+                if content_type.startswith("application/json"):
+                    # The server ignored ``stream: true`` and sent the whole completion.
+                    for item in _completion_events(await response.aread(), base, request):
+                        yield item
+                    return
+                async for item in _sse_events(response, base, request):
+                    yield item
+        except ProviderError:
+            raise
+        except httpx.ConnectTimeout as exc:
+            raise provider_error(
+                ErrorKind.NETWORK,
+                f"Could not connect to {base} within {profile.connect_timeout:g} s.",
+                secret=request.api_key,
+            ) from exc
+        except httpx.ReadTimeout as exc:
+            raise provider_error(
+                ErrorKind.TIMEOUT,
+                f"The endpoint at {base} sent nothing for {profile.read_timeout:g} s "
+                "(the profile's read_timeout).",
+                secret=request.api_key,
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise provider_error(
+                ErrorKind.TIMEOUT,
+                f"The request to {base} timed out after {profile.read_timeout:g} s.",
+                secret=request.api_key,
+            ) from exc
+        except httpx.ConnectError as exc:
+            raise provider_error(
+                ErrorKind.NETWORK,
+                f"Could not connect to {base} ({_reason(exc)}).",
+                secret=request.api_key,
+            ) from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise provider_error(
+                ErrorKind.NETWORK,
+                f"The base_url {base!r} is not a usable http(s) URL ({_reason(exc)}).",
+                secret=request.api_key,
+            ) from exc
+        except httpx.DecodingError as exc:
+            raise provider_error(
+                ErrorKind.MALFORMED_STREAM,
+                f"The reply from {base} could not be decoded ({_reason(exc)}).",
+                secret=request.api_key,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise provider_error(
+                ErrorKind.NETWORK,
+                f"The connection to {base} broke before the reply finished ({_reason(exc)}).",
+                secret=request.api_key,
+            ) from exc
+
+
+def _body(request: ProviderRequest) -> dict[str, Any]:
+    """The JSON body: model, messages, streaming with usage, profile options, then extras."""
+    profile = request.profile
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": request.messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if profile.temperature is not None:
+        body["temperature"] = profile.temperature
+    if profile.max_tokens is not None:
+        body["max_tokens"] = profile.max_tokens
+    body.update(profile.options)
+    body.update(request.extra)
+    return body
+
+
+def _headers(request: ProviderRequest) -> dict[str, str]:
+    headers = {"Accept": "text/event-stream", **request.profile.headers}
+    if request.api_key:
+        headers["Authorization"] = f"Bearer {request.api_key.reveal()}"
+    return headers
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, one-line reason from a third-party exception (its class name if it says nothing)."""
+    text = _SPACES.sub(" ", str(exc)).strip().rstrip(".")
+    return text[:_MAX_DETAIL] or type(exc).__name__
+
+
+async def _sse_events(
+    response: httpx.Response, base: str, request: ProviderRequest
+) -> AsyncIterator[ProviderEvent]:
+    """Split the body into SSE lines and turn each ``data:`` line into events.
+
+    Text deltas from one network read are merged (see the module docstring); the merged event
+    is yielded before anything of another kind, so the order of events is the order of the
+    stream.
+    """
+    loads = json.loads
+    tools: dict[int, str] = {}  # tool-call index -> the id its events carry
+    last_usage: dict[str, int] | None = None
+    pending: list[bytes] = []  # data lines of an event whose JSON spans several lines
+    tail = b""
+    got_done = False
+    finished = False  # a choice reported a finish_reason
+    chunks = response.aiter_bytes()
+    async for chunk in chunks:
+        if tail:
+            chunk = tail + chunk
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        # The text delta being merged: its event name, its id (tool calls) and pieces.
+        merge_event = ""
+        merge_id = ""
+        merged: list[str] = []
+        try:
+            for line in lines:
+                if line[:5] == b"data:":
+                    payload = line[5:]
+                    if pending:
+                        pending.append(payload)
+                        continue
+                    try:
+                        obj = loads(payload)
+                    except ValueError:
+                        if payload.strip() == b"[DONE]":
+                            got_done = True
+                            break
+                        pending.append(payload)  # maybe the first line of a multi-line event
+                        continue
+                elif line == b"" or line == b"\r":
+                    if not pending:
+                        continue
+                    obj = _join_pending(pending, base, request)
+                    pending.clear()
+                elif line[:1] == b":" or line.split(b":", 1)[0] in _IGNORED_FIELDS:
+                    continue
+                else:
+                    raise _malformed(
+                        base, request, f"a line that is not server-sent events: {line!r}"
+                    )
+                if type(obj) is not dict:
+                    raise _malformed(
+                        base, request, f"a data line that is not a JSON object: {obj!r}"
+                    )
+                choices = obj.get("choices")
+                if choices:
+                    choice = choices[0]
+                    delta = choice.get("delta") if type(choice) is dict else None
+                    if delta:
+                        text = delta.get("content")
+                        if text:
+                            if merge_event is not _TOKEN:
+                                if merged:
+                                    yield _merged(merge_event, merge_id, merged)
+                                merge_event, merge_id = _TOKEN, ""
+                            merged.append(text)
+                        text = delta.get("reasoning_content") or delta.get("reasoning")
+                        if text and type(text) is str:
+                            if merge_event is not _REASONING:
+                                if merged:
+                                    yield _merged(merge_event, merge_id, merged)
+                                merge_event, merge_id = _REASONING, ""
+                            merged.append(text)
+                        calls = delta.get("tool_calls")
+                        if calls:
+                            for position, call in enumerate(calls):
+                                index = call.get("index", position)
+                                function = call.get("function") or {}
+                                call_id = tools.get(index)
+                                if call_id is None:
+                                    if merged:
+                                        yield _merged(merge_event, merge_id, merged)
+                                        merge_event = ""
+                                    call_id = str(call.get("id") or f"call_{index}")
+                                    tools[index] = call_id
+                                    name = str(function.get("name") or "")
+                                    yield (
+                                        _TOOL_START,
+                                        {"id": call_id, "name": name, "arguments": ""},
+                                    )
+                                arguments = function.get("arguments")
+                                if arguments:
+                                    if merge_event is not _TOOL_DELTA or merge_id != call_id:
+                                        if merged:
+                                            yield _merged(merge_event, merge_id, merged)
+                                        merge_event, merge_id = _TOOL_DELTA, call_id
+                                    merged.append(str(arguments))
+                    if choice.get("finish_reason"):
+                        finished = True
+                usage = obj.get("usage")
+                if usage:
+                    data = _usage(usage)
+                    if data and data != last_usage:
+                        if merged:
+                            yield _merged(merge_event, merge_id, merged)
+                            merge_event = ""
+                        last_usage = data
+                        yield _USAGE, data
+                error = obj.get("error")
+                if error:
+                    if merged:
+                        yield _merged(merge_event, merge_id, merged)
+                        merge_event = ""
+                    raise _stream_error(error, base, request)
+        except (AttributeError, TypeError, KeyError, IndexError) as exc:
+            # A JSON object of the wrong shape (``choices`` not a list, a delta not an object…).
+            raise _malformed(base, request, f"an event of an unexpected shape ({exc})") from exc
+        if merged:
+            yield _merged(merge_event, merge_id, merged)
+        if got_done:
+            break
+    if got_done:
+        await _drain(chunks)
+        return
+    if tail.strip() or pending:
+        raise _malformed(base, request, "an incomplete last line")
+    if not finished:
+        raise _malformed(base, request, "no data: [DONE] at the end; the reply may be incomplete")
+
+
+def _merged(event: str, call_id: str, pieces: list[str]) -> ProviderEvent:
+    """The event for merged text pieces (and empty ``pieces`` for the next merge)."""
+    text = pieces[0] if len(pieces) == 1 else "".join(pieces)
+    pieces.clear()
+    if event is _TOOL_DELTA:
+        return event, {"id": call_id, "text": text}
+    return event, {"text": text}
+
+
+def _join_pending(pending: list[bytes], base: str, request: ProviderRequest) -> Any:
+    """Decode an SSE event whose data spans several ``data:`` lines (joined by newlines)."""
+    payload = b"\n".join(pending)
+    try:
+        return json.loads(payload)
+    except ValueError:
+        snippet = payload[:80]
+        raise _malformed(base, request, f"a data line that is not JSON: {snippet!r}") from None
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read what is left of the body after ``[DONE]`` so the connection goes back to the pool.
+
+    Bounded in time: a server that keeps the stream open after ``[DONE]`` costs a reconnect
+    next time, never a hang.
+    """
+    with anyio.move_on_after(_DRAIN_SECONDS):
+        async for _ in chunks:
+            pass
+
+
+def _usage(usage: Any) -> dict[str, int]:
+    """The ``usage`` payload: the integer counts, plus ``reasoning_tokens`` when reported."""
+    if type(usage) is not dict:
+        return {}
+    data = {
+        key: usage[key]
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+        if type(usage.get(key)) is int
+    }
+    details = usage.get("completion_tokens_details")
+    if type(details) is dict and type(details.get("reasoning_tokens")) is int:
+        data["reasoning_tokens"] = details["reasoning_tokens"]
+    return data
+
+
+def _completion_events(raw: bytes, base: str, request: ProviderRequest) -> list[ProviderEvent]:
+    """Events for a whole (non-streamed) chat completion body."""
+    try:
+        obj = json.loads(raw)
+        message = obj["choices"][0]["message"] if obj.get("choices") else {}
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        raise _malformed(base, request, "a JSON body that is not a chat completion") from None
+    if obj.get("error"):
+        raise _stream_error(obj["error"], base, request)
+    events: list[ProviderEvent] = []
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if reasoning and isinstance(reasoning, str):
+        events.append((_REASONING, {"text": reasoning}))
+    for index, call in enumerate(message.get("tool_calls") or ()):
+        function = call.get("function") or {}
+        call_id = str(call.get("id") or f"call_{index}")
+        events.append(
+            (_TOOL_START, {"id": call_id, "name": str(function.get("name") or ""), "arguments": ""})
+        )
+        if function.get("arguments"):
+            events.append((_TOOL_DELTA, {"id": call_id, "text": str(function["arguments"])}))
+    if message.get("content"):
+        events.append((_TOKEN, {"text": str(message["content"])}))
+    usage = _usage(obj.get("usage"))
+    if usage:
+        events.append((_USAGE, usage))
+    return events
+
+
+def _malformed(base: str, request: ProviderRequest, what: str) -> ProviderError:
+    if len(what) > _MAX_DETAIL:
+        what = what[: _MAX_DETAIL - 1] + "…"
+    return provider_error(
+        ErrorKind.MALFORMED_STREAM,
+        f"The stream from {base} was malformed: {what}.",
+        secret=request.api_key,
+    )
+
+
+def _detail(value: Any) -> str:
+    """A server's error message as one line, without a trailing period, bounded in length."""
+    text = _SPACES.sub(" ", str(value)).strip().rstrip(".")
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+
+
+def _error_message(body: Any) -> str:
+    """The human message in an error body: ``error.message``, ``error``, ``message``, ``detail``."""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("msg")
+        if message:
+            return _detail(message)
+    elif isinstance(error, str) and error:
+        return _detail(error)
+    for key in ("message", "detail"):
+        if isinstance(body.get(key), str) and body[key]:
+            return _detail(body[key])
+    return ""
+
+
+async def _status_error(
+    response: httpx.Response, base: str, request: ProviderRequest
+) -> ProviderError:
+    """The error for an HTTP error status, quoting the server's own JSON message if any."""
+    status = response.status_code
+    raw = bytearray()
+    async for piece in response.aiter_bytes():
+        raw += piece
+        if len(raw) >= _MAX_ERROR_BODY:
+            break
+    try:
+        message = _error_message(json.loads(bytes(raw)))
+    except ValueError:
+        message = ""
+    phrase = response.reason_phrase or httpx.codes.get_reason_phrase(status)
+    text = f"The endpoint at {base} answered {status} {phrase}".rstrip()
+    text = f"{text}: {message}." if message else f"{text}."
+    return provider_error(
+        classify_status(status),
+        text,
+        status=status,
+        retry_after=_retry_after(response.headers),
+        secret=request.api_key,
+    )
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _stream_error(error: Any, base: str, request: ProviderRequest) -> ProviderError:
+    """The error for an ``{"error": ...}`` object sent inside a 200 stream."""
+    message = _error_message({"error": error}) or "no reason given"
+    status: int | None = None
+    kind = ErrorKind.SERVER
+    if isinstance(error, dict):
+        for key in ("code", "status"):
+            value = error.get(key)
+            if isinstance(value, int | str) and str(value).isdigit() and 400 <= int(value) < 600:
+                status = int(value)
+                break
+        if status is not None:
+            kind = classify_status(status)
+        else:
+            words = f"{error.get('type', '')} {error.get('code', '')}".lower()
+            kind = next((k for word, k in _KIND_WORDS if word in words), ErrorKind.SERVER)
+    return provider_error(
+        kind,
+        f"The endpoint at {base} reported an error during the reply: {message}.",
+        status=status,
+        secret=request.api_key,
+    )
