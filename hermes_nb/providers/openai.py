@@ -202,152 +202,166 @@ def _reason(exc: BaseException) -> str:
 async def _sse_events(
     response: httpx.Response, base: str, request: ProviderRequest
 ) -> AsyncIterator[ProviderEvent]:
-    """Split the body into SSE lines and turn each ``data:`` line into events.
-
-    Text deltas from one network read are merged (see the module docstring); the merged event
-    is yielded before anything of another kind, so the order of events is the order of the
-    stream.
-    """
-    loads = json.loads
-    tools: dict[int, str] = {}  # tool-call index -> the id its events carry
-    last_usage: dict[str, int] | None = None
-    pending: list[bytes] = []  # data lines of an event whose JSON spans several lines
-    tail = b""
-    got_done = False
-    finished = False  # a choice reported a finish_reason
+    """The events of an SSE body, read by network chunk; ends at ``data: [DONE]``."""
+    parser = _StreamParser(base, request)
     chunks = response.aiter_bytes()
     async for chunk in chunks:
-        if tail:
-            chunk = tail + chunk
+        for item in parser.feed(chunk):
+            yield item
+        if parser.done:
+            await _drain(chunks)
+            return
+    parser.close()
+
+
+class _StreamParser:
+    """The state of one SSE reply: a partial last line, tool-call ids, text being merged.
+
+    :meth:`feed` takes one network read and returns its events. Consecutive text deltas of the
+    same kind (and tool call) within the read are merged into one event; anything of another
+    kind first flushes the merged text, so events keep the stream's order.
+    """
+
+    def __init__(self, base: str, request: ProviderRequest) -> None:
+        self.done = False  # saw ``data: [DONE]``
+        self._base = base
+        self._request = request
+        self._tail = b""  # an incomplete line waiting for the next read
+        self._pending: list[bytes] = []  # data lines of an event whose JSON spans several lines
+        self._tools: dict[Any, str] = {}  # tool-call index -> the id its events carry
+        self._last_usage: dict[str, int] | None = None
+        self._finished = False  # a choice reported a finish_reason
+        self._out: list[ProviderEvent] = []
+        self._merge_event = ""
+        self._merge_id = ""
+        self._merged: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[ProviderEvent]:
+        """The events in ``chunk`` (plus the incomplete line left from the previous read)."""
+        if self._tail:
+            chunk = self._tail + chunk
         lines = chunk.split(b"\n")
-        tail = lines.pop()
-        # The text delta being merged: its event name, its id (tool calls) and pieces.
-        merge_event = ""
-        merge_id = ""
-        merged: list[str] = []
-        try:
-            for line in lines:
-                if line[:5] == b"data:":
-                    payload = line[5:]
-                    if pending:
-                        pending.append(payload)
-                        continue
-                    try:
-                        obj = loads(payload)
-                    except ValueError:
-                        if payload.strip() == b"[DONE]":
-                            got_done = True
-                            break
-                        pending.append(payload)  # maybe the first line of a multi-line event
-                        continue
-                elif line == b"" or line == b"\r":
-                    if not pending:
-                        continue
-                    obj = _join_pending(pending, base, request)
-                    pending.clear()
-                elif line[:1] == b":" or line.split(b":", 1)[0] in _IGNORED_FIELDS:
+        self._tail = lines.pop()
+        loads = json.loads
+        pending = self._pending
+        for line in lines:
+            if line[:5] == b"data:":
+                payload = line[5:]
+                if pending:
+                    pending.append(payload)
                     continue
-                else:
-                    raise _malformed(
-                        base, request, f"a line that is not server-sent events: {line!r}"
-                    )
-                if type(obj) is not dict:
-                    raise _malformed(
-                        base, request, f"a data line that is not a JSON object: {obj!r}"
-                    )
-                choices = obj.get("choices")
-                if choices:
-                    choice = choices[0]
-                    delta = choice.get("delta") if type(choice) is dict else None
-                    if delta:
-                        text = delta.get("content")
-                        if text:
-                            if merge_event is not _TOKEN:
-                                if merged:
-                                    yield _merged(merge_event, merge_id, merged)
-                                merge_event, merge_id = _TOKEN, ""
-                            merged.append(text)
-                        text = delta.get("reasoning_content") or delta.get("reasoning")
-                        if text and type(text) is str:
-                            if merge_event is not _REASONING:
-                                if merged:
-                                    yield _merged(merge_event, merge_id, merged)
-                                merge_event, merge_id = _REASONING, ""
-                            merged.append(text)
-                        calls = delta.get("tool_calls")
-                        if calls:
-                            for position, call in enumerate(calls):
-                                index = call.get("index", position)
-                                function = call.get("function") or {}
-                                call_id = tools.get(index)
-                                if call_id is None:
-                                    if merged:
-                                        yield _merged(merge_event, merge_id, merged)
-                                        merge_event = ""
-                                    call_id = str(call.get("id") or f"call_{index}")
-                                    tools[index] = call_id
-                                    name = str(function.get("name") or "")
-                                    yield (
-                                        _TOOL_START,
-                                        {"id": call_id, "name": name, "arguments": ""},
-                                    )
-                                arguments = function.get("arguments")
-                                if arguments:
-                                    if merge_event is not _TOOL_DELTA or merge_id != call_id:
-                                        if merged:
-                                            yield _merged(merge_event, merge_id, merged)
-                                        merge_event, merge_id = _TOOL_DELTA, call_id
-                                    merged.append(str(arguments))
-                    if choice.get("finish_reason"):
-                        finished = True
-                usage = obj.get("usage")
-                if usage:
-                    data = _usage(usage)
-                    if data and data != last_usage:
-                        if merged:
-                            yield _merged(merge_event, merge_id, merged)
-                            merge_event = ""
-                        last_usage = data
-                        yield _USAGE, data
-                error = obj.get("error")
-                if error:
-                    if merged:
-                        yield _merged(merge_event, merge_id, merged)
-                        merge_event = ""
-                    raise _stream_error(error, base, request)
-        except (AttributeError, TypeError, KeyError, IndexError) as exc:
-            # A JSON object of the wrong shape (``choices`` not a list, a delta not an object…).
-            raise _malformed(base, request, f"an event of an unexpected shape ({exc})") from exc
-        if merged:
-            yield _merged(merge_event, merge_id, merged)
-        if got_done:
-            break
-    if got_done:
-        await _drain(chunks)
-        return
-    if tail.strip() or pending:
-        raise _malformed(base, request, "an incomplete last line")
-    if not finished:
-        raise _malformed(base, request, "no data: [DONE] at the end; the reply may be incomplete")
+                try:
+                    obj = loads(payload)
+                except ValueError:
+                    if payload.strip() == b"[DONE]":
+                        self.done = True
+                        break
+                    pending.append(payload)  # maybe the first line of a multi-line event
+                    continue
+            elif line == b"" or line == b"\r":  # the blank line that ends an event
+                if not pending:
+                    continue
+                obj = self._join_pending()
+            elif line[:1] == b":" or line.split(b":", 1)[0] in _IGNORED_FIELDS:
+                continue  # a comment (keep-alive), or event:/id:/retry:
+            else:
+                raise self._malformed(f"a line that is not server-sent events: {line!r}")
+            try:
+                self._apply(obj)
+            except (AttributeError, TypeError, KeyError, IndexError) as exc:
+                # JSON of the wrong shape: ``choices`` not a list, a delta not an object, …
+                raise self._malformed(f"an event of an unexpected shape ({exc!r})") from exc
+        self._flush()
+        out, self._out = self._out, []
+        return out
 
+    def close(self) -> None:
+        """The body ended without ``[DONE]``: fine after a ``finish_reason``, else an error."""
+        if self._tail.strip() or self._pending:
+            raise self._malformed("it ended in the middle of an event")
+        if not self._finished:
+            raise self._malformed("it ended without data: [DONE]; the reply may be incomplete")
 
-def _merged(event: str, call_id: str, pieces: list[str]) -> ProviderEvent:
-    """The event for merged text pieces (and empty ``pieces`` for the next merge)."""
-    text = pieces[0] if len(pieces) == 1 else "".join(pieces)
-    pieces.clear()
-    if event is _TOOL_DELTA:
-        return event, {"id": call_id, "text": text}
-    return event, {"text": text}
+    def _apply(self, obj: Any) -> None:
+        """Turn one decoded ``data:`` object into events."""
+        if type(obj) is not dict:
+            raise self._malformed(f"a data line that is not a JSON object: {obj!r}")
+        choices = obj.get("choices")
+        if choices:
+            choice = choices[0]
+            delta = choice.get("delta")
+            if delta:
+                text = delta.get("content")
+                if text:
+                    self._text(_TOKEN, "", text)
+                text = delta.get("reasoning_content") or delta.get("reasoning")
+                if text and type(text) is str:
+                    self._text(_REASONING, "", text)
+                calls = delta.get("tool_calls")
+                if calls:
+                    self._tool_calls(calls)
+            if choice.get("finish_reason"):
+                self._finished = True
+        usage = obj.get("usage")
+        if usage:
+            data = _usage(usage)
+            if data and data != self._last_usage:
+                self._last_usage = data
+                self._emit(_USAGE, data)
+        error = obj.get("error")
+        if error:
+            self._flush()
+            raise _stream_error(error, self._base, self._request)
 
+    def _tool_calls(self, calls: list[Any]) -> None:
+        """Tool-call fragments: a new ``index`` starts a call, ``arguments`` extend it."""
+        for position, call in enumerate(calls):
+            index = call.get("index", position)
+            function = call.get("function") or {}
+            call_id = self._tools.get(index)
+            if call_id is None:
+                call_id = self._tools[index] = str(call.get("id") or f"call_{index}")
+                name = str(function.get("name") or "")
+                self._emit(_TOOL_START, {"id": call_id, "name": name, "arguments": ""})
+            arguments = function.get("arguments")
+            if arguments:
+                self._text(_TOOL_DELTA, call_id, str(arguments))
 
-def _join_pending(pending: list[bytes], base: str, request: ProviderRequest) -> Any:
-    """Decode an SSE event whose data spans several ``data:`` lines (joined by newlines)."""
-    payload = b"\n".join(pending)
-    try:
-        return json.loads(payload)
-    except ValueError:
-        snippet = payload[:80]
-        raise _malformed(base, request, f"a data line that is not JSON: {snippet!r}") from None
+    def _text(self, event: str, call_id: str, text: str) -> None:
+        """Add a text delta to the merge, flushing first if it belongs to something else."""
+        if event is not self._merge_event or call_id != self._merge_id:
+            self._flush()
+            self._merge_event, self._merge_id = event, call_id
+        self._merged.append(text)
+
+    def _emit(self, event: str, data: dict[str, Any]) -> None:
+        self._flush()
+        self._out.append((event, data))
+
+    def _flush(self) -> None:
+        merged = self._merged
+        if not merged:
+            return
+        text = merged[0] if len(merged) == 1 else "".join(merged)
+        merged.clear()
+        event = self._merge_event
+        self._merge_event = ""
+        if event is _TOOL_DELTA:
+            self._out.append((event, {"id": self._merge_id, "text": text}))
+        else:
+            self._out.append((event, {"text": text}))
+
+    def _join_pending(self) -> Any:
+        """Decode an SSE event whose data spans several ``data:`` lines (joined by newlines)."""
+        payload = b"\n".join(self._pending)
+        self._pending.clear()
+        try:
+            return json.loads(payload)
+        except ValueError:
+            raise self._malformed(f"a data line that is not JSON: {payload[:80]!r}") from None
+
+    def _malformed(self, what: str) -> ProviderError:
+        return _malformed(self._base, self._request, what)
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
