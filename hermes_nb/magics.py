@@ -21,20 +21,20 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from .exceptions import HermesError
 
 __all__ = ["HermesMagics", "load", "unload"]
 
 _NOTEBOOK_SESSION_PREFIX = "notebook:"
-_TOKEN = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|\S+)""")
+_TOKEN = re.compile(r"""\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"'])+)""")
+_QUOTED = re.compile(r""""((?:[^"\\]|\\.)*)"|'([^']*)'""")
 
 
 def _unquote(token: str) -> str:
-    if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"'":
-        return token[1:-1]
-    return token
+    """Shell-style: drop the quotes around quoted parts (``--x="a b"`` → ``--x=a b``)."""
+    return _QUOTED.sub(lambda m: m.group(1) if m.group(2) is None else m.group(2), token)
 
 
 def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -150,7 +150,7 @@ class HermesMagics(Magics):
                 tokens.append(_unquote(value.group(1)))
                 pos = value.end()
         try:
-            args = parse_argstring(self.hermes, " ".join(_quote(t) for t in tokens))
+            args = parser.parse_args(tokens)
         except UsageError as exc:
             raise UsageError(str(exc).splitlines()[-1]) from None
         args.explicit_prompt = explicit
@@ -159,8 +159,12 @@ class HermesMagics(Magics):
     # -- asking ---------------------------------------------------------------------------------
 
     def _ask(self, prompt: str, args: Any) -> Any:
-        from . import view
+        from .config import load_config
 
+        overrides = _options(args.option)
+        if args.model:
+            overrides["model"] = args.model
+        load_config().profile(args.profile)  # an unknown profile fails before anything is stored
         if not args.no_interpolate:
             from ._interpolate import interpolate
 
@@ -169,9 +173,8 @@ class HermesMagics(Magics):
             if result.undefined:
                 names = ", ".join(result.undefined)
                 print(f"hermes: left as written (not defined): {{{names.replace(', ', '}, {')}}}")
-        overrides = _options(args.option)
-        if args.model:
-            overrides["model"] = args.model
+        from . import view
+
         session = self._session_for(args)
         run = session.chat(prompt, profile=args.profile, system=args.system, **overrides)
         self._runs.append(run)
@@ -395,10 +398,6 @@ _SUBCOMMANDS: dict[str, Callable[[HermesMagics, str], Any]] = {
     "doctor": HermesMagics._doctor,
     "help": HermesMagics._help,
 }
-
-
-def _quote(token: str) -> str:
-    return "'" + token.replace("'", "'\"'\"'") + "'" if re.search(r"[\s'\"]", token) else token
 
 
 def _options(items: list[str]) -> dict[str, Any]:

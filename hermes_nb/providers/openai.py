@@ -208,6 +208,8 @@ async def _sse_events(
     async for chunk in chunks:
         for item in parser.feed(chunk):
             yield item
+        if parser.failure is not None:
+            raise parser.failure
         if parser.done:
             await _drain(chunks)
             return
@@ -219,11 +221,14 @@ class _StreamParser:
 
     :meth:`feed` takes one network read and returns its events. Consecutive text deltas of the
     same kind (and tool call) within the read are merged into one event; anything of another
-    kind first flushes the merged text, so events keep the stream's order.
+    kind first flushes the merged text, so events keep the stream's order. A failure found in a
+    read is kept in :attr:`failure` and raised by the caller after that read's earlier events,
+    so the text that came before it still reaches the run.
     """
 
     def __init__(self, base: str, request: ProviderRequest) -> None:
         self.done = False  # saw ``data: [DONE]``
+        self.failure: ProviderError | None = None
         self._base = base
         self._request = request
         self._tail = b""  # an incomplete line waiting for the next read
@@ -242,6 +247,15 @@ class _StreamParser:
             chunk = self._tail + chunk
         lines = chunk.split(b"\n")
         self._tail = lines.pop()
+        try:
+            self._lines(lines)
+        except ProviderError as exc:
+            self.failure = exc
+        self._flush()
+        out, self._out = self._out, []
+        return out
+
+    def _lines(self, lines: list[bytes]) -> None:
         loads = json.loads
         pending = self._pending
         for line in lines:
@@ -271,9 +285,6 @@ class _StreamParser:
             except (AttributeError, TypeError, KeyError, IndexError) as exc:
                 # JSON of the wrong shape: ``choices`` not a list, a delta not an object, …
                 raise self._malformed(f"an event of an unexpected shape ({exc!r})") from exc
-        self._flush()
-        out, self._out = self._out, []
-        return out
 
     def close(self) -> None:
         """The body ended without ``[DONE]``: fine after a ``finish_reason``, else an error."""
@@ -292,7 +303,7 @@ class _StreamParser:
             delta = choice.get("delta")
             if delta:
                 text = delta.get("content")
-                if text:
+                if text and type(text) is str:
                     self._text(_TOKEN, "", text)
                 text = delta.get("reasoning_content") or delta.get("reasoning")
                 if text and type(text) is str:
@@ -310,7 +321,6 @@ class _StreamParser:
                 self._emit(_USAGE, data)
         error = obj.get("error")
         if error:
-            self._flush()
             raise _stream_error(error, self._base, self._request)
 
     def _tool_calls(self, calls: list[Any]) -> None:
