@@ -23,6 +23,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from ._text import md_table, short
 from .exceptions import HermesError
 
 __all__ = ["HermesMagics", "load", "unload"]
@@ -247,12 +248,12 @@ class HermesMagics(Magics):
 
         _no_args("runs", arg)
         rows = [
-            (f"`{r.run_id}`", r.status, r.profile.name, len(r.text), _short(r.request.prompt))
+            (f"`{r.run_id}`", r.status, r.profile.name, len(r.text), short(r.request.prompt))
             for r in get_runtime().runs()
         ]
         if not rows:
             return _md("No runs yet in this kernel.")
-        return _md(_table(("run", "status", "profile", "chars", "prompt"), rows))
+        return _md(md_table(("run", "status", "profile", "chars", "prompt"), rows))
 
     def _list_sessions(self, arg: str) -> Any:
         from . import sessions
@@ -263,7 +264,7 @@ class HermesMagics(Magics):
             (
                 f"`{s.id[:12]}`" + (" ◀ current" if s.id == current else ""),
                 s.name,
-                _short(s.title or ""),
+                short(s.title or ""),
                 s.source,
                 s.profile,
             )
@@ -271,7 +272,7 @@ class HermesMagics(Magics):
         ]
         if not rows:
             return _md("No sessions yet. Ask something with `%hermes` to start one.")
-        return _md(_table(("id", "name", "title", "source", "profile"), rows))
+        return _md(md_table(("id", "name", "title", "source", "profile"), rows))
 
     def _switch_session(self, arg: str) -> None:
         from .sessions import Session
@@ -294,7 +295,7 @@ class HermesMagics(Magics):
         lines = [f"**Session {_label(session)}** — {len(messages)} messages\n"]
         for i, m in enumerate(messages, start=1):
             flag = " *(partial)*" if m.partial else ""
-            lines.append(f"{i}. **{m.role}**{flag}: {_short(m.content, 200)}")
+            lines.append(f"{i}. **{m.role}**{flag}: {short(m.content, 200)}")
         return _md("\n".join(lines))
 
     def _branch(self, arg: str) -> None:
@@ -328,10 +329,10 @@ class HermesMagics(Magics):
         if not hits:
             return _md(f"Nothing found for {arg!r}.")
         rows = [
-            (f"`{h.session_id[:12]}`", _short(h.title or ""), h.position, _short(h.snippet, 120))
+            (f"`{h.session_id[:12]}`", short(h.title or ""), h.position, short(h.snippet, 120))
             for h in hits
         ]
-        return _md(_table(("session", "title", "message", "match"), rows))
+        return _md(md_table(("session", "title", "message", "match"), rows))
 
     def _export(self, arg: str) -> Any:
         from IPython.display import JSON
@@ -370,7 +371,7 @@ class HermesMagics(Magics):
                 key = "none needed"
             rows.append((f"{name}{mark}", p.provider, p.model, p.base_url or "", key))
         header = ("profile", "provider", "model", "endpoint", "key")
-        return _md(f"Config: `{config.path}`\n\n{_table(header, rows)}")
+        return _md(f"Config: `{config.path}`\n\n{md_table(header, rows)}")
 
     def _doctor(self, arg: str) -> Any:
         try:
@@ -417,23 +418,9 @@ def _options(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
-    """A Markdown table (cells are escaped for ``|``)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += [
-        "| " + " | ".join(str(c or "").replace("|", "\\|") for c in row) + " |" for row in rows
-    ]
-    return "\n".join(lines)
-
-
 def _no_args(name: str, arg: str) -> None:
     if arg:
         raise UsageError(f"%hermes {name} takes no arguments (got {arg!r}).")
-
-
-def _short(text: str, limit: int = 60) -> str:
-    one = " ".join(str(text).split())
-    return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
 def _label(session: Any) -> str:

@@ -243,6 +243,12 @@ class Run:
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(repr(self))
 
+    def _ipython_display_(self) -> None:
+        """A cell ending in a run shows its live chat view (another view of the same run)."""
+        from .view import show
+
+        show(self)
+
 
 class Runtime:
     """Owns the event-loop thread, the shared HTTP client and the registry of runs.
