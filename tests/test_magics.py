@@ -88,3 +88,18 @@ def test_profiles_lists_builtins_and_never_a_key(
     assert "openai ◀ default" in text
     assert "`OPENAI_API_KEY` set" in text
     assert "sk-never-shown" not in text
+
+
+def test_every_option_is_documented(ip: InteractiveShell) -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).parent.parent / "docs" / "magics.md").read_text(encoding="utf-8")
+    parser = _magics(ip).hermes.parser
+    for action in parser._actions:
+        for option in action.option_strings:
+            if option not in ("-h", "--help"):
+                assert f"`{option}" in docs or f", `{option}" in docs, option
+    from hermes_nb.magics import _SUBCOMMANDS
+
+    for name in _SUBCOMMANDS:
+        assert f"`%hermes {name}" in docs, name
