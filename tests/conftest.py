@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from sse_server import sse_server  # noqa: F401  (the loopback OpenAI-style server)
 
 # Variables that select a provider or carry keys: a developer's shell must not leak into tests.
 _ISOLATED = (

@@ -1,0 +1,105 @@
+"""doctor: the right verdict for a healthy endpoint, a dead port, a bad key and a bad config."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from sse_server import Reply, SSEServer
+
+from hermes_nb.doctor import Verdict, doctor_report
+
+
+def _dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _config(write_config, base_url: str, model: str = "m", key_env: str = "") -> None:
+    key = f'api_key_env = "{key_env}"\n' if key_env else ""
+    write_config(
+        f'default_profile = "t"\n[profiles.t]\nprovider = "openai"\n'
+        f'base_url = "{base_url}"\nmodel = "{model}"\n{key}'
+    )
+
+
+def test_offline_default_is_all_ok() -> None:
+    report = doctor_report()
+    assert report.ok
+    assert report.verdict("endpoint") is Verdict.OK
+    assert "offline echo" in report.text()
+
+
+def test_live_endpoint_is_reachable(sse_server: SSEServer, write_config) -> None:
+    _config(write_config, sse_server.url)
+    report = doctor_report()
+    assert report.verdict("endpoint") is Verdict.OK, report.text()
+    assert "2 models listed" in report.text()
+    assert any(r.path == "/v1/models" for r in sse_server.requests)
+
+
+def test_unlisted_model_is_a_warning(sse_server: SSEServer, write_config) -> None:
+    _config(write_config, sse_server.url, model="no-such-model")
+    report = doctor_report()
+    assert report.verdict("endpoint") is Verdict.WARN
+    assert "'no-such-model' is not listed" in report.text()
+
+
+def test_dead_port_is_a_network_failure(write_config) -> None:
+    _config(write_config, f"http://127.0.0.1:{_dead_port()}/v1")
+    report = doctor_report(timeout=2)
+    assert not report.ok
+    assert report.verdict("endpoint") is Verdict.FAIL
+    assert "network: could not reach" in report.text()
+
+
+def test_rejected_key_is_auth_and_never_shown(
+    sse_server: SSEServer, write_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("T_KEY", "sk-doctor-secret-42")
+    sse_server.models_reply = Reply.error(401, "Invalid key sk-doctor-secret-42")
+    _config(write_config, sse_server.url, key_env="T_KEY")
+    report = doctor_report()
+    assert report.verdict("api key") is Verdict.OK
+    assert report.verdict("endpoint") is Verdict.FAIL
+    assert "auth:" in report.text()
+    assert "sk-doctor-secret" not in report.text() + report.markdown()
+
+
+def test_missing_key_variable_fails_with_what_to_do(sse_server: SSEServer, write_config) -> None:
+    _config(write_config, sse_server.url, key_env="UNSET_KEY_VAR")
+    report = doctor_report()
+    assert report.verdict("api key") is Verdict.FAIL
+    assert "export UNSET_KEY_VAR=" in report.text()
+
+
+def test_broken_config_is_reported_not_raised(write_config) -> None:
+    write_config("default_profile = [")
+    report = doctor_report()
+    assert report.verdict("config") is Verdict.FAIL
+    assert "is not valid TOML" in report.text()
+
+
+def test_store_that_is_not_a_database_fails(hermes_home) -> None:
+    (hermes_home / "sessions.db").write_bytes(b"definitely not sqlite" * 100)
+    report = doctor_report()
+    assert report.verdict("store") is Verdict.FAIL
+
+
+def test_command_line_exit_codes(write_config) -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "hermes_nb", "doctor"], capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "endpoint" in ok.stdout
+    _config(write_config, f"http://127.0.0.1:{_dead_port()}/v1")
+    bad = subprocess.run(
+        [sys.executable, "-m", "hermes_nb", "doctor", "--timeout", "2"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1
+    assert "FAIL  endpoint" in bad.stdout
