@@ -48,3 +48,13 @@ def test_arrays_are_summarised() -> None:
     assert text.startswith("array of shape (100000,), dtype int")
     assert "..." in text
     assert len(text) < 300
+
+
+def test_dataframes_are_summarised_with_shape_columns_and_head() -> None:
+    pd = __import__("pytest").importorskip("pandas")
+    df = pd.DataFrame({"key": [f"k{i}" for i in range(1000)], "value": range(1000)})
+    text = interpolate("Why is {df} slow?", {"df": df}).text
+    assert "DataFrame with 1000 rows × 2 columns (key, value)" in text
+    assert "k4" in text
+    assert "k5" not in text  # only the head
+    assert len(text) < 500
