@@ -28,6 +28,7 @@ so the server stops generating (DESIGN.md §3, invariant 6).
 from __future__ import annotations
 
 import email.utils
+import itertools
 import json
 import re
 import time
@@ -57,7 +58,7 @@ _MAX_DETAIL = 300
 #: After ``[DONE]``, how long to wait for the end of the HTTP body so the connection can be reused.
 _DRAIN_SECONDS = 0.5
 #: The SSE fields a stream may carry besides ``data`` (all ignored); anything else is not SSE.
-_IGNORED_FIELDS = frozenset({b"event", b"id", b"retry", b"data"})
+_IGNORED_FIELDS = frozenset({"event", "id", "retry", "data"})
 #: Error ``type``/``code`` words some servers send mid-stream instead of an HTTP status.
 _KIND_WORDS: tuple[tuple[str, ErrorKind], ...] = (
     ("rate", ErrorKind.RATE_LIMIT),
@@ -71,6 +72,7 @@ _KIND_WORDS: tuple[tuple[str, ErrorKind], ...] = (
     ("context_length", ErrorKind.BAD_REQUEST),
 )
 _SPACES = re.compile(r"\s+")
+_decode_json = json.JSONDecoder().raw_decode
 
 
 class OpenAIProvider:
@@ -243,40 +245,46 @@ class _StreamParser:
 
     def feed(self, chunk: bytes) -> list[ProviderEvent]:
         """The events in ``chunk`` (plus the incomplete line left from the previous read)."""
-        if self._tail:
-            chunk = self._tail + chunk
-        lines = chunk.split(b"\n")
-        self._tail = lines.pop()
-        try:
-            self._lines(lines)
-        except ProviderError as exc:
-            self.failure = exc
+        data = self._tail + chunk
+        cut = data.rfind(b"\n") + 1
+        self._tail = data[cut:]
+        if cut:
+            # Cutting after a newline never splits a UTF-8 sequence, so one decode per read
+            # is exact; a stray invalid byte becomes U+FFFD rather than failing the reply.
+            try:
+                self._lines(data[:cut].decode("utf-8", "replace").split("\n"))
+            except ProviderError as exc:
+                self.failure = exc
         self._flush()
         out, self._out = self._out, []
         return out
 
-    def _lines(self, lines: list[bytes]) -> None:
-        loads = json.loads
+    def _lines(self, lines: list[str]) -> None:
+        """Apply complete lines (the last item, after the final newline, is empty)."""
+        decode = _decode_json
         pending = self._pending
-        for line in lines:
-            if line[:5] == b"data:":
-                payload = line[5:]
+        for line in itertools.islice(lines, len(lines) - 1):
+            if line.startswith("data:"):
                 if pending:
-                    pending.append(payload)
+                    pending.append(line[5:])
                     continue
                 try:
-                    obj = loads(payload)
+                    # ``raw_decode`` skips json.loads' wrapper and its two whitespace scans.
+                    obj, end = decode(line, 6 if line.startswith(" ", 5) else 5)
+                    if end != len(line) and line[end:].strip():
+                        raise ValueError(line)
                 except ValueError:
-                    if payload.strip() == b"[DONE]":
+                    payload = line[5:]
+                    if payload.strip() == "[DONE]":
                         self.done = True
-                        break
+                        return
                     pending.append(payload)  # maybe the first line of a multi-line event
                     continue
-            elif line == b"" or line == b"\r":  # the blank line that ends an event
+            elif not line or line == "\r":  # the blank line that ends an event
                 if not pending:
                     continue
                 obj = self._join_pending()
-            elif line[:1] == b":" or line.split(b":", 1)[0] in _IGNORED_FIELDS:
+            elif line.startswith(":") or line.split(":", 1)[0] in _IGNORED_FIELDS:
                 continue  # a comment (keep-alive), or event:/id:/retry:
             else:
                 raise self._malformed(f"a line that is not server-sent events: {line!r}")
@@ -363,7 +371,7 @@ class _StreamParser:
 
     def _join_pending(self) -> Any:
         """Decode an SSE event whose data spans several ``data:`` lines (joined by newlines)."""
-        payload = b"\n".join(self._pending)
+        payload = "\n".join(self._pending)
         self._pending.clear()
         try:
             return json.loads(payload)

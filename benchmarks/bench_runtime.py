@@ -1,0 +1,216 @@
+"""Runtime benchmarks: streaming overhead, Stop latency, first-event latency, idle CPU, memory.
+
+Run it as ``.venv/bin/python benchmarks/bench_runtime.py`` (about a minute). Each figure is
+printed against its target; ratios use a baseline measured in the same run:
+
+a. overhead: a 20,000-chunk reply from the loopback server through ``hermes_nb.chat()`` versus
+   a bare ``httpx.AsyncClient`` loop that reads the same stream line by line and json-decodes
+   every ``data:`` line (its own event loop thread, like the runtime's). Median of several
+   alternating rounds. Target ≤ 1.3×.
+b. Stop: ``run.cancel()`` → the server sees the connection close; median and worst of 50.
+c. first event: ``chat()`` → the first ``token`` reaches a subscriber, minus the server's
+   first-byte delay; median of 30.
+d. idle CPU: process CPU time over 2 s with the runtime started and idle (no server running).
+e. memory: 500 settled 4,000-token echo runs, measured with ``tracemalloc`` (Python allocations
+   still referenced after a full GC: what the runs retain, without the allocator's free lists
+   that make RSS noisy), against 2× their text size + 10 MB.
+
+Exit status 0 when every target is met.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import threading
+import time
+import tracemalloc
+
+from _common import Report, median, percentile, use_tests_dir  # benchmarks/ is sys.path[0]
+
+use_tests_dir()
+
+import httpx  # noqa: E402
+from anyio.from_thread import start_blocking_portal  # noqa: E402
+from sse_server import Reply, SSEServer, content  # noqa: E402
+
+import hermes_nb  # noqa: E402
+from hermes_nb.runtime import get_runtime  # noqa: E402
+
+CHUNKS = 20_000
+ROUNDS = 7
+STOPS = 50
+FIRST_EVENTS = 30
+FIRST_BYTE_DELAY = 0.02
+IDLE_SECONDS = 2.0
+MEMORY_RUNS = 500
+MEMORY_TOKENS = 4_000
+
+
+def _profile(server: SSEServer) -> hermes_nb.Profile:
+    return hermes_nb.Profile(name="bench", provider="openai", base_url=server.url, model="m")
+
+
+def _chat_once(profile: hermes_nb.Profile) -> float:
+    start = time.perf_counter()
+    run = hermes_nb.chat("go", profile=profile).wait(60)
+    elapsed = time.perf_counter() - start
+    if run.status != "done" or len(run.text) != CHUNKS * 4:
+        raise SystemExit(f"the benchmark run failed: {run.status} {run.error}")
+    return elapsed
+
+
+async def _bare_httpx(client: httpx.AsyncClient, url: str) -> int:
+    """The baseline: what any client must do at least — read the lines, decode the JSON."""
+    body = {"model": "m", "messages": [{"role": "user", "content": "go"}], "stream": True}
+    decoded = 0
+    async with client.stream("POST", f"{url}/chat/completions", json=body) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                json.loads(line[6:])
+                decoded += 1
+    return decoded
+
+
+def bench_overhead(report: Report, server: SSEServer) -> None:
+    server.default = Reply.huge(CHUNKS)
+    profile = _profile(server)
+    with start_blocking_portal() as portal:
+        client = portal.call(_make_client)
+
+        def bare_once() -> float:
+            start = time.perf_counter()
+            decoded = portal.call(_bare_httpx, client, server.url)
+            elapsed = time.perf_counter() - start
+            if decoded < CHUNKS:
+                raise SystemExit(f"the baseline decoded only {decoded} chunks")
+            return elapsed
+
+        for _ in range(2):  # warm up both paths (connections, imports, caches)
+            bare_once()
+            _chat_once(profile)
+        bare, ours = [], []
+        for _ in range(ROUNDS):
+            bare.append(bare_once())
+            ours.append(_chat_once(profile))
+        portal.call(client.aclose)
+    report.ratio(f"a. overhead, {CHUNKS:,} chunks via chat()", median(ours), median(bare), 1.3)
+
+
+async def _make_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=60)
+
+
+def _first_token(run: hermes_nb.Run, timeout: float = 10.0) -> float:
+    """Block until ``run`` has a ``token`` event; the perf_counter time it was seen."""
+    q = run.subscribe(after_seq=0)
+    deadline = time.perf_counter() + timeout
+    while True:
+        event, _ = q.get(timeout=max(0.001, deadline - time.perf_counter()))
+        if event == "token":
+            return time.perf_counter()
+        if event == "stream_end":
+            raise SystemExit(f"the run ended before its first token: {run.error}")
+
+
+def bench_stop(report: Report, server: SSEServer) -> None:
+    server.reset()
+    server.default = Reply(chunks=[content("word ")] * 2000, chunk_delay=0.005)
+    profile = _profile(server)
+    latencies = []
+    for n in range(STOPS):
+        run = hermes_nb.chat("go", profile=profile)
+        _first_token(run)
+        start = time.perf_counter()
+        run.cancel()
+        seen = server.wait_for_disconnect(timeout=5, count=n + 1)
+        if len(seen) <= n:
+            raise SystemExit(f"the server saw no disconnect for stop {n + 1}")
+        latencies.append((seen[n].at - start) * 1000)
+        run.wait(5)
+        if run.status != "stopped":
+            raise SystemExit(f"a cancelled run ended as {run.status}")
+    report.figure(f"b. Stop → server disconnect, median of {STOPS}", median(latencies), "ms", 20)
+    report.figure(f"b. Stop → server disconnect, worst of {STOPS}", max(latencies), "ms", 100)
+
+
+def bench_first_event(report: Report, server: SSEServer) -> None:
+    server.default = Reply.text("first", " second", first_byte_delay=FIRST_BYTE_DELAY)
+    profile = _profile(server)
+    latencies = []
+    for _ in range(FIRST_EVENTS + 3):
+        start = time.perf_counter()
+        run = hermes_nb.chat("go", profile=profile)
+        seen = _first_token(run)
+        latencies.append((seen - start - FIRST_BYTE_DELAY) * 1000)
+        run.wait(5)
+    latencies = latencies[3:]  # the first ones warm the connection pool
+    report.figure(
+        f"c. chat() → first token − first-byte delay, median of {FIRST_EVENTS}",
+        median(latencies),
+        "ms",
+        10,
+        f"p90 {percentile(latencies, 90):.2f} ms",
+    )
+
+
+def bench_idle_cpu(report: Report) -> None:
+    hermes_nb.chat("wake the runtime", profile="echo", delay=0).wait(10)
+    assert get_runtime().running
+    gc.collect()
+    threads = threading.active_count()
+    before = time.process_time()
+    time.sleep(IDLE_SECONDS)
+    used = (time.process_time() - before) * 1000
+    report.figure(
+        f"d. idle runtime CPU over {IDLE_SECONDS:g} s", used, "ms", 20, f"{threads} threads alive"
+    )
+
+
+def bench_memory(report: Report) -> None:
+    reply = "abcd" * MEMORY_TOKENS  # chunk_size 4: one token event per 4 characters
+    gc.collect()
+    tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    runs: list[hermes_nb.Run] = []
+    for _ in range(MEMORY_RUNS // 50):
+        batch = [
+            hermes_nb.chat("go", profile="echo", delay=0, reply=reply, chunk_size=4)
+            for _ in range(50)
+        ]
+        for run in batch:
+            run.wait(60)
+        runs.extend(batch)
+    gc.collect()
+    after, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    text_bytes = sum(len(run.text) for run in runs)
+    if text_bytes != MEMORY_RUNS * len(reply) or any(r.status != "done" for r in runs):
+        raise SystemExit("the memory runs did not all finish with the full reply")
+    retained = (after - before) / 1e6
+    limit = (2 * text_bytes + 10e6) / 1e6
+    report.figure(
+        f"e. memory held by {MEMORY_RUNS} settled {MEMORY_TOKENS:,}-token runs",
+        retained,
+        "MB",
+        limit,
+        f"text {text_bytes / 1e6:.1f} MB, tracemalloc peak {peak / 1e6:.1f} MB",
+    )
+
+
+def main() -> int:
+    report = Report()
+    started = time.perf_counter()
+    with SSEServer() as server:
+        bench_overhead(report, server)
+        bench_stop(report, server)
+        bench_first_event(report, server)
+    bench_idle_cpu(report)
+    bench_memory(report)
+    print(f"({time.perf_counter() - started:.0f} s)")
+    return report.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

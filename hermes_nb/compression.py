@@ -1,0 +1,144 @@
+"""Compression: summarise old context into a continuation session, destroying nothing.
+
+When a session's context nears the model's window (``context_window * compress_at``), or when
+asked, the older messages are summarised by the model. Then, in ONE store transaction, the
+session is archived exactly as it is (it keeps its own parent) and a continuation is created:
+source ``compression``, parent = the archive (always, also for forks of forks), seeded with the
+summary and the most recent messages, and carrying the session's name so the notebook's default
+session continues there. The summary is asked for *before* anything is written, so a failed
+summary changes nothing at all (DESIGN.md §3, invariant 15; §8 lists the bugs this prevents).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .exceptions import HermesError
+from .providers.base import Message
+from .store import NewMessage, StoredMessage
+from .titles import ask
+
+if TYPE_CHECKING:
+    from .profiles import Profile
+    from .sessions import Session
+
+__all__ = ["DEFAULT_KEEP_LAST", "compress", "estimate_tokens", "needs_compression"]
+
+#: Messages kept verbatim after the summary.
+DEFAULT_KEEP_LAST = 6
+
+_INSTRUCTIONS = (
+    "Summarise the conversation so far so that it can be continued without it. Keep every "
+    "fact, decision, name, number, file, code identifier and open question; drop pleasantries. "
+    "Write plain prose or short bullet points, in the conversation's language."
+)
+_REQUEST = "Summarise our conversation so far, following the instructions."
+
+
+def estimate_tokens(session: Session) -> int:
+    """The session's context size in tokens: what the provider last reported, else chars/4."""
+    record = session._record()
+    reported = record.usage.get("context_tokens")
+    if reported:
+        return int(reported)
+    return session._store.content_chars(session.id) // 4
+
+
+def needs_compression(session: Session, profile: Profile) -> bool:
+    """True when the context estimate has reached ``context_window * compress_at``."""
+    return estimate_tokens(session) >= profile.context_window * profile.compress_at
+
+
+def _split(messages: list[StoredMessage], keep_last: int) -> int:
+    """Index of the first kept message: ``keep_last`` from the end, moved back to the start
+    of that turn (a user message) so a reply is never kept without its question."""
+    cut = max(0, len(messages) - keep_last)
+    for i in range(cut, 0, -1):
+        if messages[i].role == "user":
+            return i
+    return cut
+
+
+def _summary_request(older: list[StoredMessage]) -> list[Message]:
+    messages: list[Message] = [{"role": "system", "content": _INSTRUCTIONS}]
+    for m in older:
+        if m.role in ("user", "assistant", "system") and m.content.strip():
+            messages.append({"role": m.role, "content": m.content})
+    messages.append({"role": "user", "content": _REQUEST})
+    return messages
+
+
+def compress(
+    session: Session,
+    *,
+    keep_last: int = DEFAULT_KEEP_LAST,
+    reason: str = "requested",
+    profile: Profile | str | None = None,
+    timeout: float = 300.0,
+) -> Session:
+    """Summarise all but the last ``keep_last`` messages and continue in a new session.
+
+    Returns the continuation. Raises :class:`HermesError` — having changed nothing — when there
+    is nothing to summarise, a turn is running, the session is an archive, the model fails, or
+    the session changed while the summary was being written.
+    """
+    from .api import resolve_profile
+
+    record = session._record()
+    short = session.id[:8]
+    if record.archived:
+        raise HermesError(
+            f"Session {short} is already archived.",
+            hint="Compress its continuation instead (Session.open(name) finds it).",
+        )
+    if record.active_stream_id:
+        raise HermesError(
+            f"Session {short} has a turn running.",
+            hint="Wait for it to finish (or stop it), then compress.",
+        )
+    messages = session.messages
+    cut = _split(messages, max(0, keep_last))
+    older = messages[:cut]
+    if not any(m.role in ("user", "assistant") for m in older):
+        raise HermesError(
+            f"Session {short} has nothing older than its last {keep_last} messages to summarise.",
+            hint="Lower keep_last, or keep chatting.",
+        )
+    resolved, _ = resolve_profile(profile if profile is not None else record.profile)
+    try:
+        summary = ask(resolved, _summary_request(older), timeout=timeout).strip()
+    except HermesError as exc:
+        raise HermesError(
+            f"Session {short} was not compressed because summarising failed: {exc.message}",
+            hint=exc.hint or "Nothing was changed; try again later.",
+        ) from exc
+    if not summary:
+        raise HermesError(
+            f"Session {short} was not compressed because the model returned an empty summary.",
+            hint="Nothing was changed; try again, or use a different profile.",
+        )
+    note = NewMessage(
+        "system",
+        f"Summary of the earlier conversation (archived as session {short}):\n\n{summary}",
+        metadata={
+            "kind": "summary",
+            "archived_session_id": session.id,
+            "summarised_messages": len(older),
+            "reason": reason,
+            "model": resolved.model,
+        },
+    )
+    last = messages[-1].position
+    keep_from = messages[cut].position if cut < len(messages) else last + 1
+    try:
+        continuation = session._store.archive_and_continue(
+            session.id,
+            expected_last_position=last,
+            keep_from_position=keep_from,
+            summary=note,
+        )
+    except HermesError as exc:
+        raise HermesError(
+            f"Session {short} was not compressed: {exc.message}", hint=exc.hint
+        ) from exc
+    return session._sibling(continuation.id)

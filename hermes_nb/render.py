@@ -1,0 +1,241 @@
+"""Markdown → sanitised HTML, whole or incrementally by block.
+
+:func:`markdown_to_html` renders a finished reply. :class:`MarkdownStream` renders a reply while
+it streams: it splits the text into top-level Markdown blocks, renders each finished block once,
+and re-renders only the growing tail, returning the blocks whose HTML changed so a view can
+upsert them by index (DESIGN.md §4: frames are upserts of whole blocks).
+
+The guarantee, pinned by ``tests/test_render.py``: after every call, the concatenated HTML of
+:attr:`MarkdownStream.blocks` equals ``markdown_to_html(text_so_far)`` exactly.
+
+When a block is finished (the boundary rule)
+    A block is *stable* once the next top-level block has started and that block's first two
+    lines are complete (terminated by a newline). In CommonMark a block can only be changed by
+    later text through the line that ends it: a paragraph continues lazily or turns into a
+    setext heading, a list or quote continues after blank lines, an unclosed fence swallows
+    everything. Whether a line ends the previous block depends on that line alone, except that
+    a table interrupts a paragraph only if the line *after* its header is a delimiter row —
+    hence two complete lines. An unclosed fence never has a next block, so it stays in the tail.
+
+Link reference definitions
+    ``[label]: url`` may appear after the text that uses ``[label]``, changing an earlier,
+    already stable block. Whenever the set of definitions changes (one appears, or a
+    definition still being typed changes or stops parsing), stable blocks whose source
+    mentions the label's words are rendered again and reported if their HTML changed. This
+    is the one case in which a stable block is re-rendered; replies without reference
+    definitions never re-render a stable block.
+
+Everything in this module returns HTML that has been through the allow-list sanitiser.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from . import _markdown
+from ._markdown import highlight_css
+
+__all__ = [
+    "Block",
+    "MarkdownStream",
+    "escape",
+    "highlight_css",
+    "markdown_to_html",
+    "render_tool_args",
+]
+
+
+def markdown_to_html(text: str) -> str:
+    """Render a whole Markdown document to sanitised HTML."""
+    return _markdown.render_source(_markdown.normalize(text), {})
+
+
+def escape(text: str) -> str:
+    """Escape ``text`` for HTML element content or a quoted attribute (tool output, errors)."""
+    return html.escape(text, quote=True)
+
+
+def render_tool_args(json_text: str) -> str:
+    """Tool-call arguments as a code block: pretty, highlighted JSON if it parses, else escaped.
+
+    Models often stream arguments that are not (yet) valid JSON; those are shown verbatim.
+    """
+    try:
+        pretty = json.dumps(json.loads(json_text), indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return f"<pre><code>{escape(json_text)}</code></pre>\n"
+    return _markdown.sanitize(_markdown.highlight_json(pretty + "\n"))
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One top-level block of a reply.
+
+    ``index`` always names the same region of the reply, so a view can upsert by it. An empty
+    ``html`` means the block no longer exists (the tail was re-split into fewer blocks) and the
+    view should drop it. ``stable`` blocks never change again, short of a later link reference
+    definition (see the module docstring).
+    """
+
+    index: int
+    html: str
+    stable: bool
+
+
+class MarkdownStream:
+    """Incremental renderer for one streaming reply (use one per reply, from one thread).
+
+    Feed it the whole text so far with :meth:`update` or new text with :meth:`append`; both
+    return the blocks whose HTML changed since the previous call (new, changed or removed),
+    ordered by index. :meth:`final` settles the reply.
+    """
+
+    def __init__(self) -> None:
+        self._stable: list[Block] = []
+        self._stable_sources: list[str] = []  # normalised source of each stable block
+        self._stable_refs: dict[str, dict[str, Any]] = {}  # definitions in the stable part
+        self._tail_src = ""  # normalised text after the last stable block
+        self._tail: list[Block] = []  # tail blocks as last reported
+        self._cache: dict[str, str] = {}  # tail block source -> html, from the last refresh
+        self._refs: dict[str, tuple[object, object]] = {}  # definitions in effect, last refresh
+        self._raw_len = 0
+        self._raw_ends_cr = False
+        self._last_text: str | None = None
+        self._settled = False
+
+    @property
+    def blocks(self) -> list[Block]:
+        """Every current block, in order; their HTML concatenated is the full render."""
+        return [*self._stable, *self._tail]
+
+    def update(self, text: str) -> list[Block]:
+        """Take the whole reply so far (it must extend the previous text) and refresh."""
+        if len(text) < self._raw_len or (
+            self._last_text is not None and not text.startswith(self._last_text)
+        ):
+            raise ValueError(
+                "MarkdownStream.update() needs the previous text plus new text; "
+                "start a new MarkdownStream for a different reply."
+            )
+        delta = text[self._raw_len :]
+        changed = self.append(delta)
+        self._last_text = text
+        return changed
+
+    def append(self, delta: str) -> list[Block]:
+        """Add ``delta`` to the reply and refresh."""
+        if self._settled:
+            raise RuntimeError(
+                "This MarkdownStream is final; start a new MarkdownStream for a new reply."
+            )
+        self._last_text = None
+        if not delta:
+            return []
+        self._raw_len += len(delta)
+        if self._raw_ends_cr and delta.startswith("\n"):
+            delta = delta[1:]  # the "\n" of a "\r\n" split across two deltas: already counted
+        self._raw_ends_cr = delta.endswith("\r")
+        self._tail_src += _markdown.normalize(delta)
+        return self._refresh(settled=False)
+
+    def final(self) -> list[Block]:
+        """Settle the reply: every block becomes stable; returns the blocks that changed.
+
+        The result equals ``markdown_to_html`` of the whole text, split into blocks. Calling it
+        again returns nothing new; appending afterwards raises :class:`RuntimeError`.
+        """
+        if self._settled:
+            return []
+        changed = self._refresh(settled=True)
+        self._settled = True
+        return changed
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _refresh(self, *, settled: bool) -> list[Block]:
+        tail = self._tail_src
+        env: dict[str, Any] = {"references": dict(self._stable_refs)}
+        groups = _markdown.parse_blocks(tail, env)
+        changed = self._apply_reference_changes(env)
+
+        starts = _line_starts(tail)
+        complete_lines = len(starts) - 1  # lines terminated by "\n"
+        if settled:
+            n_final = len(groups)
+        else:
+            n_final = 0
+            while n_final + 1 < len(groups) and groups[n_final + 1].start + 2 <= complete_lines:
+                n_final += 1
+
+        base = len(self._stable)
+        cache: dict[str, str] = {}
+        sources: list[str] = []
+        fresh: list[Block] = []
+        for i, group in enumerate(groups):
+            stop = starts[group.end] if group.end < len(starts) else len(tail)
+            src = tail[starts[group.start] : stop]
+            html_ = self._cache.get(src)
+            if html_ is None:
+                html_ = cache.get(src)  # two identical blocks in one tail
+            if html_ is None:
+                html_ = _markdown.render_group(group, env)
+            cache[src] = html_
+            sources.append(src)
+            fresh.append(Block(base + i, html_, i < n_final))
+
+        for i in range(max(len(fresh), len(self._tail))):
+            if i >= len(fresh):
+                changed.append(Block(base + i, "", False))
+            elif i >= len(self._tail) or self._tail[i].html != fresh[i].html:
+                changed.append(fresh[i])
+
+        if n_final:
+            cut = groups[n_final - 1].end
+            self._stable.extend(fresh[:n_final])
+            self._stable_sources.extend(sources[:n_final])
+            for label, ref in env["references"].items():
+                if label not in self._stable_refs and ref["map"][1] <= cut:
+                    self._stable_refs[label] = ref
+            self._tail_src = tail[starts[cut] :] if cut < len(starts) else ""
+        self._tail = fresh[n_final:]
+        self._cache = cache
+        return sorted(changed, key=lambda block: block.index)
+
+    def _apply_reference_changes(self, env: dict[str, Any]) -> list[Block]:
+        """Re-render the stable blocks that may use a link definition that just changed.
+
+        Returns those whose HTML changed. Cached tail renders are dropped too.
+        """
+        refs = _markdown.reference_targets(env)
+        if refs == self._refs:
+            return []
+        old = self._refs
+        labels = {label for label in refs.keys() | old.keys() if refs.get(label) != old.get(label)}
+        self._refs = refs
+        self._cache = {}
+        changed = []
+        for i, src in enumerate(self._stable_sources):
+            if not _markdown.references_mentioned(src, labels):
+                continue
+            html_ = _markdown.render_source(src, {"references": dict(env["references"])})
+            if html_ != self._stable[i].html:
+                self._stable[i] = Block(i, html_, True)
+                changed.append(self._stable[i])
+        return changed
+
+
+def _line_starts(text: str) -> list[int]:
+    """Offsets where each line of ``text`` starts, plus ``len(text)`` if it ends in a newline.
+
+    ``len(result) - 1`` is then the number of complete lines.
+    """
+    starts = [0]
+    find = text.find
+    pos = find("\n")
+    while pos >= 0:
+        starts.append(pos + 1)
+        pos = find("\n", pos + 1)
+    return starts

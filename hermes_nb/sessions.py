@@ -1,0 +1,521 @@
+"""Sessions: conversations kept in the store, so they outlive the kernel.
+
+:class:`Session` is the handle users hold (``Session.open("notes").chat("…")``);
+:class:`SessionTranscript` is how a turn reads and writes a session (it implements
+:class:`hermes_nb.turn.Transcript`):
+
+* ``begin`` makes the prompt durable *before* the request is sent — it is stored as the user
+  message, and as the session's pending message until the turn settles — claims the session's
+  ``active_stream_id`` and records the run with its owning process, all in one transaction
+  (DESIGN.md §3, invariant 18).
+* ``settle`` writes back only while the run's stream still owns the session (compare-and-clear in
+  one transaction, invariant 10): the reply; or what was streamed before Stop as a ``partial``
+  message and the cancel marker (invariants 7–9); or the partial text and the classified error
+  (invariant 14). What is written is decided from this turn's outcome alone.
+
+After a session's first reply a background job titles it; after any reply that brings the context
+over ``context_window * compress_at`` a background job compresses it. Both are best-effort: a
+failure is logged and the next reply tries again. A :class:`Session` handle follows compression:
+once its session has been archived, the next ``chat`` continues in the continuation.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .compression import DEFAULT_KEEP_LAST, needs_compression
+from .events import RunState
+from .exceptions import ErrorKind, HermesError, SessionNotFound, StoreError
+from .profiles import Profile
+from .providers.base import HINTS, Message
+from .store import NewMessage, SearchHit, SessionRecord, Store, StoredMessage, get_store
+from .titles import generate_title
+from .turn import TurnOutcome, cancel_marker
+
+if TYPE_CHECKING:
+    from .runtime import Run
+
+__all__ = [
+    "SearchHit",
+    "Session",
+    "SessionTranscript",
+    "StoredMessage",
+    "join_background",
+    "list",
+    "search",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Session:
+    """A stored conversation: open it by name or id, chat in it, branch, compress, export.
+
+    Attributes other than ``id`` are read from the store when used, so they are never stale
+    (a background job may set the title; another kernel may rename the session).
+    """
+
+    def __init__(self, session_id: str, store: Store) -> None:
+        self.id = session_id
+        self._store = store
+
+    # -- finding sessions ----------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, name_or_id: str, *, store: Store | None = None) -> Session:
+        """The session with that name, id or unique id prefix; :class:`SessionNotFound` if none."""
+        store = store or get_store()
+        return cls(store.find_session(str(name_or_id)).id, store)
+
+    @classmethod
+    def new(
+        cls,
+        name: str | None = None,
+        profile: str | Profile | None = None,
+        *,
+        store: Store | None = None,
+    ) -> Session:
+        """A new, empty session (``name`` must not be used by another live session)."""
+        store = store or get_store()
+        resolved = _profile(profile)
+        record = store.create_session(name=_name(name), profile=resolved.name, model=resolved.model)
+        return cls(record.id, store)
+
+    @classmethod
+    def open_or_create(
+        cls, name: str, profile: str | Profile | None = None, *, store: Store | None = None
+    ) -> Session:
+        """The live session called ``name`` (a notebook's default session), created if needed."""
+        store = store or get_store()
+        resolved = _profile(profile)
+        record = store.open_or_create(
+            _name(name) or "", profile=resolved.name, model=resolved.model
+        )
+        return cls(record.id, store)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _record(self) -> SessionRecord:
+        return self._store.get_session(self.id)
+
+    def _sibling(self, session_id: str) -> Session:
+        return type(self)(session_id, self._store)
+
+    @property
+    def name(self) -> str | None:
+        return self._record().name
+
+    @property
+    def title(self) -> str | None:
+        return self._record().title
+
+    @property
+    def profile(self) -> str | None:
+        """The name of the profile the session last used."""
+        return self._record().profile
+
+    @property
+    def model(self) -> str | None:
+        return self._record().model
+
+    @property
+    def parent_session_id(self) -> str | None:
+        return self._record().parent_session_id
+
+    @property
+    def source(self) -> str:
+        """``new``, ``fork`` (a branch) or ``compression`` (a continuation)."""
+        return self._record().source
+
+    @property
+    def archived(self) -> bool:
+        return self._record().archived
+
+    @property
+    def created_at(self) -> float:
+        return self._record().created_at
+
+    @property
+    def updated_at(self) -> float:
+        return self._record().updated_at
+
+    @property
+    def messages(self) -> builtins.list[StoredMessage]:
+        """Every message, in order (notices and errors included)."""
+        return self._store.messages(self.id)
+
+    def lineage(self) -> builtins.list[Session]:
+        """This session, its parent, the parent's parent, … up to the root."""
+        chain: builtins.list[Session] = []
+        seen: set[str] = set()
+        current: str | None = self.id
+        while current and current not in seen:
+            seen.add(current)
+            try:
+                record = self._store.get_session(current)
+            except SessionNotFound:
+                break
+            chain.append(self._sibling(record.id))
+            current = record.parent_session_id
+        return chain
+
+    # -- turns ---------------------------------------------------------------------------------
+
+    def chat(
+        self,
+        prompt: str,
+        profile: str | Profile | None = None,
+        system: str | None = None,
+        **overrides: Any,
+    ) -> Run:
+        """Start a turn in this session and return its :class:`~hermes_nb.runtime.Run` at once.
+
+        ``profile`` defaults to the one the session last used; ``overrides`` are as for
+        :func:`hermes_nb.chat`. The run's session is ``run.request.transcript.session_id``.
+        """
+        from .api import resolve_profile
+        from .runtime import get_runtime
+        from .turn import TurnRequest
+
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise HermesError(
+                "The prompt is empty.", hint="Pass the question as a non-empty string."
+            )
+        record = self._follow()
+        resolved, extra = resolve_profile(
+            profile if profile is not None else record.profile, **overrides
+        )
+        request = TurnRequest(
+            prompt=prompt,
+            profile=resolved,
+            transcript=SessionTranscript(self.id, store=self._store),
+            system=system,
+            extra=extra,
+        )
+        return get_runtime().start(request)
+
+    def _follow(self) -> SessionRecord:
+        """The live session this handle continues in, following compression continuations."""
+        record = self._record()
+        seen = {record.id}
+        while record.archived:
+            continuation = self._store.continuation_of(record.id)
+            if continuation is None or continuation.id in seen:
+                raise StoreError(
+                    f"Session {record.id[:8]} is an archive and cannot take new turns.",
+                    hint="Branch it with session.branch(k) to continue from it.",
+                )
+            seen.add(continuation.id)
+            record = continuation
+        self.id = record.id
+        return record
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def branch(self, k: int) -> Session:
+        """A new session (source ``fork``, parent this one) holding the first ``k`` messages."""
+        count = self._store.last_position(self.id)
+        if not isinstance(k, int) or not 0 <= k <= count:
+            raise HermesError(
+                f"Cannot branch session {self.id[:8]} after message {k!r}.",
+                hint=f"Pass k between 0 and {count} (the number of messages to keep).",
+            )
+        title = self.title
+        record = self._store.fork(self.id, k, title=f"{title} (branch)" if title else None)
+        return self._sibling(record.id)
+
+    def compress(
+        self,
+        keep_last: int = DEFAULT_KEEP_LAST,
+        *,
+        reason: str = "requested",
+        profile: str | Profile | None = None,
+    ) -> Session:
+        """Summarise older messages into a continuation (this session becomes its archive).
+
+        Returns the continuation; see :func:`hermes_nb.compression.compress`.
+        """
+        from .compression import compress
+
+        return compress(self, keep_last=keep_last, reason=reason, profile=profile)
+
+    def rename(self, name: str | None) -> None:
+        """Set (or with None, clear) the session's name."""
+        self._store.rename_session(self.id, _name(name))
+
+    def delete(self) -> None:
+        """Delete the session and its messages. Its branches and continuations are kept and
+        re-parented to this session's parent, so their lineage still reaches the root."""
+        self._store.delete_session(self.id)
+
+    # -- output --------------------------------------------------------------------------------
+
+    def export(self, fmt: str = "md") -> str:
+        """The whole session as Markdown (``"md"``) or JSON (``"json"``)."""
+        record = self._record()
+        messages = self.messages
+        if fmt == "json":
+            return json.dumps(
+                {
+                    "format": "hermes_nb.session/1",
+                    "session": dataclasses.asdict(record),
+                    "lineage": [s.id for s in self.lineage()],
+                    "messages": [m.to_dict() for m in messages],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        if fmt == "md":
+            return _markdown(record, messages)
+        raise HermesError(f"Unknown export format {fmt!r}.", hint='Use "md" or "json".')
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Session):
+            return NotImplemented
+        return self.id == other.id and self._store.path == other._store.path
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        try:
+            record = self._record()
+        except StoreError:
+            return f"<Session {self.id[:8]} (gone)>"
+        label = " ".join(repr(v) for v in (record.name, record.title) if v)
+        flags = " archived" if record.archived else ""
+        return f"<Session {self.id[:8]}{' ' + label if label else ''}{flags}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+
+def _profile(profile: str | Profile | None) -> Profile:
+    from .api import resolve_profile
+
+    return resolve_profile(profile)[0]
+
+
+def _name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.strip():
+        raise HermesError("A session name must be a non-empty string.", hint="Or pass None.")
+    return name.strip()
+
+
+# -- the transcript ----------------------------------------------------------------------------
+
+
+class SessionTranscript:
+    """:class:`hermes_nb.turn.Transcript` against the store, for one session."""
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        store: Store | None = None,
+        auto_title: bool = True,
+        auto_compress: bool = True,
+    ) -> None:
+        self.session_id = session_id
+        self.store = store or get_store()
+        self.auto_title = auto_title
+        self.auto_compress = auto_compress
+
+    def begin(self, run: Run) -> builtins.list[Message]:
+        """Store the prompt and claim the session (one transaction), then read the history."""
+        self.store.begin_turn(
+            self.session_id,
+            run_id=run.run_id,
+            stream_id=run.stream_id,
+            prompt=run.request.prompt,
+            profile=run.profile.name,
+            model=run.profile.model,
+        )
+        return self.store.history(self.session_id)
+
+    def settle(self, run: Run, outcome: TurnOutcome) -> bool:
+        """Write the outcome iff ``run.stream_id`` still owns the session; True if written."""
+        state, messages = outcome_messages(outcome, run.profile)
+        written = self.store.settle_turn(
+            self.session_id,
+            run_id=run.run_id,
+            stream_id=run.stream_id,
+            state=state,
+            messages=messages,
+            usage=outcome.usage or None,
+            error=outcome.error,
+        )
+        if written and state == "done":
+            self._after_reply(run.profile)
+        return written
+
+    def _after_reply(self, profile: Profile) -> None:
+        session = Session(self.session_id, self.store)
+        try:
+            untitled = session.title is None
+            compress = self.auto_compress and needs_compression(session, profile)
+        except HermesError as exc:
+            log.warning("Could not check session %s after its reply: %s", self.session_id, exc)
+            return
+        if self.auto_title and untitled:
+            _start_job(f"title:{self.session_id}", generate_title, session, profile)
+        if compress:
+            _start_job(f"compress:{self.session_id}", _auto_compress, session, profile)
+
+
+def outcome_messages(
+    outcome: TurnOutcome, profile: Profile
+) -> tuple[str, builtins.list[NewMessage]]:
+    """The run's terminal state and the messages a turn's outcome adds to its session.
+
+    Decided from this turn's outcome only — never from earlier history (invariant 14).
+    """
+    messages: builtins.list[NewMessage] = []
+    state = str(outcome.state)
+    reply = NewMessage(
+        "assistant",
+        outcome.text,
+        reasoning=outcome.reasoning or None,
+        tool_calls=outcome.tool_calls or None,
+        partial=outcome.state is not RunState.DONE,
+        metadata={"model": profile.model, "usage": outcome.usage} if outcome.usage else None,
+    )
+    if outcome.has_reply:
+        messages.append(reply)
+    if outcome.state is RunState.STOPPED:
+        messages.append(
+            NewMessage("notice", cancel_marker(profile.bot_name), metadata={"kind": "cancel"})
+        )
+    elif outcome.state is RunState.ERROR or not outcome.has_reply:
+        error = outcome.error or {
+            "kind": str(ErrorKind.EMPTY_REPLY),
+            "message": "The model returned an empty reply.",
+            "hint": HINTS[ErrorKind.EMPTY_REPLY],
+            "status": None,
+        }
+        messages.append(NewMessage("error", str(error.get("message", "")), error=dict(error)))
+        state = "error"
+    return state, messages
+
+
+def _auto_compress(session: Session, profile: Profile) -> None:
+    from .compression import compress
+
+    try:
+        continuation = compress(session, reason="auto", profile=profile)
+    except HermesError as exc:
+        log.warning("Automatic compression of session %s skipped: %s", session.id[:8], exc)
+    else:
+        log.info("Session %s compressed into %s.", session.id[:8], continuation.id[:8])
+
+
+# -- background jobs ---------------------------------------------------------------------------
+
+_jobs: dict[str, threading.Thread] = {}
+_jobs_lock = threading.Lock()
+
+
+def _start_job(key: str, func: Callable[..., Any], *args: Any) -> None:
+    """Run ``func(*args)`` in a daemon thread unless the same job is already running."""
+    with _jobs_lock:
+        running = _jobs.get(key)
+        if running is not None and running.is_alive():
+            return
+        thread = threading.Thread(
+            target=_run_job, args=(key, func, *args), name=f"hermes-nb-{key}", daemon=True
+        )
+        _jobs[key] = thread
+        thread.start()
+
+
+def _run_job(key: str, func: Callable[..., Any], *args: Any) -> None:
+    try:
+        func(*args)
+    except Exception:  # a background job must never surface as a crash
+        log.exception("Background job %s failed.", key)
+    finally:
+        with _jobs_lock:
+            if _jobs.get(key) is threading.current_thread():
+                del _jobs[key]
+
+
+def join_background(timeout: float | None = 30.0) -> bool:
+    """Wait for running title and compression jobs; True if none is left (kernel shutdown)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with _jobs_lock:
+            threads = [t for t in _jobs.values() if t.is_alive()]
+        if not threads:
+            return True
+        for thread in threads:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(remaining)
+        if deadline is not None and time.monotonic() >= deadline:
+            with _jobs_lock:
+                return not any(t.is_alive() for t in _jobs.values())
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def _markdown(record: SessionRecord, messages: builtins.list[StoredMessage]) -> str:
+    when = datetime.fromtimestamp(record.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# {record.title or record.name or 'Untitled session'}", ""]
+    lines.append(f"- session: `{record.id}`" + (f" (name `{record.name}`)" if record.name else ""))
+    lines.append(f"- profile: {record.profile or 'default'}, model {record.model or 'unknown'}")
+    if record.parent_session_id:
+        lines.append(f"- {record.source} of session `{record.parent_session_id}`")
+    lines.append(f"- created: {when}" + (" · archived" if record.archived else ""))
+    for m in messages:
+        lines.append("")
+        lines.extend(_markdown_message(m))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _markdown_message(m: StoredMessage) -> builtins.list[str]:
+    if m.role == "notice":
+        return [f"> *{m.content}*"]
+    if m.role == "error":
+        error = m.error or {}
+        kind = f" ({error['kind']})" if error.get("kind") else ""
+        hint = f"\n> {error['hint']}" if error.get("hint") else ""
+        return [f"> **Error**{kind}: {m.content}{hint}"]
+    if m.role == "user":
+        return ["## You", "", m.content]
+    if m.role == "system":
+        summary = (m.metadata or {}).get("kind") == "summary"
+        return ["## Summary" if summary else "## System", "", m.content]
+    out = ["## Assistant" + (" (partial)" if m.partial else ""), ""]
+    if m.reasoning:
+        out += ["<details><summary>Reasoning</summary>", "", m.reasoning, "", "</details>", ""]
+    for call in m.tool_calls or []:
+        out.append(f"- tool `{call.get('name', 'tool')}` `{call.get('arguments', '')}`")
+    if m.tool_calls:
+        out.append("")
+    out.append(m.content)
+    return out
+
+
+# -- module functions --------------------------------------------------------------------------
+
+
+def list(limit: int = 50, include_archived: bool = False) -> builtins.list[Session]:
+    """Sessions, most recently used first (archives only with ``include_archived``)."""
+    store = get_store()
+    records = store.list_sessions(limit=limit, include_archived=include_archived)
+    return [Session(r.id, store) for r in records]
+
+
+def search(text: str, limit: int = 20) -> builtins.list[SearchHit]:
+    """Full-text search over every stored message (archives included), best match first."""
+    return get_store().search(text, limit=limit)

@@ -1,0 +1,1284 @@
+"""The session store: sessions, messages and runs in one SQLite file, shared by every kernel.
+
+One file (``$HERMES_NB_HOME/sessions.db``) in WAL mode, so readers never wait for writers and
+several kernels can write at once. Every write is one short ``BEGIN IMMEDIATE`` transaction; a
+busy database is waited for (SQLite's busy timeout) and retried with backoff, so a user only
+sees "locked" when another process really holds the store for many seconds.
+
+What the database itself guarantees (so no code path can forget it):
+
+* Archived sessions are immutable: triggers refuse inserts, updates and deletes of their
+  messages, and any change to their row except re-pointing ``parent_session_id`` away from a
+  parent that was deleted (DESIGN.md §3, invariant 15).
+* ``name`` is unique among live (non-archived) sessions: the notebook's default session is found
+  by name, and compression hands the name on to the continuation.
+* The full-text index follows the messages table through triggers.
+
+The schema is an append-only list of named migrations; the ones that ran are recorded in
+``_hermes_migrations``. A store holding a migration this code does not know was written by a
+newer hermes_nb and is refused unchanged (:class:`StoreVersionError`).
+
+Runs record the process that owns them (pid plus a start token, so a reused pid is not mistaken
+for the owner). A run left ``queued``/``streaming`` by a process that has died is marked
+``interrupted`` when the store is opened and its session is freed (invariant 18).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import sqlite3
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import config
+from .exceptions import SessionNotFound, StoreError, StoreVersionError
+
+__all__ = [
+    "RUN_STATES",
+    "SOURCES",
+    "NewMessage",
+    "RunRecord",
+    "SearchHit",
+    "SessionRecord",
+    "Store",
+    "StoredMessage",
+    "close_stores",
+    "get_store",
+]
+
+T = TypeVar("T")
+
+#: Where a session came from.
+SOURCES = ("new", "fork", "compression")
+#: The states a run row can be in (``interrupted``: its process died before it settled).
+RUN_STATES = ("queued", "streaming", "done", "stopped", "error", "interrupted")
+_UNFINISHED = ("queued", "streaming")
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_READ_ONLY = "hermes_nb: archived sessions are read-only"
+_INTERRUPTED_NOTICE = (
+    "The previous turn was interrupted: the kernel stopped before a reply was stored. "
+    "Your prompt is kept above; ask again to continue."
+)
+_SENT_ROLES = ("user", "assistant", "system")
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Migration:
+    """One named schema step. Statements run one by one inside the migration transaction."""
+
+    name: str
+    statements: tuple[str, ...]
+
+
+_RAISE = f"SELECT RAISE(ABORT, '{_READ_ONLY}');"
+
+#: Append-only: never edit or reorder a migration that has shipped; add a new one.
+MIGRATIONS: tuple[_Migration, ...] = (
+    _Migration(
+        "001_sessions",
+        (
+            """CREATE TABLE sessions (
+                id TEXT PRIMARY KEY,
+                name TEXT,
+                title TEXT,
+                profile TEXT,
+                model TEXT,
+                parent_session_id TEXT,
+                source TEXT NOT NULL DEFAULT 'new'
+                    CHECK (source IN ('new', 'fork', 'compression')),
+                archived INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1)),
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                active_stream_id TEXT,
+                pending_user_message TEXT,
+                pending_started_at REAL,
+                usage TEXT
+            )""",
+            "CREATE UNIQUE INDEX sessions_live_name ON sessions(name) "
+            "WHERE archived = 0 AND name IS NOT NULL",
+            "CREATE INDEX sessions_recent ON sessions(archived, updated_at)",
+            "CREATE INDEX sessions_parent ON sessions(parent_session_id)",
+        ),
+    ),
+    _Migration(
+        "002_messages",
+        (
+            """CREATE TABLE messages (
+                id INTEGER PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                role TEXT NOT NULL
+                    CHECK (role IN ('user', 'assistant', 'notice', 'error', 'system')),
+                content TEXT NOT NULL DEFAULT '',
+                reasoning TEXT,
+                tool_calls TEXT,
+                partial INTEGER NOT NULL DEFAULT 0 CHECK (partial IN (0, 1)),
+                error TEXT,
+                metadata TEXT,
+                run_id TEXT,
+                created_at REAL NOT NULL,
+                UNIQUE (session_id, position)
+            )""",
+            "CREATE INDEX messages_run ON messages(run_id) WHERE run_id IS NOT NULL",
+        ),
+    ),
+    _Migration(
+        "003_runs",
+        (
+            """CREATE TABLE runs (
+                run_id TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                stream_id TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN
+                    ('queued', 'streaming', 'done', 'stopped', 'error', 'interrupted')),
+                profile TEXT,
+                model TEXT,
+                error TEXT,
+                usage TEXT,
+                pid INTEGER,
+                proc_token TEXT,
+                started_at REAL NOT NULL,
+                finished_at REAL
+            )""",
+            "CREATE INDEX runs_session ON runs(session_id)",
+            "CREATE INDEX runs_stream ON runs(stream_id)",
+            "CREATE INDEX runs_unfinished ON runs(state) WHERE state IN ('queued', 'streaming')",
+        ),
+    ),
+    _Migration(
+        "004_messages_fts",
+        (
+            "CREATE VIRTUAL TABLE messages_fts USING fts5("
+            "content, content='messages', content_rowid='id', tokenize='porter unicode61')",
+            """CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+                INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+            END""",
+            """CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+                INSERT INTO messages_fts(messages_fts, rowid, content)
+                    VALUES ('delete', old.id, old.content);
+            END""",
+            """CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+                INSERT INTO messages_fts(messages_fts, rowid, content)
+                    VALUES ('delete', old.id, old.content);
+                INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+            END""",
+        ),
+    ),
+    _Migration(
+        "005_archive_guards",
+        (
+            f"""CREATE TRIGGER messages_archived_insert BEFORE INSERT ON messages
+            WHEN EXISTS (SELECT 1 FROM sessions WHERE id = new.session_id AND archived = 1)
+            BEGIN {_RAISE} END""",
+            f"""CREATE TRIGGER messages_archived_update BEFORE UPDATE ON messages
+            WHEN EXISTS (SELECT 1 FROM sessions
+                         WHERE id IN (old.session_id, new.session_id) AND archived = 1)
+            BEGIN {_RAISE} END""",
+            f"""CREATE TRIGGER messages_archived_delete BEFORE DELETE ON messages
+            WHEN EXISTS (SELECT 1 FROM sessions WHERE id = old.session_id AND archived = 1)
+            BEGIN {_RAISE} END""",
+            # The only change an archive's row accepts: pointing parent_session_id past a parent
+            # that no longer exists (its deletion re-parents the children). Everything else,
+            # un-archiving included, is refused.
+            f"""CREATE TRIGGER sessions_archived_update BEFORE UPDATE ON sessions
+            WHEN old.archived = 1 AND (
+                new.archived IS NOT old.archived OR new.id IS NOT old.id
+                OR new.name IS NOT old.name OR new.title IS NOT old.title
+                OR new.profile IS NOT old.profile OR new.model IS NOT old.model
+                OR new.source IS NOT old.source OR new.created_at IS NOT old.created_at
+                OR new.updated_at IS NOT old.updated_at
+                OR new.active_stream_id IS NOT old.active_stream_id
+                OR new.pending_user_message IS NOT old.pending_user_message
+                OR new.pending_started_at IS NOT old.pending_started_at
+                OR new.usage IS NOT old.usage
+                OR (new.parent_session_id IS NOT old.parent_session_id
+                    AND (old.parent_session_id IS NULL
+                         OR EXISTS (SELECT 1 FROM sessions WHERE id = old.parent_session_id))))
+            BEGIN {_RAISE} END""",
+        ),
+    ),
+)
+
+
+# -- values ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One message of a session, as stored. ``position`` counts from 1 within the session."""
+
+    id: int
+    session_id: str
+    position: int
+    role: str
+    content: str
+    reasoning: str | None
+    tool_calls: list[dict[str, Any]] | None
+    partial: bool
+    error: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    run_id: str | None
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict with every field."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to append (the store assigns id, position and time)."""
+
+    role: str
+    content: str = ""
+    reasoning: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    partial: bool = False
+    error: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One row of ``sessions``."""
+
+    id: str
+    name: str | None
+    title: str | None
+    profile: str | None
+    model: str | None
+    parent_session_id: str | None
+    source: str
+    archived: bool
+    created_at: float
+    updated_at: float
+    active_stream_id: str | None
+    pending_user_message: str | None
+    pending_started_at: float | None
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of ``runs``: a turn's lifecycle as the store saw it."""
+
+    run_id: str
+    session_id: str
+    stream_id: str
+    state: str
+    profile: str | None
+    model: str | None
+    error: dict[str, Any] | None
+    usage: dict[str, int]
+    pid: int | None
+    proc_token: str | None
+    started_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A full-text match: where it is and a snippet with the match in ``**bold**``."""
+
+    session_id: str
+    title: str | None
+    name: str | None
+    archived: bool
+    position: int
+    role: str
+    snippet: str
+
+
+_SESSION_COLUMNS = (
+    "id, name, title, profile, model, parent_session_id, source, archived, created_at, "
+    "updated_at, active_stream_id, pending_user_message, pending_started_at, usage"
+)
+_MESSAGE_COLUMNS = (
+    "id, session_id, position, role, content, reasoning, tool_calls, partial, error, metadata, "
+    "run_id, created_at"
+)
+_RUN_COLUMNS = (
+    "run_id, session_id, stream_id, state, profile, model, error, usage, pid, proc_token, "
+    "started_at, finished_at"
+)
+
+
+def _dumps(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _session(row: Sequence[Any]) -> SessionRecord:
+    return SessionRecord(*row[:7], bool(row[7]), *row[8:13], json.loads(row[13] or "{}"))
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(*row[:6], _loads(row[6]), json.loads(row[7] or "{}"), *row[8:])
+
+
+def _message_rows(rows: Iterable[Sequence[Any]]) -> list[StoredMessage]:
+    """Build messages fast (loading a long session must cost about what parsing it as JSON
+    would): ``__init__`` of a frozen dataclass sets each field through ``object.__setattr__``,
+    so the instance dict is filled in one step instead; JSON columns, mostly NULL, are decoded
+    only where set. The result is identical to calling ``StoredMessage(...)``."""
+    new = object.__new__
+    set_dict = object.__setattr__
+    loads = json.loads
+    out: list[StoredMessage] = []
+    append = out.append
+    for r in rows:
+        message = new(StoredMessage)
+        set_dict(
+            message,
+            "__dict__",
+            {
+                "id": r[0],
+                "session_id": r[1],
+                "position": r[2],
+                "role": r[3],
+                "content": r[4],
+                "reasoning": r[5],
+                "tool_calls": None if r[6] is None else loads(r[6]),
+                "partial": r[7] == 1,
+                "error": None if r[8] is None else loads(r[8]),
+                "metadata": None if r[9] is None else loads(r[9]),
+                "run_id": r[10],
+                "created_at": r[11],
+            },
+        )
+        append(message)
+    return out
+
+
+# -- process ownership -------------------------------------------------------------------------
+
+
+def _linux_stat(pid: int) -> tuple[str, str] | None:
+    """``(state, start token)`` of a Linux process, or None if it does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    rest = stat[stat.rindex(")") + 2 :].split()
+    return rest[0], f"{_BOOT_ID}:{rest[19]}"  # field 3 is the state, field 22 the start time
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return "boot"
+
+
+_BOOT_ID = _boot_id()
+_HAS_PROC = _linux_stat(os.getpid()) is not None
+#: Identifies this process even if its pid is reused later (start time on Linux).
+PROCESS_TOKEN: str = (
+    (_linux_stat(os.getpid()) or ("", ""))[1] if _HAS_PROC else f"t{time.time_ns()}"
+)
+
+
+def _windows_alive(pid: int) -> bool:  # pragma: no cover - exercised on Windows only
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    code = ctypes.c_ulong()
+    kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+    kernel32.CloseHandle(handle)
+    return code.value == 259  # STILL_ACTIVE
+
+
+def owner_alive(pid: int | None, token: str | None) -> bool:
+    """Whether the process that started a run is still the one running under ``pid``."""
+    if pid is None:
+        return False
+    if pid == os.getpid():
+        return token == PROCESS_TOKEN
+    if _HAS_PROC:
+        stat = _linux_stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):
+            return False
+        return token is None or stat[1] == token
+    if sys.platform == "win32":  # pragma: no cover
+        return _windows_alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:  # the connection is unusable; the transaction is gone with it
+            pass
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class Store:
+    """A handle on one session database. Thread-safe: one connection, used under a lock.
+
+    ``busy_timeout`` is how long SQLite itself waits for a lock; ``retry_for`` is how long a
+    transaction is retried (with jittered backoff) on top before :class:`StoreError` is raised.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        busy_timeout: float = 5.0,
+        retry_for: float = 30.0,
+    ) -> None:
+        self.path = Path(path) if path is not None else config.home() / "sessions.db"
+        self._busy_timeout = busy_timeout
+        self._retry_for = retry_for
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._check_file()
+        try:
+            with self._lock:
+                self._check_version(self._connection())
+            self._retrying(self._enable_wal)
+            self._migrate()
+            self.recover()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _check_file(self) -> None:
+        """Refuse anything that is not an SQLite file before SQLite touches it."""
+        if self.path.is_dir():
+            raise StoreError(
+                f"The session store path {self.path} is a directory.",
+                hint="Point HERMES_NB_HOME at a directory without a 'sessions.db' folder.",
+            )
+        try:
+            with self.path.open("rb") as fh:
+                head = fh.read(len(_SQLITE_MAGIC))
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return
+        except OSError as exc:
+            raise StoreError(f"Cannot read the session store {self.path}: {exc.strerror}.") from exc
+        if head and head != _SQLITE_MAGIC:
+            raise StoreError(
+                f"{self.path} is not a hermes_nb session store (it is not an SQLite database).",
+                hint="Move the file aside or set HERMES_NB_HOME to another directory; "
+                "it was left unchanged.",
+            )
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(
+                str(self.path),
+                timeout=self._busy_timeout,
+                isolation_level=None,  # explicit BEGIN/COMMIT only
+                check_same_thread=False,  # guarded by self._lock instead
+            )
+        return self._db
+
+    def _check_version(self, db: sqlite3.Connection) -> None:
+        """Refuse a store from a newer hermes_nb, before anything is written to it."""
+        try:
+            applied = _applied(db)
+            user_version = db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        unknown = sorted(applied - {m.name for m in MIGRATIONS})
+        if unknown or user_version > len(MIGRATIONS):
+            raise StoreVersionError(
+                f"The session store {self.path} was written by a newer hermes_nb "
+                f"(schema step {unknown[-1] if unknown else user_version!r} is unknown here).",
+                hint="Upgrade hermes_nb (pip install -U hermes-nb), or set HERMES_NB_HOME to "
+                "another directory; the store was left unchanged.",
+            )
+
+    def _enable_wal(self, db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
+
+    def _migrate(self) -> None:
+        def run(db: sqlite3.Connection) -> None:
+            self._check_version(db)  # another process may have migrated meanwhile
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS _hermes_migrations "
+                "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            done = _applied(db)
+            for migration in MIGRATIONS:
+                if migration.name in done:
+                    continue
+                for statement in migration.statements:
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO _hermes_migrations (name, applied_at) VALUES (?, ?)",
+                    (migration.name, time.time()),
+                )
+            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+        with self._lock:
+            done = _applied(self._connection())
+        if done != {m.name for m in MIGRATIONS}:
+            self._write(run)
+
+    def close(self) -> None:
+        """Close the connection (it is reopened if the store is used again)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # -- transactions --------------------------------------------------------------------------
+
+    def _retrying(self, func: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        """Run ``func`` in one transaction (``BEGIN IMMEDIATE`` if ``write``), retrying while
+        the database is busy; every sqlite3 error leaves as a :class:`StoreError`."""
+        deadline = time.monotonic() + self._retry_for
+        delay = 0.005
+        while True:
+            with self._lock:
+                db = self._connection()
+                try:
+                    if write:
+                        db.execute("BEGIN IMMEDIATE")
+                    result = func(db)
+                    if write:
+                        db.execute("COMMIT")
+                    return result
+                except sqlite3.Error as exc:
+                    _rollback(db)
+                    if not (_is_busy(exc) and time.monotonic() < deadline):
+                        raise self._error(exc) from exc
+                except BaseException:
+                    _rollback(db)
+                    raise
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.2)
+
+    def _read(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        return self._retrying(func)
+
+    def _write(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        return self._retrying(func, write=True)
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if _READ_ONLY in text:
+            return StoreError(
+                "That session is an archive and cannot be changed.",
+                hint="Continue in its continuation, or branch it with session.branch(k).",
+            )
+        if _is_busy(exc):
+            return StoreError(
+                f"The session store {self.path} is locked by another process.",
+                hint="Another kernel is holding it; try again, or restart a kernel that hangs.",
+            )
+        if isinstance(exc, sqlite3.DatabaseError) and (
+            "not a database" in text or "malformed" in text or "corrupt" in text
+        ):
+            return StoreError(
+                f"The session store {self.path} is damaged ({text}).",
+                hint="Move the file aside (hermes_nb then starts a new one) and keep it for "
+                "recovery; it was left unchanged.",
+            )
+        return StoreError(f"The session store {self.path} failed: {text}.")
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def create_session(
+        self,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        profile: str | None = None,
+        model: str | None = None,
+        parent_session_id: str | None = None,
+        source: str = "new",
+    ) -> SessionRecord:
+        """Insert a new session; :class:`StoreError` if ``name`` is taken by a live session."""
+        return self._write(
+            lambda db: self._insert_session(
+                db,
+                name=name,
+                title=title,
+                profile=profile,
+                model=model,
+                parent_session_id=parent_session_id,
+                source=source,
+            )
+        )
+
+    def _insert_session(self, db: sqlite3.Connection, **values: Any) -> SessionRecord:
+        now = time.time()
+        session_id = uuid.uuid4().hex
+        try:
+            db.execute(
+                "INSERT INTO sessions (id, name, title, profile, model, parent_session_id, "
+                "source, archived, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                (
+                    session_id,
+                    values["name"],
+                    values["title"],
+                    values["profile"],
+                    values["model"],
+                    values["parent_session_id"],
+                    values["source"],
+                    now,
+                    now,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            if "sessions.name" in str(exc):
+                raise _name_taken(values["name"]) from exc
+            raise
+        return self._get(db, session_id)
+
+    def open_or_create(
+        self, name: str, *, profile: str | None = None, model: str | None = None
+    ) -> SessionRecord:
+        """The live session called ``name``, created if there is none (race-free)."""
+
+        def run(db: sqlite3.Connection) -> SessionRecord:
+            row = db.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE name = ? AND archived = 0",
+                (name,),
+            ).fetchone()
+            if row is not None:
+                return _session(row)
+            return self._insert_session(
+                db,
+                name=name,
+                title=None,
+                profile=profile,
+                model=model,
+                parent_session_id=None,
+                source="new",
+            )
+
+        return self._write(run)
+
+    def _get(self, db: sqlite3.Connection, session_id: str) -> SessionRecord:
+        row = db.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        if row is None:
+            raise _not_found(session_id)
+        return _session(row)
+
+    def get_session(self, session_id: str) -> SessionRecord:
+        """The session with exactly this id; :class:`SessionNotFound` if there is none."""
+        return self._read(lambda db: self._get(db, session_id))
+
+    def find_session(self, ref: str) -> SessionRecord:
+        """By id, by live name, by archived name (newest), or by a unique id prefix."""
+
+        def run(db: sqlite3.Connection) -> SessionRecord:
+            row = db.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ? "
+                "UNION ALL SELECT * FROM (SELECT "
+                f"{_SESSION_COLUMNS} FROM sessions WHERE name = ? "
+                "ORDER BY archived, updated_at DESC LIMIT 1)",
+                (ref, ref),
+            ).fetchone()
+            if row is not None:
+                return _session(row)
+            if not re.fullmatch(r"[0-9a-f]{2,32}", ref):
+                raise _not_found(ref)
+            rows = db.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id >= ? AND id < ? LIMIT 2",
+                (ref, ref + "g"),
+            ).fetchall()
+            if len(rows) == 1:
+                return _session(rows[0])
+            if not rows:
+                raise _not_found(ref)
+            raise SessionNotFound(
+                f"{ref!r} is the start of more than one session id.",
+                hint="Give more characters of the id; %hermes sessions lists them.",
+            )
+
+        return self._read(run)
+
+    def list_sessions(
+        self, *, limit: int = 50, include_archived: bool = False
+    ) -> list[SessionRecord]:
+        """Sessions, most recently updated first."""
+        where = "" if include_archived else "WHERE archived = 0"
+        return self._read(
+            lambda db: [
+                _session(r)
+                for r in db.execute(
+                    f"SELECT {_SESSION_COLUMNS} FROM sessions {where} "
+                    "ORDER BY updated_at DESC, rowid DESC LIMIT ?",
+                    (limit,),
+                )
+            ]
+        )
+
+    def continuation_of(self, session_id: str) -> SessionRecord | None:
+        """The session that compression continued ``session_id`` into, if any."""
+
+        def run(db: sqlite3.Connection) -> SessionRecord | None:
+            row = db.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE parent_session_id = ? "
+                "AND source = 'compression' ORDER BY created_at DESC LIMIT 1",
+                (session_id,),
+            ).fetchone()
+            return None if row is None else _session(row)
+
+        return self._read(run)
+
+    def rename_session(self, session_id: str, name: str | None) -> None:
+        """Set or clear the name; :class:`StoreError` if a live session already has it."""
+
+        def run(db: sqlite3.Connection) -> None:
+            self._get(db, session_id)
+            try:
+                db.execute(
+                    "UPDATE sessions SET name = ?, updated_at = ? WHERE id = ?",
+                    (name, time.time(), session_id),
+                )
+            except sqlite3.IntegrityError as exc:
+                if "sessions.name" in str(exc):
+                    raise _name_taken(name) from exc
+                raise
+
+        self._write(run)
+
+    def set_title(self, session_id: str, title: str, *, only_if_empty: bool = True) -> bool:
+        """Store a title (by default only if the session has none yet); True if stored."""
+        guard = " AND title IS NULL" if only_if_empty else ""
+        return self._write(
+            lambda db: (
+                db.execute(
+                    f"UPDATE sessions SET title = ? WHERE id = ? AND archived = 0{guard}",
+                    (title, session_id),
+                ).rowcount
+                == 1
+            )
+        )
+
+    def delete_session(self, session_id: str) -> None:
+        """Delete a session, its messages and runs; its children are re-parented to its parent,
+        so every lineage that went through it still reaches the root."""
+
+        def run(db: sqlite3.Connection) -> None:
+            record = self._get(db, session_id)
+            # The row goes first: the archive guards then no longer see an archived session.
+            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            db.execute(
+                "UPDATE sessions SET parent_session_id = ? WHERE parent_session_id = ?",
+                (record.parent_session_id, session_id),
+            )
+            db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM runs WHERE session_id = ?", (session_id,))
+
+        self._write(run)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def messages(self, session_id: str) -> list[StoredMessage]:
+        """Every message of the session in order (one query; JSON decoded only where set)."""
+        return self._read(
+            lambda db: _message_rows(
+                db.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ? "
+                    "ORDER BY position",
+                    (session_id,),
+                )
+            )
+        )
+
+    def history(self, session_id: str) -> list[dict[str, Any]]:
+        """What a model is sent: user, assistant and system messages with text, in order.
+
+        Notices (cancel markers) and error rows are for the reader, not for the model.
+        """
+        return self._read(
+            lambda db: [
+                {"role": role, "content": content}
+                for role, content in db.execute(
+                    "SELECT role, content FROM messages WHERE session_id = ? "
+                    "AND role IN ('user', 'assistant', 'system') AND content != '' "
+                    "ORDER BY position",
+                    (session_id,),
+                )
+            ]
+        )
+
+    def content_chars(self, session_id: str) -> int:
+        """Characters of text the model would be sent (for a context estimate)."""
+        return self._read(
+            lambda db: db.execute(
+                "SELECT COALESCE(SUM(length(content) + COALESCE(length(reasoning), 0)), 0) "
+                "FROM messages WHERE session_id = ? AND role IN ('user', 'assistant', 'system')",
+                (session_id,),
+            ).fetchone()[0]
+        )
+
+    def last_position(self, session_id: str) -> int:
+        return self._read(lambda db: _last_position(db, session_id))
+
+    def append_messages(
+        self, session_id: str, messages: Iterable[NewMessage], *, run_id: str | None = None
+    ) -> int:
+        """Append messages in one transaction; returns the last position. O(1) per message."""
+
+        def run(db: sqlite3.Connection) -> int:
+            self._get(db, session_id)
+            position = _insert_messages(db, session_id, messages, run_id=run_id)
+            db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (time.time(), session_id))
+            return position
+
+        return self._write(run)
+
+    # -- turns ---------------------------------------------------------------------------------
+
+    def begin_turn(
+        self,
+        session_id: str,
+        *,
+        run_id: str,
+        stream_id: str,
+        prompt: str,
+        profile: str | None,
+        model: str | None,
+    ) -> SessionRecord:
+        """Make the prompt durable and claim the session for ``stream_id``, in one transaction.
+
+        The prompt is stored as the user message (and as ``pending_user_message`` until the turn
+        settles), a ``streaming`` run row records the owning process, and ``active_stream_id``
+        moves to this stream — any earlier stream loses its right to write back.
+        """
+
+        def run(db: sqlite3.Connection) -> SessionRecord:
+            record = self._get(db, session_id)
+            if record.archived:
+                raise StoreError(
+                    f"Session {session_id[:8]} is an archive and cannot take new turns.",
+                    hint="Continue in its continuation, or branch it with session.branch(k).",
+                )
+            if record.active_stream_id:
+                self._interrupt_if_orphaned(db, record.active_stream_id)
+            now = time.time()
+            _insert_messages(db, session_id, [NewMessage("user", prompt)], run_id=run_id, now=now)
+            db.execute(
+                "UPDATE sessions SET active_stream_id = ?, pending_user_message = ?, "
+                "pending_started_at = ?, updated_at = ?, profile = ?, model = ? WHERE id = ?",
+                (stream_id, prompt, now, now, profile, model, session_id),
+            )
+            db.execute(
+                "INSERT INTO runs (run_id, session_id, stream_id, state, profile, model, pid, "
+                "proc_token, started_at) VALUES (?, ?, ?, 'streaming', ?, ?, ?, ?, ?)",
+                (run_id, session_id, stream_id, profile, model, os.getpid(), PROCESS_TOKEN, now),
+            )
+            return self._get(db, session_id)
+
+        return self._write(run)
+
+    def settle_turn(
+        self,
+        session_id: str,
+        *,
+        run_id: str,
+        stream_id: str,
+        state: str,
+        messages: Sequence[NewMessage],
+        usage: dict[str, int] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> bool:
+        """Write a turn's result iff ``stream_id`` still owns the session (compare-and-clear).
+
+        The run row always gets its terminal ``state``. A partial assistant message is skipped
+        when an earlier partial of the *same run* has the same stripped text (DESIGN.md §3,
+        invariant 9) — never compared with other turns' messages. Returns True iff written.
+        """
+        if state not in RUN_STATES or state in _UNFINISHED:
+            raise ValueError(f"{state!r} is not a terminal run state")
+
+        def run(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            db.execute(
+                "UPDATE runs SET state = ?, error = ?, usage = ?, finished_at = ? "
+                "WHERE run_id = ? AND state IN ('queued', 'streaming')",
+                (state, _dumps(error), _dumps(usage or None), now, run_id),
+            )
+            owned = db.execute(
+                "UPDATE sessions SET active_stream_id = NULL, pending_user_message = NULL, "
+                "pending_started_at = NULL, updated_at = ? "
+                "WHERE id = ? AND active_stream_id = ?",
+                (now, session_id, stream_id),
+            ).rowcount
+            if not owned:
+                return False
+            earlier = [
+                _partial_key(NewMessage("assistant", c, r, _loads(t)))
+                for c, r, t in db.execute(
+                    "SELECT content, reasoning, tool_calls FROM messages "
+                    "WHERE run_id = ? AND session_id = ? AND partial = 1",
+                    (run_id, session_id),
+                )
+            ]
+            keep = [m for m in messages if not (m.partial and _partial_key(m) in earlier)]
+            _insert_messages(db, session_id, keep, run_id=run_id, now=now)
+            if usage:
+                _add_usage(db, session_id, usage)
+            return True
+
+        return self._write(run)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        def run(db: sqlite3.Connection) -> RunRecord:
+            row = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"No run {run_id!r} in the session store.")
+            return _run(row)
+
+        return self._read(run)
+
+    def runs(self, session_id: str) -> list[RunRecord]:
+        return self._read(
+            lambda db: [
+                _run(r)
+                for r in db.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE session_id = ? ORDER BY started_at",
+                    (session_id,),
+                )
+            ]
+        )
+
+    def recover(self) -> list[str]:
+        """Mark runs whose process died as ``interrupted`` and free their sessions.
+
+        Returns the ids of the runs it interrupted. Runs owned by live processes (this one
+        included) are left alone.
+        """
+        candidates = self._read(
+            lambda db: db.execute(
+                "SELECT stream_id, pid, proc_token FROM runs WHERE state IN ('queued', 'streaming')"
+            ).fetchall()
+        )
+        orphans = [stream for stream, pid, token in candidates if not owner_alive(pid, token)]
+        if not orphans:
+            return []
+
+        def run(db: sqlite3.Connection) -> list[str]:
+            done: list[str] = []
+            for stream_id in orphans:
+                done.extend(self._interrupt_if_orphaned(db, stream_id))
+            return done
+
+        return self._write(run)
+
+    def _interrupt_if_orphaned(self, db: sqlite3.Connection, stream_id: str) -> list[str]:
+        """Inside a write: interrupt the unfinished runs of ``stream_id`` whose owner died."""
+        rows = db.execute(
+            "SELECT run_id, session_id, pid, proc_token FROM runs "
+            "WHERE stream_id = ? AND state IN ('queued', 'streaming')",
+            (stream_id,),
+        ).fetchall()
+        done = []
+        for run_id, session_id, pid, token in rows:
+            if owner_alive(pid, token):
+                continue
+            now = time.time()
+            db.execute(
+                "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE run_id = ?",
+                (now, run_id),
+            )
+            freed = db.execute(
+                "UPDATE sessions SET active_stream_id = NULL, pending_user_message = NULL, "
+                "pending_started_at = NULL, updated_at = ? "
+                "WHERE id = ? AND active_stream_id = ? AND archived = 0",
+                (now, session_id, stream_id),
+            ).rowcount
+            if freed:
+                notice = NewMessage("notice", _INTERRUPTED_NOTICE, metadata={"interrupted": True})
+                _insert_messages(db, session_id, [notice], run_id=run_id, now=now)
+            done.append(run_id)
+        return done
+
+    # -- lineage -------------------------------------------------------------------------------
+
+    def fork(self, session_id: str, count: int, *, title: str | None = None) -> SessionRecord:
+        """A new session (source ``fork``, parent ``session_id``) holding its first ``count``
+        messages, copied in one statement."""
+
+        def run(db: sqlite3.Connection) -> SessionRecord:
+            parent = self._get(db, session_id)
+            child = self._insert_session(
+                db,
+                name=None,
+                title=title,
+                profile=parent.profile,
+                model=parent.model,
+                parent_session_id=parent.id,
+                source="fork",
+            )
+            _copy_messages(db, parent.id, child.id, upto=count, first_position=1)
+            return child
+
+        return self._write(run)
+
+    def archive_and_continue(
+        self,
+        session_id: str,
+        *,
+        expected_last_position: int,
+        keep_from_position: int,
+        summary: NewMessage,
+    ) -> SessionRecord:
+        """Compression's single transaction: archive the session as it is and continue it.
+
+        The archive keeps every column (its own ``parent_session_id`` included) and only gains
+        ``archived = 1``. The continuation (source ``compression``, parent = the archive, always)
+        takes over the name and title and holds the summary followed by the messages from
+        ``keep_from_position`` on. Refused, changing nothing, if the session moved on since it
+        was read (a new message, a running turn) or is already archived.
+        """
+
+        def run(db: sqlite3.Connection) -> SessionRecord:
+            record = self._get(db, session_id)
+            if record.archived:
+                raise StoreError(f"Session {session_id[:8]} is already archived.")
+            if record.active_stream_id or _last_position(db, session_id) != expected_last_position:
+                raise StoreError(
+                    f"Session {session_id[:8]} changed while it was being summarised.",
+                    hint="Nothing was changed; compress again once the current turn is done.",
+                )
+            db.execute("UPDATE sessions SET archived = 1 WHERE id = ?", (session_id,))
+            continuation = self._insert_session(
+                db,
+                name=record.name,
+                title=record.title,
+                profile=record.profile,
+                model=record.model,
+                parent_session_id=record.id,
+                source="compression",
+            )
+            _insert_messages(db, continuation.id, [summary])
+            _copy_messages(
+                db, record.id, continuation.id, start=keep_from_position, first_position=2
+            )
+            return continuation
+
+        return self._write(run)
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search(
+        self, text: str, *, limit: int = 20, include_archived: bool = True
+    ) -> list[SearchHit]:
+        """Full-text search over message content, best match first.
+
+        Every word of ``text`` must occur (stemmed); FTS syntax in ``text`` is treated as words.
+        """
+        words = re.findall(r"\w+", text)
+        if not words:
+            return []
+        query = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+        where = "" if include_archived else "AND s.archived = 0"
+        return self._read(
+            lambda db: [
+                SearchHit(sid, title, name, bool(archived), position, role, snippet)
+                for sid, title, name, archived, position, role, snippet in db.execute(
+                    "SELECT m.session_id, s.title, s.name, s.archived, m.position, m.role, "
+                    "snippet(messages_fts, 0, '**', '**', '…', 12) "
+                    "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+                    f"JOIN sessions s ON s.id = m.session_id WHERE messages_fts MATCH ? {where} "
+                    "ORDER BY rank LIMIT ?",
+                    (query, limit),
+                )
+            ]
+        )
+
+    # -- introspection (tests, doctor) -----------------------------------------------------------
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, in a stable order — to prove an operation changed nothing."""
+
+        def run(db: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+            names = [
+                r[0]
+                for r in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                )
+            ]
+            return {n: db.execute(f"SELECT * FROM {n} ORDER BY 1").fetchall() for n in names}
+
+        return self._read(run)
+
+
+# -- helpers inside transactions ----------------------------------------------------------------
+
+
+def _applied(db: sqlite3.Connection) -> set[str]:
+    """Names of the migrations this database has run (empty for a new file)."""
+    if not db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_hermes_migrations'"
+    ).fetchone():
+        return set()
+    return {r[0] for r in db.execute("SELECT name FROM _hermes_migrations")}
+
+
+def _last_position(db: sqlite3.Connection, session_id: str) -> int:
+    # Served by the (session_id, position) unique index: O(log n), no scan.
+    return db.execute(
+        "SELECT COALESCE(MAX(position), 0) FROM messages WHERE session_id = ?", (session_id,)
+    ).fetchone()[0]
+
+
+def _insert_messages(
+    db: sqlite3.Connection,
+    session_id: str,
+    messages: Iterable[NewMessage],
+    *,
+    run_id: str | None = None,
+    now: float | None = None,
+) -> int:
+    position = _last_position(db, session_id)
+    now = time.time() if now is None else now
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        nonlocal position
+        for m in messages:
+            position += 1
+            yield (
+                session_id,
+                position,
+                m.role,
+                m.content,
+                m.reasoning or None,
+                _dumps(m.tool_calls or None),
+                int(m.partial),
+                _dumps(m.error),
+                _dumps(m.metadata),
+                run_id,
+                now,
+            )
+
+    db.executemany(
+        "INSERT INTO messages (session_id, position, role, content, reasoning, tool_calls, "
+        "partial, error, metadata, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows(),
+    )
+    return position
+
+
+def _copy_messages(
+    db: sqlite3.Connection,
+    source: str,
+    target: str,
+    *,
+    first_position: int,
+    start: int = 1,
+    upto: int | None = None,
+) -> None:
+    """Copy messages ``source[start:]`` (at most ``upto``) to ``target``, renumbered."""
+    db.execute(
+        "INSERT INTO messages (session_id, position, role, content, reasoning, tool_calls, "
+        "partial, error, metadata, run_id, created_at) "
+        "SELECT ?, ? + row_number() OVER (ORDER BY position) - 1, role, content, reasoning, "
+        "tool_calls, partial, error, metadata, run_id, created_at FROM messages "
+        "WHERE session_id = ? AND position >= ? ORDER BY position LIMIT ?",
+        (target, first_position, source, start, -1 if upto is None else upto),
+    )
+
+
+def _add_usage(db: sqlite3.Connection, session_id: str, usage: dict[str, int]) -> None:
+    """Accumulate token counts; ``context_tokens`` is the latest turn's prompt + completion."""
+    row = db.execute("SELECT usage FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    total: dict[str, int] = json.loads(row[0] or "{}")
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens"):
+        if isinstance(usage.get(key), int):
+            total[key] = total.get(key, 0) + usage[key]
+    context = usage.get("total_tokens") or (
+        usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+    )
+    if context:
+        total["context_tokens"] = context
+    db.execute("UPDATE sessions SET usage = ? WHERE id = ?", (_dumps(total), session_id))
+
+
+def _partial_key(message: NewMessage) -> tuple[str, ...]:
+    """What makes two partials of one turn the same: their stripped text — and, for a partial
+    without text, its reasoning and tool calls (so no distinct content is ever dropped)."""
+    text = message.content.strip()
+    if text:
+        return (text,)
+    return ("", (message.reasoning or "").strip(), _dumps(message.tool_calls or None) or "")
+
+
+def _not_found(ref: str) -> SessionNotFound:
+    return SessionNotFound(f"There is no session {ref!r}.", hint="%hermes sessions lists them.")
+
+
+def _name_taken(name: str | None) -> StoreError:
+    return StoreError(
+        f"A session named {name!r} already exists.",
+        hint=f"Pick another name, or open it with Session.open({name!r}).",
+    )
+
+
+# -- one store per file per process -------------------------------------------------------------
+
+_stores: dict[Path, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store(path: str | os.PathLike[str] | None = None) -> Store:
+    """The process's :class:`Store` for ``path`` (default ``$HERMES_NB_HOME/sessions.db``),
+    opened on first use."""
+    resolved = Path(path) if path is not None else config.home() / "sessions.db"
+    key = resolved.expanduser().absolute()
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = Store(key)
+        return store
+
+
+def close_stores() -> None:
+    """Close and forget every store opened by :func:`get_store` (kernel shutdown, tests)."""
+    with _stores_lock:
+        stores = [*_stores.values()]
+        _stores.clear()
+    for store in stores:
+        store.close()

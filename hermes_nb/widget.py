@@ -1,0 +1,74 @@
+"""The chat widget: an anywidget model whose views render frames sent by the kernel.
+
+The class holds the front-end code (``static/chat.js``, ``static/chat.css``), a few synced traits
+that a reloaded page can show before its replay arrives, and the dispatch of view messages to a
+handler. Rendering, the pump thread and replay live in :mod:`hermes_nb.view`; the wire format in
+:mod:`hermes_nb._protocol`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ._protocol import FrameMsg, ViewMsg, parse_view_msg
+
+__all__ = ["ChatWidget"]
+
+_STATIC = pathlib.Path(__file__).parent / "static"
+
+
+class ChatWidget(anywidget.AnyWidget):
+    """One model per run; every view of it shows the same transcript."""
+
+    _esm = _STATIC / "chat.js"
+    _css = _STATIC / "chat.css"
+
+    run_id = traitlets.Unicode("").tag(sync=True)
+    status = traitlets.Unicode("queued").tag(sync=True)
+    bot_name = traitlets.Unicode("Hermes").tag(sync=True)
+    model = traitlets.Unicode("").tag(sync=True)
+    #: Pygments CSS for highlighted code blocks (light and dark themes); views add it once.
+    highlight_css = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, handler: Callable[[ViewMsg], None] | None = None, **traits: Any) -> None:
+        super().__init__(**traits)
+        self._handler = handler
+        self.on_msg(self._on_view_msg)
+        _route_to_sender(self.comm)
+
+    def send_frame(self, msg: FrameMsg) -> None:
+        """Send one frame to every open view (safe from any thread: iopub is)."""
+        self.send(msg)
+
+    def _on_view_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        msg = parse_view_msg(content)
+        if msg is not None and self._handler is not None:
+            self._handler(msg)
+
+    def __repr__(self) -> str:
+        # Stable text/plain (nbval compares it): no model id, no address, no live status.
+        return f"ChatWidget(bot_name={self.bot_name!r}, model={self.model!r})"
+
+
+def _route_to_sender(comm: Any) -> None:
+    """Handle this widget's messages on the subshell the front end sent them on.
+
+    ipykernel 7.4 reroutes an incoming ``comm_msg`` to the subshell that last *published* on the
+    comm (``BaseComm._reply_subshell_for``). Our frames are published from a pump thread and from
+    whichever subshell answered the last replay, so that routing sends a Stop click to the main
+    shell (stuck behind a running cell) or, after a page reload deleted the old subshell, to a
+    subshell that no longer exists ("Unknown subshell_id": the message is dropped). Our messages
+    never wait for a reply in a cell, so the sender's own choice is always right. Other kernels
+    and ipykernel versions have no such hook and route by the header already.
+    """
+    if comm is not None and callable(getattr(comm, "_reply_subshell_for", None)):
+        comm._reply_subshell_for = _sender_subshell
+
+
+def _sender_subshell(_data: Any, default: str | None) -> str | None:
+    return default

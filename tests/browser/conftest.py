@@ -1,0 +1,234 @@
+"""Fixtures for the browser suite: Debian's Chromium driven by Playwright, against a JupyterLab
+(or Notebook 7) server these fixtures start on 127.0.0.1.
+
+Without ``/usr/bin/chromium`` (or the ``playwright`` package) every test here is skipped with
+the reason — except in CI (``CI=true``), which installs Chromium, where they fail instead.
+
+One server per UI per session (started on first use); one browser; one context per UI, so the
+HTTP cache is warm after the first page; a fresh page per test, with the XSS tripwire installed
+before any script runs. After each test its kernels are shut down; after a failure a screenshot
+and the page's console go to ``artifacts/browser/FAILED-<test>.*``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyter_harness import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    INIT_SCRIPT,
+    JupyterServer,
+    NotebookPage,
+    PageWatch,
+    Ui,
+    shoot,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+_HERE = Path(__file__).parent
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _unavailable() -> str | None:
+    """Why the browser suite cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[browser]')"
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        return f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+def _failed(item: pytest.Item) -> bool:
+    reports = item.stash.get(_REPORTS, {})
+    return any(r.failed for r in reports.values())
+
+
+# -- browser ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium; skips the suite without it (fails in CI, which installs it)."""
+    reason = _unavailable()
+    if reason:
+        if _in_ci():
+            pytest.fail(f"{reason}; CI=true, and CI must install it.", pytrace=False)
+        pytest.skip(f"browser suite skipped: {reason}")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: Path) -> Iterator[Any]:
+    """One headless Chromium for the session (Playwright gives it a fresh user-data dir)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+def _server(factory: pytest.TempPathFactory, ui: Ui) -> Iterator[JupyterServer]:
+    server = JupyterServer(factory.mktemp(f"jupyter-{ui}"), ui=ui)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def lab_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    """``jupyter lab`` for the session (started only if a test needs it)."""
+    yield from _server(tmp_path_factory, "lab")
+
+
+@pytest.fixture(scope="session")
+def nb7_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    """``jupyter notebook`` (Notebook 7: /tree, /notebooks/<path>) for the session."""
+    yield from _server(tmp_path_factory, "notebook7")
+
+
+@pytest.fixture(params=["lab"])
+def ui(request: pytest.FixtureRequest) -> Ui:
+    """Which front end a test drives; parametrize indirectly with ``["lab", "notebook7"]``."""
+    return request.param
+
+
+@pytest.fixture
+def server(ui: Ui, request: pytest.FixtureRequest) -> JupyterServer:
+    return request.getfixturevalue("lab_server" if ui == "lab" else "nb7_server")
+
+
+def _context(browser: Any, server: JupyterServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(30_000)
+    context.add_init_script(INIT_SCRIPT)
+    try:
+        yield context
+    finally:
+        # Before the server stops: it waits for open connections to close.
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def lab_context(browser: Any, lab_server: JupyterServer) -> Iterator[Any]:
+    """The browser context for JupyterLab pages (one per session: a warm HTTP cache)."""
+    yield from _context(browser, lab_server)
+
+
+@pytest.fixture(scope="session")
+def nb7_context(browser: Any, nb7_server: JupyterServer) -> Iterator[Any]:
+    """The browser context for Notebook 7 pages."""
+    yield from _context(browser, nb7_server)
+
+
+@pytest.fixture
+def page(server: JupyterServer, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh page with the XSS tripwire; ``page.watch`` records dialogs, popups, errors."""
+    context = request.getfixturevalue("lab_context" if server.ui == "lab" else "nb7_context")
+    pg = context.new_page()
+    watch = PageWatch()
+    watch.attach(pg)
+    pg.watch = watch  # type: ignore[attr-defined]
+    yield pg
+    if _failed(request.node):
+        name = f"FAILED-{_slug(request.node.name)}"
+        with contextlib.suppress(Exception):
+            shoot(pg, name)
+        with contextlib.suppress(Exception):
+            (ARTIFACTS / f"{name}.console.txt").write_text(
+                "\n".join(
+                    [*watch.console, "--- page errors", *watch.errors, "--- dialogs",
+                     *watch.dialogs, "--- popups", *watch.popups]
+                ),
+                encoding="utf-8",
+            )
+    with contextlib.suppress(Exception):
+        pg.close()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120]
+
+
+# -- notebooks -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def open_notebook(
+    server: JupyterServer, page: Any, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., NotebookPage]]:
+    """``open_notebook(sources, name=None)``: write a notebook with these code cells into the
+    server's root and open it in ``page``. Kernels are shut down after the test; the notebook is
+    copied to ``artifacts/browser/`` for inspection."""
+    opened: list[NotebookPage] = []
+
+    def open_(sources: list[str], name: str | None = None) -> NotebookPage:
+        stem = name or _slug(request.node.name)
+        path = server.notebook(f"{stem}.ipynb", sources)
+        nb = NotebookPage(page, server, path, workspace=stem)
+        opened.append(nb)
+        return nb.open()
+
+    yield open_
+    with contextlib.suppress(Exception):
+        page.goto("about:blank")
+    for nb in opened:
+        with contextlib.suppress(Exception):
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(server.root_dir / nb.path, ARTIFACTS / nb.path)
+    with contextlib.suppress(Exception):
+        server.shutdown_kernels()
+
+
+@pytest.fixture
+def hermes_config(server: JupyterServer) -> Iterator[Callable[[str], Path]]:
+    """Write ``config.toml`` into the server's ``$HERMES_NB_HOME`` (read by its kernels when a
+    turn starts); removed after the test."""
+    target = server.hermes_home / "config.toml"
+
+    def write(text: str) -> Path:
+        target.write_text(text, encoding="utf-8")
+        return target
+
+    yield write
+    target.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def screenshot(page: Any, request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    """``screenshot(name)`` → ``artifacts/browser/<name>.png``."""
+    return lambda name: shoot(page, name)

@@ -1,0 +1,580 @@
+"""Drive a real Jupyter server and its pages for the browser tests.
+
+:class:`JupyterServer` starts ``jupyter lab`` or ``jupyter notebook`` on 127.0.0.1 with every
+Jupyter directory in a temporary tree (config, data, runtime, user settings, workspaces), a
+kernelspec that runs this interpreter, and nothing that talks to the network (news, update
+checks, terminals). :class:`NotebookPage` opens one notebook in a Playwright page — in
+JupyterLab or in Notebook 7 — and runs its cells the way a user does (Shift+Enter), saves
+(Ctrl+S), reloads, and reads outputs from the DOM.
+
+The front end exposes its application object (``expose_app_in_browser``, as JupyterLab's own
+UI tests do); the helpers use it only to *wait* (kernel idle, cell finished, model saved) and to
+put source into a cell. Everything a test asserts is read from the DOM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+import nbformat
+
+__all__ = [
+    "ARTIFACTS",
+    "CHROMIUM_ARGS",
+    "INIT_SCRIPT",
+    "JupyterServer",
+    "NotebookPage",
+    "PageWatch",
+    "Ui",
+    "new_notebook",
+    "shoot",
+]
+
+Ui = Literal["lab", "notebook7"]
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Screenshots, server logs and kept notebooks (``artifacts/`` is gitignored).
+ARTIFACTS = ROOT / "artifacts" / "browser"
+
+#: Flags for Debian's Chromium: headless, no GPU, and no traffic of its own.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # Belt and braces: no name resolves but the loopback one, so nothing leaves the machine.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+]
+
+# Browser-side helpers, installed in every page before any of its scripts runs.
+#
+# The XSS tripwire: a payload that executes sets ``__hnb_xss`` or calls ``__hnb_pwn(tag)``
+# (also reachable as ``top.__hnb_pwn`` from a frame). Nothing in hermes_nb touches these names.
+INIT_SCRIPT = """
+(() => {
+  window.__hnb_xss = 0;
+  window.__hnb_xss_log = [];
+  window.__hnb_pwn = (tag) => {
+    window.__hnb_xss += 1;
+    window.__hnb_xss_log.push(String(tag));
+  };
+  // The main-area widget showing `path` (a NotebookPanel), in JupyterLab and in Notebook 7.
+  window.__hnb_panel = (path) => {
+    const app = window.jupyterapp;
+    if (!app || !app.shell) { return null; }
+    for (const w of app.shell.widgets('main')) {
+      if (w.context && w.context.path === path && w.content && w.content.widgets) { return w; }
+    }
+    return null;
+  };
+})();
+"""
+
+# (ui, application) → the server-side name of its app class, for its config.
+_APPS = {"lab": ("jupyterlab", "LabApp"), "notebook7": ("notebook", "JupyterNotebookApp")}
+
+# Front-end settings: no network, no autosave racing our Ctrl+S, every cell in the DOM.
+_USER_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "checkForUpdates": False,
+        "fetchNews": "false",
+    },
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+# Variables a developer's shell might carry that would change what the server or kernel does.
+_SCRUB = (
+    "HERMES_NB_HOME",
+    "HERMES_NB_PROFILE",
+    "HERMES_HOME",
+    "OPENAI_API_KEY",
+    "OPENROUTER_API_KEY",
+    "JUPYTER_CONFIG_DIR",
+    "JUPYTER_DATA_DIR",
+    "JUPYTER_RUNTIME_DIR",
+    "JUPYTER_PATH",
+    "JUPYTER_CONFIG_PATH",
+    "JUPYTER_PREFER_ENV_PATH",
+    "JUPYTERLAB_SETTINGS_DIR",
+    "JUPYTERLAB_WORKSPACES_DIR",
+    "IPYTHONDIR",
+    "PYTHONSTARTUP",
+)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def new_notebook(path: Path, sources: list[str]) -> Path:
+    """Write a notebook with one code cell per source, bound to the ``python3`` kernel."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in sources]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def shoot(page: Any, name: str) -> Path:
+    """Save a screenshot of ``page`` as ``artifacts/browser/<name>.png``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    target = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+    page.screenshot(path=str(target))
+    return target
+
+
+@dataclass
+class JupyterServer:
+    """A ``jupyter lab`` / ``jupyter notebook`` server on 127.0.0.1, isolated under ``base``."""
+
+    base: Path
+    ui: Ui = "lab"
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def root_dir(self) -> Path:
+        """Where notebooks live (the server's ``root_dir``)."""
+        return self.base / "root"
+
+    @property
+    def hermes_home(self) -> Path:
+        """``$HERMES_NB_HOME`` of the server and of every kernel it starts."""
+        return self.base / "hermes-home"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _prepare(self) -> dict[str, str]:
+        dirs = {
+            name: self.base / name
+            for name in ("config", "data", "runtime", "path", "ipython", "settings", "workspaces")
+        }
+        for d in (*dirs.values(), self.root_dir, self.hermes_home):
+            d.mkdir(parents=True, exist_ok=True)
+        # `python3` resolves to this interpreter (the venv with hermes_nb installed), whatever
+        # kernelspecs the system or the user has. JUPYTER_PATH comes first in the data path.
+        # ipykernel's own spec, whose argv starts with sys.executable.
+        from ipykernel.kernelspec import write_kernel_spec
+
+        spec = dirs["path"] / "kernels" / "python3"
+        if not spec.exists():
+            spec.parent.mkdir(parents=True, exist_ok=True)
+            write_kernel_spec(spec)
+        for rel, values in _USER_SETTINGS.items():
+            target = dirs["settings"] / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(values), encoding="utf-8")
+        app_cls = _APPS[self.ui][1]
+        config = {
+            "ServerApp": {"terminals_enabled": False},
+            "LabApp": {
+                "news_url": None,
+                "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+            },
+            app_cls: {
+                "expose_app_in_browser": True,
+                "user_settings_dir": str(dirs["settings"]),
+                "workspaces_dir": str(dirs["workspaces"]),
+            },
+        }
+        (dirs["config"] / "jupyter_server_config.json").write_text(
+            json.dumps(config), encoding="utf-8"
+        )
+        env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+        env.update(
+            JUPYTER_CONFIG_DIR=str(dirs["config"]),
+            JUPYTER_DATA_DIR=str(dirs["data"]),
+            JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+            JUPYTER_PATH=str(dirs["path"]),
+            JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
+            JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
+            IPYTHONDIR=str(dirs["ipython"]),
+            HERMES_NB_HOME=str(self.hermes_home),
+            PYTHONUNBUFFERED="1",
+            # No proxy may swallow our loopback requests.
+            NO_PROXY="127.0.0.1,localhost",
+            no_proxy="127.0.0.1,localhost",
+        )
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        return env
+
+    def start(self, timeout: float = 90.0) -> JupyterServer:
+        env = self._prepare()
+        module, app_cls = _APPS[self.ui]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.log_path = ARTIFACTS / f"server-{self.ui}.log"
+        for attempt in range(3):
+            self.port = _free_port()
+            argv = [
+                sys.executable,
+                "-m",
+                module,
+                "--no-browser",
+                # CI containers run as root; harmless for everyone else.
+                "--allow-root",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--ServerApp.root_dir={self.root_dir}",
+                f"--IdentityProvider.token={self.token}",
+                f"--{app_cls}.expose_app_in_browser=True",
+            ]
+            with self.log_path.open("ab") as log:
+                log.write(f"\n=== start #{attempt + 1}: {' '.join(argv)}\n".encode())
+                log.flush()
+                self.proc = subprocess.Popen(
+                    argv,
+                    env=env,
+                    cwd=self.root_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            if self._wait_ready(timeout):
+                return self
+            self.stop()
+        raise RuntimeError(f"jupyter {self.ui} did not start; see {self.log_path}:\n{self.log_tail()}")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            with contextlib.suppress(OSError, ValueError):
+                if self.api("GET", "/api/status", timeout=2) is not None:
+                    return True
+            time.sleep(0.2)
+        return False
+
+    def stop(self) -> None:
+        """Shut down kernels and the server politely; kill the server if it will not go."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                self.api("POST", "/api/shutdown", timeout=5)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, sig)
+                    try:
+                        proc.wait(timeout=wait)
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
+        else:
+            proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    # -- REST ------------------------------------------------------------------------------
+
+    def api(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
+        """Call the server's REST API with the token; the decoded JSON (or ``{}``)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        # No proxy handler: the test environment's proxy settings must not catch loopback.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=timeout) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else {}
+
+    def shutdown_kernels(self, path: str | None = None) -> int:
+        """End the sessions (and kernels) of ``path``, or all of them. How many ended."""
+        ended = 0
+        for session in self.api("GET", "/api/sessions"):
+            if path is None or session.get("path") == path:
+                with contextlib.suppress(urllib.error.HTTPError):
+                    self.api("DELETE", f"/api/sessions/{session['id']}")
+                    ended += 1
+        return ended
+
+    def kernel_count(self) -> int:
+        return len(self.api("GET", "/api/kernels"))
+
+    # -- files -----------------------------------------------------------------------------
+
+    def notebook(self, name: str, sources: list[str]) -> str:
+        """Create ``name`` in the root with these code cells; its server path."""
+        new_notebook(self.root_dir / name, sources)
+        return name
+
+    def read_notebook(self, name: str) -> nbformat.NotebookNode:
+        return nbformat.read(self.root_dir / name, as_version=4)
+
+    def page_url(self, name: str, workspace: str = "") -> str:
+        """The URL that opens notebook ``name`` in this server's UI."""
+        quoted = quote(name)
+        if self.ui == "lab":
+            prefix = f"/lab/workspaces/{quote(workspace)}" if workspace else "/lab"
+            return f"{self.url}{prefix}/tree/{quoted}?token={self.token}"
+        return f"{self.url}/notebooks/{quoted}?token={self.token}"
+
+
+@dataclass
+class PageWatch:
+    """What a page did besides rendering: dialogs, popups, errors, console lines."""
+
+    dialogs: list[str] = field(default_factory=list)
+    popups: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+
+    def attach(self, page: Any) -> None:
+        def on_dialog(dialog: Any) -> None:
+            if dialog.type == "beforeunload":
+                # A reload with unsaved outputs asks; a user reloading means it.
+                dialog.accept()
+                return
+            self.dialogs.append(f"{dialog.type}: {dialog.message}")
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.on("console", lambda msg: self.console.append(f"[{msg.type}] {msg.text}"))
+        page.on("popup", lambda p: self.popups.append(p.url))
+
+
+class NotebookPage:
+    """One notebook open in a page, in JupyterLab or Notebook 7."""
+
+    def __init__(self, page: Any, server: JupyterServer, path: str, workspace: str = "") -> None:
+        self.page = page
+        self.server = server
+        self.path = path
+        self.workspace = workspace
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def open(self, timeout: float = 60_000) -> NotebookPage:
+        self.page.goto(self.server.page_url(self.path, self.workspace))
+        return self.wait_ready(timeout)
+
+    def reload(self, timeout: float = 60_000) -> NotebookPage:
+        self.page.reload()
+        return self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60_000) -> NotebookPage:
+        """The notebook is shown, its cells are in the DOM and its kernel is idle."""
+        self.page.wait_for_function(
+            """(path) => {
+                const p = window.__hnb_panel && window.__hnb_panel(path);
+                if (!p || !p.context.isReady || !p.content.widgets.length) { return false; }
+                const kernel = p.sessionContext.session && p.sessionContext.session.kernel;
+                return !!kernel && kernel.status === 'idle'
+                    && kernel.connectionStatus === 'connected';
+            }""",
+            arg=self.path,
+            timeout=timeout,
+            polling=100,
+        )
+        # Tag the panel's node with its path: locators made before a reload still find it.
+        self._eval("(p, path) => { p.node.dataset.hnbPath = path; }", self.path)
+        self.panel.locator(".jp-Notebook .jp-Cell").first.wait_for(state="visible")
+        return self
+
+    def _eval(self, body: str, arg: Any = None) -> Any:
+        """Evaluate ``(panel, arg) => …`` against this notebook's panel."""
+        return self.page.evaluate(
+            f"([path, arg]) => {{ const f = {body}; return f(window.__hnb_panel(path), arg); }}",
+            [self.path, arg],
+        )
+
+    # -- locators --------------------------------------------------------------------------
+
+    @property
+    def panel(self) -> Any:
+        return self.page.locator(f".jp-NotebookPanel[data-hnb-path={json.dumps(self.path)}]")
+
+    def cell(self, index: int) -> Any:
+        return self.panel.locator(".jp-Notebook > .jp-WindowedPanel-outer .jp-Cell").nth(index)
+
+    def outputs(self, index: int) -> Any:
+        return self.cell(index).locator(".jp-OutputArea-output")
+
+    def output(self, index: int, mime: str) -> Any:
+        """Cell ``index``'s rendered outputs of one mimetype (``application/vnd.jupyter.stdout``
+        for printed text)."""
+        return self.cell(index).locator(f'.jp-OutputArea-output[data-mime-type="{mime}"]')
+
+    def cell_count(self) -> int:
+        return self._eval("p => p.content.widgets.length")
+
+    # -- editing and running ---------------------------------------------------------------
+
+    def set_source(self, index: int, source: str) -> None:
+        """Replace cell ``index``'s source through the notebook model (exact, no autoclose)."""
+        self._eval("(p, a) => p.content.widgets[a[0]].model.sharedModel.setSource(a[1])",
+                   [index, source])
+
+    def type_into(self, index: int, text: str) -> None:
+        """Click into cell ``index``'s editor and type ``text`` on the keyboard."""
+        editor = self.cell(index).locator(".cm-content")
+        editor.click()
+        self.page.keyboard.type(text)
+
+    def _select(self, index: int) -> None:
+        """Make cell ``index`` the active cell, notebook in command mode and focused."""
+        self._eval(
+            """(p, i) => {
+                window.jupyterapp.shell.activateById(p.id);
+                p.content.activeCellIndex = i;
+                p.content.mode = 'command';
+                p.content.node.focus();
+            }""",
+            index,
+        )
+        self.page.wait_for_function(
+            """(path) => {
+                const p = window.__hnb_panel(path);
+                return p.content.node.contains(document.activeElement);
+            }""",
+            arg=self.path,
+            timeout=10_000,
+        )
+
+    def execution_count(self, index: int) -> int | None:
+        return self._eval("(p, i) => p.content.widgets[i].model.executionCount", index)
+
+    def run(self, index: int, *, wait: bool = True, timeout: float = 30_000) -> None:
+        """Run cell ``index`` with Shift+Enter; with ``wait``, until it has finished."""
+        before = self.execution_count(index)
+        self._select(index)
+        self.page.keyboard.press("Shift+Enter")
+        # Started: the cell is queued or running in the model (then the DOM shows [*]).
+        self.page.wait_for_function(
+            """([path, i, before]) => {
+                const m = window.__hnb_panel(path).content.widgets[i].model;
+                return m.executionState === 'running' || m.executionCount !== before;
+            }""",
+            arg=[self.path, index, before],
+            timeout=10_000,
+        )
+        if wait:
+            self.wait_cell_done(index, timeout)
+
+    def wait_cell_done(self, index: int, timeout: float = 30_000) -> None:
+        """Cell ``index`` has finished running: a fresh count, idle, ``[n]`` in its prompt."""
+        self.page.wait_for_function(
+            """([path, i]) => {
+                const m = window.__hnb_panel(path).content.widgets[i].model;
+                return m.executionState === 'idle' && m.executionCount !== null;
+            }""",
+            arg=[self.path, index],
+            timeout=timeout,
+        )
+        prompt = self.cell(index).locator(".jp-InputArea-prompt")
+        prompt.filter(has_text=re.compile(r"\[\d+\]")).wait_for()
+
+    def run_all(self, sources: list[str] | None = None) -> None:
+        for i in range(len(sources) if sources else self.cell_count()):
+            self.run(i)
+
+    def interrupt(self) -> None:
+        """Interrupt the kernel (Kernel menu → Interrupt)."""
+        self.page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:interrupt')")
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def save(self, timeout: float = 15_000) -> None:
+        """Ctrl+S, then wait until the file on disk is newer and the model clean."""
+        target = self.server.root_dir / self.path
+        before = target.stat().st_mtime_ns if target.exists() else 0
+        self._eval("p => { window.jupyterapp.shell.activateById(p.id); p.content.node.focus(); }")
+        self.page.keyboard.press("Control+s")
+        deadline = time.monotonic() + timeout / 1000
+        while time.monotonic() < deadline:
+            if target.exists() and target.stat().st_mtime_ns != before:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"Ctrl+S did not save {self.path}")
+        # The model becomes clean once the save round trip completes (unless outputs keep
+        # changing, as they do mid-stream — then the file on disk is what counts).
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def output_text(self, index: int) -> str:
+        return "\n".join(self.outputs(index).all_inner_texts())
+
+    def xss_hits(self) -> list[str]:
+        """Every tripwire that fired, in any frame of the page."""
+        hits: list[str] = []
+        for frame in self.page.frames:
+            with contextlib.suppress(Exception):
+                got = frame.evaluate(
+                    "() => [window.__hnb_xss || 0, (window.__hnb_xss_log || []).slice()]"
+                )
+                if got[0]:
+                    hits.append(f"{frame.url}: __hnb_xss={got[0]} {got[1]}")
+        return hits
+
+
+def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
+    """``predicate()`` once it is truthy; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def iter_output_mimetypes(nb: nbformat.NotebookNode) -> Iterator[tuple[int, str]]:
+    """(cell index, mimetype) of every output saved in ``nb``."""
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                yield i, f"stream/{out.get('name')}"
+            for mime in out.get("data", {}):
+                yield i, mime

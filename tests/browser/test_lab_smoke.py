@@ -1,0 +1,36 @@
+"""The harness itself: JupyterLab opens a notebook, runs cells, saves, and shows the outputs
+again after a page reload. Needs nothing from hermes_nb."""
+
+from __future__ import annotations
+
+import pytest
+from jupyter_harness import iter_output_mimetypes
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+
+def test_run_save_reload_keeps_outputs(open_notebook, server, page, screenshot):
+    nb = open_notebook(["", ""])
+
+    nb.type_into(0, "1+1")  # the keyboard, as a user types
+    nb.set_source(1, 'print("hi")')  # the model (quotes and brackets exactly as written)
+    nb.run(0)
+    nb.run(1)
+
+    result = nb.output(0, "text/plain")
+    stdout = nb.output(1, "application/vnd.jupyter.stdout")
+    assert result.inner_text().strip() == "2"
+    assert stdout.inner_text().strip() == "hi"
+
+    nb.save()
+    saved = list(iter_output_mimetypes(server.read_notebook(nb.path)))
+    assert (0, "text/plain") in saved
+    assert (1, "stream/stdout") in saved
+
+    nb.reload()
+    assert result.inner_text().strip() == "2"
+    assert stdout.inner_text().strip() == "hi"
+    assert nb.cell(0).locator(".cm-content").inner_text() == "1+1"
+    assert nb.xss_hits() == []
+    assert page.watch.dialogs == []
+    screenshot("smoke-lab")

@@ -1,0 +1,383 @@
+"""A real ipykernel, driven the way JupyterLab drives it: execute cells, read iopub, and act as
+the widget front end (comm_open → model, custom messages both ways, subshells for comms).
+
+Used by ``tests/test_widget_kernel.py`` (and handy from a REPL)::
+
+    with KernelHarness(home) as k:
+        k.execute("import hermes_nb")
+        view = k.view_for(k.execute("...show(run)..."))
+
+``HERMES_NB_KERNEL_PYTHON`` selects the interpreter that runs the kernel (default: this one), so
+the same tests run against other ipykernel versions installed in a throwaway virtualenv.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import KernelManager
+
+__all__ = ["ExecResult", "KernelHarness", "ViewState", "WidgetFrontEnd"]
+
+WIDGET_TARGET = "jupyter.widget"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+@dataclass
+class ExecResult:
+    """What one ``execute_request`` produced."""
+
+    msg_id: str
+    reply: dict[str, Any]
+    iopub: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return self.reply["content"]["status"] == "ok"
+
+    def stdout(self) -> str:
+        return "".join(
+            m["content"]["text"]
+            for m in self.iopub
+            if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
+        )
+
+    def error(self) -> str:
+        c = self.reply["content"]
+        return "" if self.ok else f"{c.get('ename')}: {c.get('evalue')}\n" + "\n".join(
+            c.get("traceback", [])
+        )
+
+    def displays(self) -> list[dict[str, Any]]:
+        return [m for m in self.iopub if m["msg_type"] == "display_data"]
+
+
+@dataclass
+class ViewState:
+    """One widget view, reimplementing the rule in ``static/chat.js`` in Python.
+
+    Applies a frame iff ``prev <= cursor < seq``; ignores ``seq <= cursor``; on a gap
+    (``cursor < prev``) records that it must ask for a replay ``after=cursor``.
+    """
+
+    cursor: int = 0
+    status: str | None = None
+    blocks: dict[str, dict[str, str]] = field(default_factory=dict)
+    gaps: int = 0
+    applied: int = 0
+
+    def apply(self, frame: dict[str, Any]) -> str:
+        """``"applied"``, ``"ignored"`` or ``"gap"``."""
+        if frame["seq"] <= self.cursor:
+            return "ignored"
+        if frame["prev"] > self.cursor:
+            self.gaps += 1
+            return "gap"
+        for block in frame["blocks"]:
+            if block["html"]:
+                self.blocks[block["id"]] = {"kind": block["kind"], "html": block["html"]}
+            else:
+                self.blocks.pop(block["id"], None)
+        self.cursor = frame["seq"]
+        self.status = frame["status"]
+        self.applied += 1
+        return "applied"
+
+    def visible(self) -> dict[str, dict[str, str]]:
+        return dict(self.blocks)
+
+
+class WidgetFrontEnd:
+    """The widget side of one model: its comm id, state and the custom messages it received."""
+
+    def __init__(self, harness: KernelHarness, comm_id: str, state: dict[str, Any]) -> None:
+        self.harness = harness
+        self.comm_id = comm_id
+        self.state = dict(state)
+        self.custom: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+
+    def _on_msg(self, data: dict[str, Any]) -> None:
+        with self._cond:
+            if data.get("method") == "custom":
+                self.custom.append(data["content"])
+            elif data.get("method") in ("update", "echo_update"):
+                self.state.update(data.get("state", {}))
+            self._cond.notify_all()
+
+    def frames(self) -> list[dict[str, Any]]:
+        with self._cond:
+            return [c for c in self.custom if c.get("type") == "frame"]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+        """Wait until ``predicate()`` is truthy (re-checked on every message for this model)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"timed out waiting on widget {self.comm_id[:8]}")
+                self._cond.wait(min(left, 0.2))
+
+    def wait_frame(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0):
+        return self.wait_for(lambda: next((f for f in self.frames() if predicate(f)), None), timeout)
+
+    def send(self, content: dict[str, Any], *, subshell_id: str | None = None) -> str:
+        """Send a custom message to the kernel-side widget (as ``model.send`` does)."""
+        return self.harness.comm_msg(
+            self.comm_id, {"method": "custom", "content": content}, subshell_id=subshell_id
+        )
+
+    def replay(self, after: int, *, subshell_id: str | None = None, timeout: float = 20.0):
+        """Ask for a replay and return the answering frame."""
+        rid = uuid.uuid4().hex
+        self.send({"type": "replay", "after": after, "rid": rid}, subshell_id=subshell_id)
+        return self.wait_frame(lambda f: f.get("rid") == rid, timeout)
+
+
+class KernelHarness:
+    """Starts an ipykernel with ``HERMES_NB_HOME`` set, collects iopub on a thread."""
+
+    def __init__(self, home: Path, *, python: str | None = None, cwd: Path | None = None):
+        self.home = home
+        self.python = python or os.environ.get("HERMES_NB_KERNEL_PYTHON") or sys.executable
+        self.cwd = cwd or Path(__file__).resolve().parent.parent
+        self.km: KernelManager | None = None
+        self.kc: Any = None
+        self.iopub: list[dict[str, Any]] = []
+        self.widgets: dict[str, WidgetFrontEnd] = {}
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._shell_lock = threading.Lock()
+        self._replies: dict[str, dict[str, Any]] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> KernelHarness:
+        km = KernelManager()
+        km._kernel_spec = KernelSpec(
+            argv=[self.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            display_name="hermes-test",
+            language="python",
+        )
+        env = dict(os.environ)
+        env["HERMES_NB_HOME"] = str(self.home)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(self.cwd), env.get("PYTHONPATH", "")) if p
+        )
+        for name in ("OPENAI_API_KEY", "OPENROUTER_API_KEY", "HERMES_NB_PROFILE", "HERMES_HOME"):
+            env.pop(name, None)
+        km.start_kernel(env=env, cwd=str(self.cwd))
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        self.km, self.kc = km, kc
+        self._reader = threading.Thread(target=self._read_iopub, daemon=True)
+        self._reader.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.kc is not None:
+            self.kc.stop_channels()
+        if self.km is not None:
+            with suppress(Exception):
+                self.km.shutdown_kernel(now=True)
+        if self._reader is not None:
+            self._reader.join(5)
+
+    def __enter__(self) -> KernelHarness:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def ipykernel_version(self) -> str:
+        return self.execute("import ipykernel; print(ipykernel.__version__)").stdout().strip()
+
+    def kernel_info(self) -> dict[str, Any]:
+        msg = self.kc.session.msg("kernel_info_request", {})
+        self._send_shell(msg)
+        return self._wait_reply(msg["header"]["msg_id"], 30)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _read_iopub(self) -> None:
+        channel = self.kc.iopub_channel  # only this thread touches the iopub socket
+        while not self._stop.is_set():
+            try:
+                msg = channel.get_msg(timeout=0.2)
+            except queue.Empty:
+                continue
+            except Exception:  # channels closed during shutdown
+                if self._stop.is_set():
+                    return
+                continue
+            self._on_iopub(msg)
+
+    def _on_iopub(self, msg: dict[str, Any]) -> None:
+        kind = msg["msg_type"]
+        content = msg["content"]
+        if kind == "comm_open" and content.get("target_name") == WIDGET_TARGET:
+            state = content.get("data", {}).get("state", {})
+            with self._cond:
+                self.widgets[content["comm_id"]] = WidgetFrontEnd(self, content["comm_id"], state)
+        elif kind == "comm_msg":
+            widget = self.widgets.get(content["comm_id"])
+            if widget is not None:
+                widget._on_msg(content.get("data", {}))
+        with self._cond:
+            self.iopub.append(msg)
+            self._cond.notify_all()
+
+    def wait_iopub(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0, start: int = 0
+    ) -> dict[str, Any]:
+        """The first iopub message (from index ``start``) matching ``predicate``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            i = start
+            while True:
+                while i < len(self.iopub):
+                    if predicate(self.iopub[i]):
+                        return self.iopub[i]
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("timed out waiting for an iopub message")
+                self._cond.wait(min(left, 0.2))
+
+    def iopub_since(self, start: int) -> list[dict[str, Any]]:
+        with self._cond:
+            return list(self.iopub[start:])
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.iopub)
+
+    def _wait_reply(self, msg_id: str, timeout: float) -> dict[str, Any]:
+        """Read the shell channel (under the lock that guards its socket) until the reply."""
+        deadline = time.monotonic() + timeout
+        while msg_id not in self._replies:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no shell reply to {msg_id}")
+            with self._shell_lock:
+                try:
+                    msg = self.kc.shell_channel.get_msg(timeout=min(left, 0.1))
+                except queue.Empty:
+                    continue
+            self._replies[msg["parent_header"].get("msg_id", "")] = msg
+        return self._replies.pop(msg_id)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _send_shell(self, msg: dict[str, Any]) -> None:
+        with self._shell_lock:
+            self.kc.shell_channel.send(msg)
+
+    def submit(self, code: str, *, subshell_id: str | None = None) -> str:
+        """Send an execute_request without waiting; returns its msg_id."""
+        msg = self.kc.session.msg(
+            "execute_request",
+            {
+                "code": code,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+        )
+        if subshell_id is not None:
+            msg["header"]["subshell_id"] = subshell_id
+        self._send_shell(msg)
+        return msg["header"]["msg_id"]
+
+    def result(self, msg_id: str, timeout: float = 60.0) -> ExecResult:
+        """Wait for the reply and the idle status of an execute_request."""
+        reply = self._wait_reply(msg_id, timeout)
+        self.wait_iopub(
+            lambda m: m["msg_type"] == "status"
+            and m["content"]["execution_state"] == "idle"
+            and m["parent_header"].get("msg_id") == msg_id,
+            timeout,
+        )
+        with self._cond:
+            mine = [m for m in self.iopub if m["parent_header"].get("msg_id") == msg_id]
+        return ExecResult(msg_id, reply, mine)
+
+    def execute(self, code: str, timeout: float = 60.0, *, check: bool = True) -> ExecResult:
+        result = self.result(self.submit(code), timeout)
+        if check and not result.ok:
+            raise AssertionError(f"cell failed:\n{code}\n{result.error()}")
+        return result
+
+    def comm_msg(
+        self, comm_id: str, data: dict[str, Any], *, subshell_id: str | None = None
+    ) -> str:
+        msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+        if subshell_id is not None:
+            msg["header"]["subshell_id"] = subshell_id
+        self._send_shell(msg)
+        return msg["header"]["msg_id"]
+
+    # -- subshells (what JupyterLab >= 4.4 does for comms) -----------------------------------
+
+    def _control(self, msg_type: str, content: dict[str, Any], timeout: float = 10.0):
+        msg = self.kc.session.msg(msg_type, content)
+        self.kc.control_channel.send(msg)
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.kc.control_channel.get_msg(timeout=max(0.01, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                return reply
+
+    def supports_subshells(self) -> bool:
+        features = self.kernel_info()["content"].get("supported_features", [])
+        return "kernel subshells" in features
+
+    def create_subshell(self) -> str:
+        reply = self._control("create_subshell_request", {})
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return reply["content"]["subshell_id"]
+
+    def delete_subshell(self, subshell_id: str) -> None:
+        reply = self._control("delete_subshell_request", {"subshell_id": subshell_id})
+        assert reply["content"]["status"] == "ok", reply["content"]
+
+    # -- widgets ------------------------------------------------------------------------------
+
+    def widget(self, model_id: str, timeout: float = 20.0) -> WidgetFrontEnd:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while model_id not in self.widgets:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no comm_open for model {model_id}")
+                self._cond.wait(min(left, 0.2))
+            return self.widgets[model_id]
+
+    def widget_views(self, result: ExecResult) -> Iterator[tuple[str, WidgetFrontEnd]]:
+        """``(display_id, widget)`` for every widget view a cell displayed."""
+        for msg in result.displays():
+            view = msg["content"]["data"].get(WIDGET_VIEW)
+            if view:
+                display_id = msg["content"].get("transient", {}).get("display_id", "")
+                yield display_id, self.widget(view["model_id"])

@@ -1,0 +1,395 @@
+"""The chat widget's kernel side, fast: no kernel, one patched comm seam.
+
+``comm.create_comm`` is replaced by a recording comm, so the widget's outgoing custom messages
+are captured with the time they were sent, and view messages are delivered as a front end would
+(from any thread). The Python view model (``ViewState``) applies frames with the same rule as
+``static/chat.js``. Real-kernel behaviour is in ``test_widget_kernel.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+from typing import Any
+
+import comm
+import pytest
+
+import hermes_nb
+from hermes_nb import render, view
+from hermes_nb._protocol import parse_view_msg
+from hermes_nb.widget import ChatWidget
+from kernel_harness import ViewState
+
+REPLY = (
+    "# Title\n\nFirst paragraph with **bold** text.\n\n"
+    "- one\n- two\n\n```python\nprint('hi')\n```\n\nLast line.\n"
+)
+
+
+class RecordingComm:
+    """Stands in for a kernel comm: records sends, delivers view messages to the widget."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.comm_id = kwargs.get("comm_id") or f"comm-{id(self):x}"
+        self.open_data = kwargs.get("data")
+        self.sent: list[tuple[float, dict[str, Any]]] = []
+        self._callback: Any = None
+        self._lock = threading.Lock()
+
+    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+        with self._lock:
+            self.sent.append((time.monotonic(), data))
+
+    def on_msg(self, callback: Any) -> None:
+        self._callback = callback
+
+    def on_close(self, callback: Any) -> None:
+        pass
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def deliver(self, content: dict[str, Any]) -> None:
+        """A custom message from a view, as the kernel would hand it to the widget."""
+        self._callback(
+            {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
+        )
+
+    def frames(self) -> list[tuple[float, dict[str, Any]]]:
+        with self._lock:
+            return [
+                (t, d["content"])
+                for t, d in self.sent
+                if d.get("method") == "custom" and d["content"].get("type") == "frame"
+            ]
+
+
+@pytest.fixture
+def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
+    made: list[RecordingComm] = []
+
+    def create_comm(**kwargs: Any) -> RecordingComm:
+        c = RecordingComm(**kwargs)
+        made.append(c)
+        return c
+
+    monkeypatch.setattr(comm, "create_comm", create_comm)
+    return made
+
+
+def live(prompt: str = "hi", **options: Any) -> view._Controller:
+    """Start an echo run and its controller's pump (no display: nothing to update)."""
+    run = hermes_nb.chat(prompt, profile="echo", **options)
+    controller = view._Controller(run)
+    controller.start()
+    return controller
+
+
+def settle(controller: view._Controller, timeout: float = 30) -> None:
+    controller.run.wait(timeout)
+    controller.join(timeout)
+    assert controller.finalized
+
+
+def the_comm(controller: view._Controller) -> RecordingComm:
+    c = controller.widget.comm
+    assert isinstance(c, RecordingComm)
+    return c
+
+
+def live_frames(controller: view._Controller) -> list[tuple[float, dict[str, Any]]]:
+    return [(t, f) for t, f in the_comm(controller).frames() if f["rid"] is None]
+
+
+def final_blocks(run: hermes_nb.Run) -> dict[str, dict[str, str]]:
+    """The settled transcript's blocks, rendered from scratch (the static path)."""
+    transcript = view._Transcript(run)
+    changed = transcript.consume(run.events(after_seq=0))
+    return {k: {"kind": kind, "html": html} for k, (kind, html) in changed.items() if html}
+
+
+def reassembled(frames: list[dict[str, Any]]) -> ViewState:
+    state = ViewState()
+    for f in frames:
+        assert state.apply(f) == "applied"
+    return state
+
+
+# -- invariants -------------------------------------------------------------------------------
+
+
+def test_invariant_1_live_frames_carry_the_seq_they_reflect(comms: list[RecordingComm]) -> None:
+    controller = live("one two three " * 20, chunk_size=3, delay=0.002)
+    settle(controller)
+    run = controller.run
+    frames = [f for _, f in live_frames(controller)]
+    assert len(frames) >= 3
+    seqs = [f["seq"] for f in frames]
+    assert seqs == sorted(set(seqs)), "seqs strictly increase"
+    assert [f["prev"] for f in frames] == [0, *seqs[:-1]], "each frame starts after the last"
+    assert seqs[-1] == run.last_event_id
+    tokens_upto = {}
+    count = 0
+    for seq, event, _data in run.events(after_seq=0):
+        count += event == "token"
+        tokens_upto[seq] = count
+    for f in frames[:-1]:  # the frame reflects exactly the events up to its seq
+        assert f["meta"]["tokens"] == tokens_upto[f["seq"]]
+    assert frames[-1]["status"] == "done"
+
+
+def test_invariant_2_view_applies_forward_only_and_repairs_gaps(
+    comms: list[RecordingComm],
+) -> None:
+    controller = live(REPLY * 3, chunk_size=2, delay=0.001)
+    settle(controller)
+    frames = [f for _, f in live_frames(controller)]
+    assert len(frames) >= 4
+    lossy = ViewState()
+    for i, f in enumerate(frames):
+        if i % 2:  # every other frame never reaches this view
+            continue
+        if lossy.apply(f) == "gap":
+            assert lossy.apply(controller.replay(lossy.cursor, "gap")) == "applied"
+    assert lossy.gaps >= 1
+    assert lossy.cursor == controller.run.last_event_id
+    assert lossy.visible() == final_blocks(controller.run)
+    # Old and repeated frames move nothing; a fresh view asks after=0 and gets everything.
+    assert lossy.apply(frames[0]) == "ignored"
+    assert lossy.apply(frames[-1]) == "ignored"
+    fresh = ViewState()
+    assert fresh.apply(controller.replay(0, "fresh")) == "applied"
+    assert fresh.visible() == lossy.visible()
+
+
+def test_invariant_4_frames_are_whole_block_upserts(comms: list[RecordingComm]) -> None:
+    controller = live(REPLY * 2, chunk_size=1, delay=0.0005)
+    settle(controller)
+    frames = [f for _, f in live_frames(controller)]
+    for f in frames:
+        ids = [b["id"] for b in f["blocks"]]
+        assert len(ids) == len(set(ids)), "a block appears at most once per frame"
+    state = reassembled(frames)
+    before = state.visible()
+    # Applying every block again (a replay after=0 forced onto a complete view) changes nothing:
+    # the view holds whole blocks by id, never text appended to what it had.
+    for b in controller.replay(0, "again")["blocks"]:
+        state.blocks[b["id"]] = {"kind": b["kind"], "html": b["html"]}
+    assert state.visible() == before
+    reply = "".join(v["html"] for k, v in before.items() if v["kind"] == "reply")
+    assert reply.count("First paragraph") == 2  # twice in the prompt-echo, never more
+
+
+def test_invariant_5_at_most_30_frames_a_second_at_any_token_rate(
+    comms: list[RecordingComm],
+) -> None:
+    controller = live("x", reply="word " * 6000, chunk_size=1, delay=0)
+    settle(controller, 60)
+    times = [t for t, _ in live_frames(controller)]
+    assert controller.run.last_event_id > 20000
+    assert len(times) >= 10
+    worst = max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
+    assert worst <= 30, f"{worst} frames within one second"
+
+
+def test_frames_keep_flowing_while_tokens_flow(comms: list[RecordingComm]) -> None:
+    controller = live("x", reply="abc " * 250, chunk_size=2, delay=0.004)
+    settle(controller)
+    times = [t for t, f in live_frames(controller) if f["status"] == "streaming"]
+    span = times[-1] - times[0]
+    assert span > 0.8, "the stream should last a while"
+    assert (len(times) - 1) / span >= 10
+
+
+# -- replay, cancel, blocks ---------------------------------------------------------------------
+
+
+def test_replay_is_served_from_the_cache_without_rendering(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    controller = live(REPLY, chunk_size=4, delay=0.001, reasoning="thinking hard")
+    settle(controller)
+    frames = [f for _, f in live_frames(controller)]
+    changed_at: dict[str, int] = {}
+    for f in frames:
+        for b in f["blocks"]:
+            changed_at[b["id"]] = f["seq"]
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("replay must not render")
+
+    monkeypatch.setattr(render, "markdown_to_html", boom)
+    monkeypatch.setattr(render, "MarkdownStream", boom)
+    c = the_comm(controller)
+    for k in sorted({0, 1, frames[len(frames) // 2]["seq"], frames[-1]["seq"] - 1}):
+        c.deliver({"type": "replay", "after": k, "rid": f"r{k}"})
+        answer = next(f for _, f in c.frames() if f["rid"] == f"r{k}")
+        assert answer["prev"] == k
+        assert answer["seq"] == controller.run.last_event_id
+        assert {b["id"] for b in answer["blocks"]} == {i for i, s in changed_at.items() if s > k}
+    c.deliver({"type": "replay", "after": frames[-1]["seq"], "rid": "none"})
+    assert next(f for _, f in c.frames() if f["rid"] == "none")["blocks"] == []
+
+
+def test_cancel_from_many_threads_stops_once_and_keeps_the_partial(
+    comms: list[RecordingComm],
+) -> None:
+    controller = live("x", reply="slow words " * 400, chunk_size=2, delay=0.01)
+    c = the_comm(controller)
+    run = controller.run
+    deadline = time.monotonic() + 10
+    while len(run.text) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    barrier = threading.Barrier(8)
+
+    def click() -> None:
+        barrier.wait()
+        c.deliver({"type": "cancel"})
+
+    threads = [threading.Thread(target=click) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    settle(controller)
+    assert run.status == "stopped"
+    assert sum(1 for _, e, _ in run.events(after_seq=0) if e == "cancel") == 1
+    state = reassembled([f for _, f in live_frames(controller)])
+    assert state.status == "stopped"
+    assert 20 <= len(run.text) < len("slow words " * 400)
+    kinds = {v["kind"] for v in state.visible().values()}
+    assert {"prompt", "reply", "notice", "status"} <= kinds
+    assert state.visible() == final_blocks(run)
+
+
+def test_malformed_view_messages_are_ignored(comms: list[RecordingComm]) -> None:
+    seen: list[Any] = []
+    w = ChatWidget(handler=seen.append)
+    c = w.comm
+    assert isinstance(c, RecordingComm)
+    for bad in (
+        None,
+        [],
+        {"type": "replay"},
+        {"type": "replay", "after": -1, "rid": "x"},
+        {"type": "replay", "after": True, "rid": "x"},
+        {"type": "replay", "after": 0, "rid": ""},
+        {"type": "nope"},
+    ):
+        c.deliver(bad)  # type: ignore[arg-type]
+    assert seen == []
+    c.deliver({"type": "cancel"})
+    c.deliver({"type": "replay", "after": 3, "rid": "ok", "extra": 1})
+    assert seen == [{"type": "cancel"}, {"type": "replay", "after": 3, "rid": "ok"}]
+    assert parse_view_msg({"type": "cancel", "x": 1}) == {"type": "cancel"}
+
+
+def test_tool_reasoning_and_error_blocks(comms: list[RecordingComm]) -> None:
+    controller = live(
+        "look it up",
+        reasoning="I should **search**.",
+        tool_calls=[{"name": "search", "arguments": {"q": "<b>"}, "result": "found <it>"}],
+        fail="auth",
+        fail_after=2,
+    )
+    settle(controller)
+    state = reassembled([f for _, f in live_frames(controller)])
+    blocks = state.visible()
+    assert state.status == "error"
+    tool = blocks["tool:call_0"]
+    assert tool["kind"] == "tool"
+    assert 'class="hnb-tool"' in tool["html"] and 'data-state="done"' in tool["html"]
+    assert "search" in tool["html"] and "found &lt;it&gt;" in tool["html"]
+    assert "<b>" not in tool["html"] and "<it>" not in tool["html"]
+    assert blocks["reasoning:0"]["kind"] == "reasoning"
+    assert "<strong>search</strong>" in blocks["reasoning:0"]["html"]
+    error = blocks["error"]["html"]
+    assert 'class="hnb-error"' in error and 'class="hnb-hint"' in error
+    assert blocks == final_blocks(controller.run)
+
+
+def test_route_to_sender_overrides_ipykernel_reply_routing() -> None:
+    from hermes_nb.widget import _route_to_sender
+
+    class KernelComm:  # what ipykernel 7.4's BaseComm exposes
+        def _reply_subshell_for(self, data: Any, default: str | None) -> str | None:
+            return "stale-subshell"
+
+    c = KernelComm()
+    _route_to_sender(c)
+    assert c._reply_subshell_for({"method": "custom"}, "fresh") == "fresh"
+    assert c._reply_subshell_for({"method": "custom"}, None) is None
+
+
+def test_widget_repr_is_stable(comms: list[RecordingComm]) -> None:
+    a, b = ChatWidget(bot_name="Hermes", model="echo"), ChatWidget(bot_name="Hermes", model="echo")
+    assert repr(a) == repr(b) == "ChatWidget(bot_name='Hermes', model='echo')"
+    data, _ = a._repr_mimebundle_()
+    assert data["text/plain"] == repr(a)
+    assert not re.search(r"0x[0-9a-f]+", repr(a))
+
+
+def test_same_run_reuses_one_widget_model(comms: list[RecordingComm]) -> None:
+    run = hermes_nb.chat("hello", profile="echo", delay=0.01)
+    first = view._controller_for(run)
+    second = view._controller_for(run)
+    assert first is second is not None
+    run.wait(30)
+    first.join(30)
+    assert view._controller_for(run) is None  # settled: shown as the static bundle
+
+
+# -- static bundle and plain text -------------------------------------------------------------
+
+
+def test_static_bundle_has_every_representation() -> None:
+    run = hermes_nb.chat(REPLY, profile="echo", delay=0).wait(30)
+    data, metadata = view.static_bundle(run)
+    assert set(data) == {"text/html", "text/markdown", "text/plain"}
+    html = data["text/html"]
+    assert '<div class="hnb-chat hnb-static" data-state="done">' in html
+    assert "<style>" in html and ".hnb-chat" in html
+    for cls in ("hnb-prompt", "hnb-reply", "hnb-status"):
+        assert f'class="{cls}' in html
+    assert "Last line." in data["text/markdown"]
+    plain = data["text/plain"]
+    assert plain.startswith("Hermes (echo) · Done")
+    assert run.run_id not in plain and not re.search(r"\d+(\.\d+)? ?(ms|s)\b", plain)
+    again = view.static_bundle(hermes_nb.chat(REPLY, profile="echo", delay=0).wait(30))
+    assert again[0]["text/plain"] == plain
+    meta = metadata["hermes_nb"]
+    assert meta["run"] == run.run_id and meta["status"] == "done" and meta["model"] == "echo"
+    assert meta["usage"]["completion_tokens"] > 0
+    json.dumps(metadata)
+
+
+def test_static_bundle_of_a_stopped_run_shows_the_notice() -> None:
+    run = hermes_nb.chat("x", profile="echo", reply="a " * 500, delay=0.01)
+    while not run.text:
+        time.sleep(0.005)
+    run.cancel()
+    run.wait(30)
+    data, metadata = view.static_bundle(run)
+    assert 'data-state="stopped"' in data["text/html"]
+    assert 'class="hnb-notice"' in data["text/html"]
+    assert "Task cancelled." in data["text/plain"]
+    assert metadata["hermes_nb"]["status"] == "stopped"
+
+
+def test_stream_plain_prints_the_reply_and_the_error() -> None:
+    out = io.StringIO()
+    view.stream_plain(hermes_nb.chat("x", profile="echo", reply="Hello there."), out)
+    assert out.getvalue() == "Hello there.\n"
+    out = io.StringIO()
+    view.stream_plain(hermes_nb.chat("x", profile="echo", fail="auth"), out)
+    assert out.getvalue().startswith("Error: ")
+    assert "Hint: " in out.getvalue()
+
+
+def test_show_outside_a_kernel_streams_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    view.show(hermes_nb.chat("x", profile="echo", reply="Plain please."))
+    assert capsys.readouterr().out == "Plain please.\n"

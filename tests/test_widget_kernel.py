@@ -1,0 +1,218 @@
+"""The widget protocol through a real ipykernel, talked to the way JupyterLab talks to it.
+
+One kernel serves the module. Each test starts an echo run in it, shows it, and acts as the
+widget front end: it reads frames from iopub, applies them with the rule of ``static/chat.js``
+(``ViewState``), sends replay and Stop as comm messages — on a kernel subshell where the kernel
+supports them, as JupyterLab ≥ 4.4 does — and checks the static bundle that replaces the output.
+
+``HERMES_NB_KERNEL_PYTHON=/path/to/python`` runs the same tests against another ipykernel
+(see docs/kernel-versions.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kernel_harness import KernelHarness, ViewState, WidgetFrontEnd
+
+pytestmark = [pytest.mark.kernel, pytest.mark.timeout(90)]
+
+SETUP = """
+import json, time
+import hermes_nb
+from hermes_nb import view
+from hermes_nb.view import show
+
+def settled_blocks(run):
+    run.wait(60)
+    t = view._Transcript(run)
+    blocks = t.consume(run.events(after_seq=0))
+    print(json.dumps({k: {"kind": kind, "html": html} for k, (kind, html) in blocks.items() if html}))
+"""
+
+PROMPT = "Why *is* my merge slow?\\n\\n- big diffs\\n- many files\\n\\n```\\ngit merge\\n```"
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelHarness]:
+    home = tmp_path_factory.mktemp("kernel-home")
+    with KernelHarness(home) as k:
+        k.execute(SETUP)
+        yield k
+
+
+def start(k: KernelHarness, name: str, options: str, shows: int = 1) -> list[tuple[str, Any]]:
+    """Start ``name = hermes_nb.chat(...)`` and show it; the (display_id, widget) pairs."""
+    code = f'{name} = hermes_nb.chat("{PROMPT}", profile="echo", {options})\n'
+    code += f"show({name})\n" * shows
+    views = list(k.widget_views(k.execute(code)))
+    assert len(views) == shows
+    return views
+
+
+def settled(k: KernelHarness, name: str) -> dict[str, dict[str, str]]:
+    return json.loads(k.execute(f"settled_blocks({name})").stdout())
+
+
+def live_frames(w: WidgetFrontEnd) -> list[dict[str, Any]]:
+    return [f for f in w.frames() if f["rid"] is None]
+
+
+def wait_settled_frame(w: WidgetFrontEnd, timeout: float = 30) -> dict[str, Any]:
+    return w.wait_frame(lambda f: f["rid"] is None and not f["meta"]["live"], timeout)
+
+
+def subshell_or_none(k: KernelHarness) -> str | None:
+    return k.create_subshell() if k.supports_subshells() else None
+
+
+def test_stream_reassembles_and_settles_into_the_static_bundle(kernel: KernelHarness) -> None:
+    mark = kernel.mark()
+    (did_a, w), (did_b, w2) = start(
+        kernel, "r1", "chunk_size=3, delay=0.003, reasoning='Think first.'", shows=2
+    )
+    assert w is w2 and did_a != did_b, "a second show is another view of the same model"
+    last = wait_settled_frame(w)
+    assert last["status"] == "done"
+    view = ViewState()
+    for f in live_frames(w):
+        assert view.apply(f) == "applied", "live frames arrive in order, each after the last"
+    expected = settled(kernel, "r1")
+    assert view.visible() == expected
+    assert {"prompt", "reasoning:0", "reply:0", "status"} <= set(expected)
+    assert view.cursor == int(kernel.execute("print(r1.last_event_id)").stdout())
+    for did in (did_a, did_b):  # every display of the run gets the static bundle
+        update = kernel.wait_iopub(
+            lambda m, did=did: m["msg_type"] == "update_display_data"
+            and m["content"]["transient"].get("display_id") == did,
+            start=mark,
+        )
+        data, metadata = update["content"]["data"], update["content"]["metadata"]
+        assert set(data) == {"text/html", "text/markdown", "text/plain"}
+        assert 'class="hnb-chat hnb-static" data-state="done"' in data["text/html"]
+        assert data["text/plain"].startswith("Hermes (echo) · Done")
+        assert metadata["hermes_nb"]["status"] == "done"
+        assert metadata["hermes_nb"]["run"].startswith("run-")
+    assert w.state["status"] == "done"
+
+
+def test_replay_returns_exactly_the_blocks_changed_after_k(kernel: KernelHarness) -> None:
+    [(_, w)] = start(kernel, "r2", "chunk_size=2, delay=0.003, repeat=3")
+    wait_settled_frame(w)
+    frames = live_frames(w)
+    assert len(frames) >= 3
+    changed_at: dict[str, int] = {}
+    for f in frames:
+        for b in f["blocks"]:
+            changed_at[b["id"]] = f["seq"]
+    fresh = ViewState()
+    assert fresh.apply(w.replay(0)) == "applied"
+    assert fresh.visible() == settled(kernel, "r2")
+    for k in (1, frames[len(frames) // 2]["seq"], frames[-2]["seq"]):
+        answer = w.replay(k)
+        assert answer["prev"] == k and answer["seq"] == frames[-1]["seq"]
+        assert {b["id"] for b in answer["blocks"]} == {i for i, s in changed_at.items() if s > k}
+
+
+def test_a_view_that_drops_frames_repairs_itself_by_gap_replay(kernel: KernelHarness) -> None:
+    [(_, w)] = start(kernel, "r3", "chunk_size=2, delay=0.003")
+    lossy = ViewState()
+    seen = 0
+    while True:
+        w.wait_for(lambda: len(w.frames()) > seen)
+        frames = w.frames()
+        for i in range(seen, len(frames)):
+            f = frames[i]
+            if f["rid"] is not None or (i % 3 and f["meta"]["live"]):
+                continue  # this view misses two live frames in three
+            if lossy.apply(f) == "gap":
+                assert lossy.apply(w.replay(lossy.cursor)) in ("applied", "ignored")
+        seen = len(frames)
+        if lossy.status in ("done", "stopped", "error"):
+            break
+    assert lossy.gaps >= 1
+    assert lossy.visible() == settled(kernel, "r3")
+
+
+def test_stop_as_a_comm_message_keeps_the_partial(kernel: KernelHarness) -> None:
+    [(_, w)] = start(kernel, "r4", "reply='slow words ' * 500, chunk_size=2, delay=0.01")
+    w.wait_frame(lambda f: any("slow words slow" in b["html"] for b in f["blocks"]))
+    w.send({"type": "cancel"})
+    last = wait_settled_frame(w)
+    assert last["status"] == "stopped"
+    view = ViewState()
+    for f in live_frames(w):
+        view.apply(f)
+    blocks = view.visible()
+    assert "slow words" in blocks["reply:0"]["html"]
+    assert "Task cancelled." in blocks["notice"]["html"]
+    assert blocks == settled(kernel, "r4")
+    out = kernel.execute("print(r4.status, 0 < len(r4.text) < len('slow words ' * 500))")
+    assert out.stdout().split() == ["stopped", "True"]
+
+
+def test_stop_and_replay_reach_the_kernel_while_a_cell_blocks(kernel: KernelHarness) -> None:
+    subshell = subshell_or_none(kernel)
+    if subshell is None:
+        pytest.skip("this ipykernel has no subshells: comm messages wait for the running cell")
+    [(_, w)] = start(kernel, "r5", "reply='slow words ' * 500, chunk_size=2, delay=0.01")
+    w.wait_frame(lambda f: any("slow words slow" in b["html"] for b in f["blocks"]))
+    # Like JupyterLab: the view asks for its replay on the comm subshell, frames keep streaming
+    # (published from the pump, parented to the cell that showed the run), then the user runs a
+    # cell that blocks the main shell and clicks Stop.
+    w.replay(0, subshell_id=subshell)
+    count = len(w.frames())
+    w.wait_for(lambda: len(w.frames()) > count + 1)
+    mark = kernel.mark()
+    blocking = kernel.submit("for _ in range(150):\n    time.sleep(0.02)")
+    kernel.wait_iopub(
+        lambda m: m["msg_type"] == "execute_input"
+        and m["parent_header"].get("msg_id") == blocking,
+        start=mark,
+    )
+    t0 = time.monotonic()
+    answer = w.replay(0, subshell_id=subshell, timeout=2.5)
+    w.send({"type": "cancel"}, subshell_id=subshell)
+    last = wait_settled_frame(w, timeout=2.5)
+    took = time.monotonic() - t0
+    idle = [
+        m
+        for m in kernel.iopub_since(mark)
+        if m["msg_type"] == "status"
+        and m["content"]["execution_state"] == "idle"
+        and m["parent_header"].get("msg_id") == blocking
+    ]
+    assert not idle and took < 2.0, "answered while the cell was still running"
+    assert answer["blocks"] and last["status"] == "stopped"
+    assert kernel.result(blocking).ok
+
+
+def test_replay_after_a_page_reload_on_a_new_subshell(kernel: KernelHarness) -> None:
+    first = subshell_or_none(kernel)
+    if first is None:
+        pytest.skip("this ipykernel has no subshells")
+    [(_, w)] = start(kernel, "r6", "chunk_size=4, delay=0.002")
+    wait_settled_frame(w)
+    w.replay(0, subshell_id=first)  # answered from that subshell's thread
+    # A reload: JupyterLab's old page deletes its comm subshell, the new page makes another.
+    kernel.delete_subshell(first)
+    second = kernel.create_subshell()
+    fresh = ViewState()
+    assert fresh.apply(w.replay(0, subshell_id=second, timeout=5)) == "applied"
+    assert fresh.visible() == settled(kernel, "r6")
+
+
+def test_a_settled_run_is_shown_as_the_static_bundle(kernel: KernelHarness) -> None:
+    result = kernel.execute(
+        'r7 = hermes_nb.chat("done already", profile="echo", delay=0).wait(30)\nshow(r7)'
+    )
+    [display] = result.displays()
+    data = display["content"]["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in data
+    assert 'data-state="done"' in data["text/html"]
+    assert display["content"]["metadata"]["hermes_nb"]["status"] == "done"
