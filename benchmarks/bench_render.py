@@ -25,15 +25,17 @@ CHUNKS = 10_000
 STREAM_SECONDS = 10.0
 PUMP_HZ = 30
 TARGET_BYTES = 50_000
+_VOCABULARY = (
+    "the merge sorts each partition before it joins rows so memory grows with the largest "
+    "key group index pandas frame column query plan latency cache"
+)
+_WORDS = _VOCABULARY.split()
 
 
 def make_reply(size: int = TARGET_BYTES, seed: int = 7) -> str:
     """A deterministic Markdown reply of about ``size`` characters, shaped like a model's."""
     rng = random.Random(seed)
-    words = (
-        "the merge sorts each partition before it joins rows so memory grows with the "
-        "largest key group index pandas frame column query plan latency cache"
-    ).split()
+    words = _WORDS
 
     def sentence() -> str:
         text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 18)))

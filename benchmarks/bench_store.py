@@ -33,7 +33,7 @@ from hermes_nb.store import NewMessage, Store  # noqa: E402
 BIG = 10_000
 SMALL = 10
 TURNS = 300
-LOAD_ROUNDS = 7
+LOAD_ROUNDS = 11
 _WORDS = [
     "the",
     "merge",

@@ -118,11 +118,19 @@ def _lexer(lang: str) -> Lexer | None:
         return None
 
 
-def highlight_code(code: str, lang: str) -> str:
-    """``<pre><code>`` for a code block: Pygments classes if ``lang`` is known, else escaped."""
+def highlight_code(code: str, lang: str, *, preview: bool = False) -> str:
+    """``<pre><code>`` for a code block: Pygments classes if ``lang`` is known, else escaped.
+
+    ``preview`` skips Pygments for a fence still being streamed: re-highlighting a growing block
+    on every refresh costs CPU and bytes quadratic in its length. The preview carries the same
+    text (Pygments ends it with a newline; so does the preview), only without colours.
+    """
     lang_attr = f' class="language-{lang}"' if _LANG_RE.fullmatch(lang) else ""
     lexer = _lexer(lang.lower()) if lang_attr and len(code) <= _HIGHLIGHT_MAX_CHARS else None
     if lexer is None:
+        return f"<pre><code{lang_attr}>{escapeHtml(code)}</code></pre>\n"
+    if preview:
+        code = code if code.endswith("\n") else code + "\n"
         return f"<pre><code{lang_attr}>{escapeHtml(code)}</code></pre>\n"
     body = highlight(code, lexer, _FORMATTER)
     return f'<pre class="{HIGHLIGHT_CLASS}"><code{lang_attr}>{body}</code></pre>\n'
@@ -246,7 +254,7 @@ def _render_fence(
     token = tokens[idx]
     info = unescapeAll(token.info).strip() if token.info else ""
     lang = info.split(maxsplit=1)[0] if info else ""
-    return highlight_code(token.content, lang)
+    return highlight_code(token.content, lang, preview=bool(env.get(PREVIEW_KEY)))
 
 
 def _render_cell_open(
@@ -298,10 +306,15 @@ def _build_parser() -> MarkdownIt:
 _MD = _build_parser()
 # Core rules that run after block parsing (inline, tasklists, text_join, …), in order. Running
 # them per block is what lets a block be rendered on its own, exactly as in a full render.
+# ("normalize" is skipped too: sources reach us normalised, see normalize()).
 _POST_BLOCK_RULES = [
-    rule.fn for rule in _MD.core.ruler.__rules__ if rule.enabled and rule.name != "block"
-][1:]  # drop "normalize": sources reach us normalised
+    rule.fn
+    for rule in _MD.core.ruler.__rules__
+    if rule.enabled and rule.name not in {"normalize", "block"}
+]
 _NEWLINES_RE = re.compile(r"\r\n?")
+_CLOSING_FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*\n?")
+PREVIEW_KEY = "hermes_nb.preview"  # env flag: render code fences without highlighting
 
 
 # --------------------------------------------------------------------------- blocks
@@ -342,13 +355,33 @@ def parse_blocks(src: str, env: EnvType) -> list[TokenGroup]:
     return groups
 
 
-def render_group(group: TokenGroup, env: EnvType) -> str:
-    """Inline-parse, render and sanitise one block."""
+def render_group(group: TokenGroup, env: EnvType, *, preview: bool = False) -> str:
+    """Inline-parse, render and sanitise one block (``preview``: fences without colours)."""
     state = StateCore("", _MD, env)
     state.tokens = group.tokens
     for rule in _POST_BLOCK_RULES:
         rule(state)
-    return sanitize(_MD.renderer.render(group.tokens, _MD.options, env))
+    render_env = {**env, PREVIEW_KEY: True} if preview else env
+    return sanitize(_MD.renderer.render(group.tokens, _MD.options, render_env))
+
+
+def is_open_fence(group: TokenGroup, src: str, line_starts: Sequence[int]) -> bool:
+    """Is ``group`` a top-level code fence whose closing line has not fully arrived?
+
+    ``line_starts`` are the offsets of the lines of ``src`` (see ``render._line_starts``). A
+    closing line counts only once its newline is there: ```` ``` ```` may still become
+    ```` ```py ````, which is content, not a closing fence.
+    """
+    token = group.tokens[0]
+    if token.type != "fence":
+        return False
+    if group.end - group.start < 2 or group.end >= len(line_starts):
+        return True
+    last_line = src[line_starts[group.end - 1] : line_starts[group.end]]
+    match = _CLOSING_FENCE_RE.fullmatch(last_line)
+    return not (
+        match is not None and match[1][0] == token.markup[0] and len(match[1]) >= len(token.markup)
+    )
 
 
 def render_source(src: str, env: EnvType) -> str:

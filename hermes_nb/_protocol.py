@@ -7,7 +7,8 @@ Kernel → view (an anywidget custom message)::
 ``seq`` is the journal seq the frame reflects and ``prev`` the seq its changes start after. A view
 whose cursor is ``c`` applies a frame iff ``prev <= c < seq`` (then ``c = seq``), ignores it when
 ``seq <= c``, and asks for a replay ``after=c`` when ``c < prev`` (DESIGN.md §3, invariants 1–2).
-Blocks are upserts of whole blocks by ``id`` (invariant 4). ``rid`` is ``None`` on live frames and
+Blocks are upserts of whole blocks by ``id``, or seq-guarded tail patches (``at``; see
+:class:`BlockMsg`) — never blind appends (invariant 4). ``rid`` is ``None`` on live frames and
 the request's ``rid`` on a replay answer.
 
 View → kernel: ``{"type": "replay", "after", "rid"}`` and ``{"type": "cancel"}``.
@@ -18,7 +19,7 @@ comm data to route replies to a subshell (see docs/kernel-versions.md).
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
     "BLOCK_KINDS",
@@ -48,11 +49,19 @@ BLOCK_KINDS: tuple[str, ...] = (
 
 
 class BlockMsg(TypedDict):
-    """One transcript part; a view upserts it by ``id``."""
+    """One transcript part; a view upserts it by ``id``.
+
+    With ``at`` (live frames only) ``html`` replaces the block's HTML from UTF-16 offset ``at``:
+    the growing tail of a reply costs its new text, not the whole block, every frame. It is an
+    append guarded by seq: a view applies a live frame only when its cursor is the frame's
+    ``prev``, so it holds exactly the HTML the offset refers to; a view that does not (or has no
+    such block) asks for a replay instead. Empty ``html`` without ``at``: the block is gone.
+    """
 
     id: str
     kind: str
     html: str
+    at: NotRequired[int]
 
 
 class FrameMeta(TypedDict, total=False):
@@ -124,7 +133,7 @@ def parse_view_msg(content: Any) -> ViewMsg | None:
         return {"type": "cancel"}
     if kind == "replay":
         after, rid = content.get("after"), content.get("rid")
-        if isinstance(after, int) and not isinstance(after, bool) and after >= 0:
-            if isinstance(rid, str) and 0 < len(rid) <= 200:
-                return {"type": "replay", "after": after, "rid": rid}
+        valid_after = isinstance(after, int) and not isinstance(after, bool) and after >= 0
+        if valid_after and isinstance(rid, str) and 0 < len(rid) <= 200:
+            return {"type": "replay", "after": after, "rid": rid}
     return None

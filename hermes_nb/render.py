@@ -5,8 +5,13 @@ it streams: it splits the text into top-level Markdown blocks, renders each fini
 and re-renders only the growing tail, returning the blocks whose HTML changed so a view can
 upsert them by index (DESIGN.md §4: frames are upserts of whole blocks).
 
-The guarantee, pinned by ``tests/test_render.py``: after every call, the concatenated HTML of
-:attr:`MarkdownStream.blocks` equals ``markdown_to_html(text_so_far)`` exactly.
+The guarantee, pinned by ``tests/test_render.py``: after every call, the blocks of
+:attr:`MarkdownStream.blocks` equal those of a full render of the text so far, block for block,
+with one exception: while the last block is a code fence whose closing line has not arrived, it
+is shown *without syntax colours* (same text, same ``<pre><code class="language-…">``).
+Re-highlighting a growing fence on every refresh costs CPU and bytes quadratic in its length;
+it is highlighted once, when it closes. After :meth:`MarkdownStream.final`, the concatenation
+equals ``markdown_to_html(text)`` exactly.
 
 When a block is finished (the boundary rule)
     A block is *stable* once the next top-level block has started and that block's first two
@@ -156,19 +161,13 @@ class MarkdownStream:
     # -- internals ----------------------------------------------------------------------------
 
     def _refresh(self, *, settled: bool) -> list[Block]:
+        """Re-parse the tail, render what changed, move finished blocks to the stable list."""
         tail = self._tail_src
         env: dict[str, Any] = {"references": dict(self._stable_refs)}
         groups = _markdown.parse_blocks(tail, env)
         changed = self._apply_reference_changes(env)
-
         starts = _line_starts(tail)
-        complete_lines = len(starts) - 1  # lines terminated by "\n"
-        if settled:
-            n_final = len(groups)
-        else:
-            n_final = 0
-            while n_final + 1 < len(groups) and groups[n_final + 1].start + 2 <= complete_lines:
-                n_final += 1
+        n_final = len(groups) if settled else _count_finished(groups, len(starts) - 1)
 
         base = len(self._stable)
         cache: dict[str, str] = {}
@@ -177,12 +176,16 @@ class MarkdownStream:
         for i, group in enumerate(groups):
             stop = starts[group.end] if group.end < len(starts) else len(tail)
             src = tail[starts[group.start] : stop]
-            html_ = self._cache.get(src)
+            preview = (
+                not settled
+                and i == len(groups) - 1
+                and _markdown.is_open_fence(group, tail, starts)
+            )
+            key = f"\0preview\0{src}" if preview else src
+            html_ = self._cache.get(key) or cache.get(key)
             if html_ is None:
-                html_ = cache.get(src)  # two identical blocks in one tail
-            if html_ is None:
-                html_ = _markdown.render_group(group, env)
-            cache[src] = html_
+                html_ = _markdown.render_group(group, env, preview=preview)
+            cache[key] = html_
             sources.append(src)
             fresh.append(Block(base + i, html_, i < n_final))
 
@@ -194,15 +197,21 @@ class MarkdownStream:
 
         if n_final:
             cut = groups[n_final - 1].end
-            self._stable.extend(fresh[:n_final])
-            self._stable_sources.extend(sources[:n_final])
-            for label, ref in env["references"].items():
-                if label not in self._stable_refs and ref["map"][1] <= cut:
-                    self._stable_refs[label] = ref
-            self._tail_src = tail[starts[cut] :] if cut < len(starts) else ""
+            cut_at = starts[cut] if cut < len(starts) else len(tail)
+            self._settle(fresh[:n_final], sources[:n_final], tail[:cut_at])
+            self._tail_src = tail[cut_at:]
         self._tail = fresh[n_final:]
         self._cache = cache
         return sorted(changed, key=lambda block: block.index)
+
+    def _settle(self, blocks: list[Block], sources: list[str], settled_src: str) -> None:
+        """Make ``blocks`` stable; ``settled_src`` is the text they (and gaps between) span."""
+        self._stable.extend(blocks)
+        self._stable_sources.extend(sources)
+        if "]:" in settled_src:  # every link definition has one: "[label]:", nothing between
+            # Its definitions, found by parsing it alone: it starts and ends on block
+            # boundaries, so it parses as it does in context.
+            _markdown.parse_blocks(settled_src, {"references": self._stable_refs})
 
     def _apply_reference_changes(self, env: dict[str, Any]) -> list[Block]:
         """Re-render the stable blocks that may use a link definition that just changed.
@@ -225,6 +234,18 @@ class MarkdownStream:
                 self._stable[i] = Block(i, html_, True)
                 changed.append(self._stable[i])
         return changed
+
+
+def _count_finished(groups: list[_markdown.TokenGroup], complete_lines: int) -> int:
+    """How many leading blocks later text can no longer change (the boundary rule).
+
+    Block ``i`` is finished once block ``i + 1`` has started and its first two lines are
+    complete: see the module docstring for why one line is not enough (tables).
+    """
+    n = 0
+    while n + 1 < len(groups) and groups[n + 1].start + 2 <= complete_lines:
+        n += 1
+    return n
 
 
 def _line_starts(text: str) -> list[int]:

@@ -283,7 +283,8 @@ class Session:
         return self.id == other.id and self._store.path == other._store.path
 
     def __hash__(self) -> int:
-        return hash(self.id)
+        # Not the id: a handle's id moves when it follows its session into a continuation.
+        return hash(self._store.path)
 
     def __repr__(self) -> str:
         try:
@@ -345,7 +346,7 @@ class SessionTranscript:
 
     def settle(self, run: Run, outcome: TurnOutcome) -> bool:
         """Write the outcome iff ``run.stream_id`` still owns the session; True if written."""
-        state, messages = outcome_messages(outcome, run.profile)
+        state, messages = _outcome_messages(outcome, run.profile)
         written = self.store.settle_turn(
             self.session_id,
             run_id=run.run_id,
@@ -373,7 +374,7 @@ class SessionTranscript:
             _start_job(f"compress:{self.session_id}", _auto_compress, session, profile)
 
 
-def outcome_messages(
+def _outcome_messages(
     outcome: TurnOutcome, profile: Profile
 ) -> tuple[str, builtins.list[NewMessage]]:
     """The run's terminal state and the messages a turn's outcome adds to its session.

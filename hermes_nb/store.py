@@ -490,10 +490,20 @@ class Store:
             with self.path.open("rb") as fh:
                 head = fh.read(len(_SQLITE_MAGIC))
         except FileNotFoundError:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"Cannot create the directory for the session store {self.path}: "
+                    f"{exc.strerror}.",
+                    hint="Set HERMES_NB_HOME to a writable directory.",
+                ) from exc
             return
         except OSError as exc:
-            raise StoreError(f"Cannot read the session store {self.path}: {exc.strerror}.") from exc
+            raise StoreError(
+                f"Cannot read the session store {self.path}: {exc.strerror}.",
+                hint="Set HERMES_NB_HOME to a readable, writable directory.",
+            ) from exc
         if head and head != _SQLITE_MAGIC:
             raise StoreError(
                 f"{self.path} is not a hermes_nb session store (it is not an SQLite database).",
@@ -503,12 +513,26 @@ class Store:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = sqlite3.connect(
-                str(self.path),
-                timeout=self._busy_timeout,
-                isolation_level=None,  # explicit BEGIN/COMMIT only
-                check_same_thread=False,  # guarded by self._lock instead
-            )
+            db: sqlite3.Connection | None = None
+            try:
+                db = sqlite3.connect(
+                    str(self.path),
+                    timeout=self._busy_timeout,
+                    isolation_level=None,  # explicit BEGIN/COMMIT only
+                    check_same_thread=False,  # guarded by self._lock instead
+                )
+                # Per connection, writes nothing: in WAL mode a commit survives a process crash.
+                db.execute("PRAGMA synchronous = NORMAL")
+                # Up to 32 MB of pages (used only as read): a long session reloads from memory.
+                db.execute("PRAGMA cache_size = -32768")
+            except sqlite3.Error as exc:
+                if db is not None:
+                    db.close()
+                raise StoreError(
+                    f"Cannot open the session store {self.path}: {exc}.",
+                    hint="Check that the directory exists and is writable, or set HERMES_NB_HOME.",
+                ) from exc
+            self._db = db
         return self._db
 
     def _check_version(self, db: sqlite3.Connection) -> None:
@@ -528,8 +552,7 @@ class Store:
             )
 
     def _enable_wal(self, db: sqlite3.Connection) -> None:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
+        db.execute("PRAGMA journal_mode = WAL")  # recorded in the file: once is enough
 
     def _migrate(self) -> None:
         def run(db: sqlite3.Connection) -> None:

@@ -48,6 +48,7 @@ __all__ = ["MAX_FPS", "show", "static_bundle", "stream_plain"]
 MAX_FPS = 30.0
 _FRAME_INTERVAL = 1.0 / MAX_FPS
 _RESULT_PREVIEW = 2000
+_MIN_PATCH = 64  # a shorter common prefix is sent as a whole block
 _STATIC = Path(__file__).parent / "static"
 _LABELS = {
     "queued": "Queued",
@@ -244,6 +245,7 @@ class _Controller:
         self._tokens = 0
         self._status = str(run.status)
         self._display_ids: list[str] = []
+        self._answered: dict[str, tuple[int, int, float]] = {}  # view -> (after, seq, when)
         self._finalized = False
         self._thread: threading.Thread | None = None
         self.frames_sent = 0
@@ -262,10 +264,29 @@ class _Controller:
     # -- view messages (any thread) -----------------------------------------------------------
 
     def handle(self, msg: ViewMsg) -> None:
+        """A message from a view, on whatever thread the kernel handles comms."""
         if msg["type"] == "cancel":
             self.run.cancel()
-        elif msg["type"] == "replay":
+        elif msg["type"] == "replay" and not self._repeated(msg["rid"], msg["after"]):
             self.widget.send_frame(self.replay(msg["after"], msg["rid"]))
+
+    def _repeated(self, rid: str, after: int) -> bool:
+        """True for a retry that queued behind a busy shell together with the request it
+        repeats (same view, same ``after``, nothing new), arriving right after its answer.
+
+        A view retries unanswered replays with backoff (≥ 250 ms apart); when the kernel could
+        not read them (a cell blocking the shell), they all arrive at once and each answer would
+        be the whole transcript. The first answer carries it; the view's next retry, sent after
+        it landed, asks from the advanced cursor and gets (almost) nothing.
+        """
+        view, sep, _ = rid.rpartition(":")
+        if not sep:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            last = self._answered.get(view)
+            self._answered[view] = (after, self._seq, now)
+        return last is not None and last[:2] == (after, self._seq) and now - last[2] < 0.2
 
     def replay(self, after: int, rid: str | None = None) -> FrameMsg:
         """One frame with every block changed after ``after`` — from the cache, no rendering."""
@@ -352,7 +373,7 @@ class _Controller:
                 if cached is not None and cached.html == html:
                     continue
                 self._blocks[key] = _Cached(kind, html, seq)
-                blocks.append({"id": key, "kind": kind, "html": html})
+                blocks.append(_upsert(key, kind, html, cached.html if cached else ""))
             self._seq = seq
             self._status = status = self._transcript.state
             self._tokens = tokens = self._transcript.token_count
@@ -396,6 +417,29 @@ class _Controller:
                 return
         data, metadata = static_bundle(self.run)
         display(data, metadata=metadata, raw=True)
+
+
+def _upsert(key: str, kind: str, html: str, old: str) -> BlockMsg:
+    """The block for a live frame: a patch from the common prefix with what every view that
+    applies this frame holds (``old``), or the whole block when that saves little."""
+    same = _common_prefix(old, html) if old and html else 0
+    if same < _MIN_PATCH:
+        return {"id": key, "kind": kind, "html": html}
+    prefix = html[:same]  # views index JavaScript strings: UTF-16 code units, not code points
+    at = same if prefix.isascii() else len(prefix.encode("utf-16-le")) // 2
+    return {"id": key, "kind": kind, "html": html[same:], "at": at}
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix (binary search over C-speed slice compares)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 _controllers: dict[str, _Controller] = {}

@@ -55,8 +55,10 @@ class ExecResult:
 
     def error(self) -> str:
         c = self.reply["content"]
-        return "" if self.ok else f"{c.get('ename')}: {c.get('evalue')}\n" + "\n".join(
-            c.get("traceback", [])
+        return (
+            ""
+            if self.ok
+            else f"{c.get('ename')}: {c.get('evalue')}\n" + "\n".join(c.get("traceback", []))
         )
 
     def displays(self) -> list[dict[str, Any]]:
@@ -68,7 +70,9 @@ class ViewState:
     """One widget view, reimplementing the rule in ``static/chat.js`` in Python.
 
     Applies a frame iff ``prev <= cursor < seq``; ignores ``seq <= cursor``; on a gap
-    (``cursor < prev``) records that it must ask for a replay ``after=cursor``.
+    (``cursor < prev``, or a patch it cannot apply) records that it must ask for a replay
+    ``after=cursor``. Blocks are upserted by id; a block with ``at`` replaces the held HTML
+    from that UTF-16 offset.
     """
 
     cursor: int = 0
@@ -76,23 +80,39 @@ class ViewState:
     blocks: dict[str, dict[str, str]] = field(default_factory=dict)
     gaps: int = 0
     applied: int = 0
+    patches: int = 0
 
     def apply(self, frame: dict[str, Any]) -> str:
         """``"applied"``, ``"ignored"`` or ``"gap"``."""
         if frame["seq"] <= self.cursor:
             return "ignored"
-        if frame["prev"] > self.cursor:
+        if frame["prev"] > self.cursor or not self._patchable(frame):
             self.gaps += 1
             return "gap"
         for block in frame["blocks"]:
-            if block["html"]:
-                self.blocks[block["id"]] = {"kind": block["kind"], "html": block["html"]}
+            html = block["html"]
+            if "at" in block:  # replace from a UTF-16 offset, as JavaScript strings count
+                base = self.blocks[block["id"]]["html"].encode("utf-16-le")
+                html = (base[: 2 * block["at"]] + html.encode("utf-16-le")).decode("utf-16-le")
+                self.patches += 1
+            if html:
+                self.blocks[block["id"]] = {"kind": block["kind"], "html": html}
             else:
                 self.blocks.pop(block["id"], None)
         self.cursor = frame["seq"]
         self.status = frame["status"]
         self.applied += 1
         return "applied"
+
+    def _patchable(self, frame: dict[str, Any]) -> bool:
+        for block in frame["blocks"]:
+            if "at" in block:
+                held = self.blocks.get(block["id"], {}).get("html")
+                if self.cursor != frame["prev"] or held is None:
+                    return False
+                if len(held.encode("utf-16-le")) // 2 < block["at"]:
+                    return False
+        return True
 
     def visible(self) -> dict[str, dict[str, str]]:
         return dict(self.blocks)
@@ -134,7 +154,9 @@ class WidgetFrontEnd:
                 self._cond.wait(min(left, 0.2))
 
     def wait_frame(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0):
-        return self.wait_for(lambda: next((f for f in self.frames() if predicate(f)), None), timeout)
+        return self.wait_for(
+            lambda: next((f for f in self.frames() if predicate(f)), None), timeout
+        )
 
     def send(self, content: dict[str, Any], *, subshell_id: str | None = None) -> str:
         """Send a custom message to the kernel-side widget (as ``model.send`` does)."""
@@ -314,9 +336,11 @@ class KernelHarness:
         """Wait for the reply and the idle status of an execute_request."""
         reply = self._wait_reply(msg_id, timeout)
         self.wait_iopub(
-            lambda m: m["msg_type"] == "status"
-            and m["content"]["execution_state"] == "idle"
-            and m["parent_header"].get("msg_id") == msg_id,
+            lambda m: (
+                m["msg_type"] == "status"
+                and m["content"]["execution_state"] == "idle"
+                and m["parent_header"].get("msg_id") == msg_id
+            ),
             timeout,
         )
         with self._cond:

@@ -45,6 +45,7 @@ __all__ = [
     "finish",
     "reasoning",
     "sse_server",
+    "together",
     "tool_call",
     "usage",
 ]
@@ -128,6 +129,11 @@ def error_event(message: str, *, code: int | str | None = None, type: str = "ser
     return {"error": error}
 
 
+def together(*chunks: Mapping[str, Any] | str | bytes) -> bytes:
+    """Several chunks as one write, so the client reads them at once (one network read)."""
+    return b"".join(_encode(chunk) for chunk in chunks)
+
+
 @dataclass(frozen=True)
 class Pause:
     """An item in :attr:`Reply.chunks`: wait this long (watching for a disconnect)."""
@@ -144,7 +150,8 @@ Chunk = Mapping[str, Any] | str | bytes | Pause
 class Reply:
     """What the server answers to one request.
 
-    ``status`` ≥ 400 (or a ``body``) sends ``body`` as JSON with ``headers``; otherwise
+    ``status`` ≥ 400 (or a ``body``) sends ``body`` with ``headers``: as JSON, or verbatim if it
+    is ``str``/``bytes`` (an HTML error page). Otherwise
     ``chunks`` are streamed, ``chunk_delay`` apart, after ``first_byte_delay``, then
     ``data: [DONE]`` unless ``done`` is false. ``abort`` cuts the connection instead of ending the
     body; ``hang`` reads the request and never answers; ``repeat`` appends that many generated
@@ -211,6 +218,7 @@ class RecordedRequest:
     body: Any
     raw: bytes
     at: float
+    client_port: int  # the same port on several requests: a reused keep-alive connection
 
 
 @dataclass(frozen=True)
@@ -261,7 +269,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         path = self.path.split("?", 1)[0]
-        record = owner._record(self.command, path, dict(self.headers.items()), body, raw)
+        record = owner._record(
+            self.command, path, dict(self.headers.items()), body, raw, self.client_address[1]
+        )
         if path == _CHAT_PATH and self.command == "POST":
             reply = owner._next_reply(record)
         elif path == _MODELS_PATH and self.command == "GET":
@@ -293,9 +303,15 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.first_byte_delay:
             self._wait(reply.first_byte_delay, record)
         if reply.body is not None or reply.status >= 400:
-            data = json.dumps(reply.body).encode() if reply.body is not None else b""
+            if isinstance(reply.body, str | bytes):  # an HTML error page, say
+                data = reply.body.encode() if isinstance(reply.body, str) else reply.body
+                kind = "text/html; charset=utf-8"
+            else:
+                data = json.dumps(reply.body).encode() if reply.body is not None else b""
+                kind = "application/json"
             self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
+            if not any(name.lower() == "content-type" for name in reply.headers):
+                self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)
@@ -498,7 +514,13 @@ class SSEServer:
                 self._connections.discard(sock)
 
     def _record(
-        self, method: str, path: str, headers: Mapping[str, str], body: Any, raw: bytes
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: Any,
+        raw: bytes,
+        client_port: int,
     ) -> RecordedRequest:
         record = RecordedRequest(
             index=next(self._counter),
@@ -508,6 +530,7 @@ class SSEServer:
             body=body,
             raw=raw,
             at=time.perf_counter(),
+            client_port=client_port,
         )
         with self._changed:
             self.requests.append(record)

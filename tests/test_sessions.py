@@ -74,7 +74,11 @@ def test_invariant_18_prompt_is_stored_before_the_request_is_sent(hermes_home: P
         name = "probe"
 
         async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
-            # What another process would see the moment the request goes out.
+            # What another process would see the moment the request goes out. Only the first
+            # request counts: the title job asks this provider again after the reply.
+            if seen:
+                yield "token", {"text": "A title"}
+                return
             db = sqlite3.connect(str(path))
             try:
                 seen["messages"] = db.execute("SELECT role, content FROM messages").fetchall()
@@ -375,6 +379,20 @@ def test_invariant_16_branch_copies_the_first_k_messages() -> None:
 
 
 # -- finding, naming, listing ----------------------------------------------------------------------
+
+
+def test_an_archive_without_a_continuation_refuses_new_turns() -> None:
+    session = Session.new(profile="echo")
+    for prompt in ("one", "two"):
+        session.chat(prompt, delay=0, reply="r").wait(10)
+    archive_id = session.id
+    continuation = session.compress(keep_last=2, profile=Profile(options={"delay": 0}))
+    continuation.delete()
+    archive = Session.open(archive_id)
+    with pytest.raises(StoreError, match="is an archive") as err:
+        archive.chat("more?")
+    assert "branch" in err.value.hint
+    archive.branch(2).chat("from the archive", delay=0, reply="ok").wait(10)
 
 
 def test_open_by_name_id_and_unique_prefix() -> None:

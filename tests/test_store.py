@@ -252,6 +252,14 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_unchanged(hermes_home
     assert sorted(p.name for p in hermes_home.iterdir()) == ["sessions.db"]
 
 
+def test_a_home_that_is_a_file_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="session store") as err:
+        Store(blocker / "sessions.db")
+    assert "HERMES_NB_HOME" in err.value.hint
+
+
 def test_a_damaged_database_is_a_store_error(hermes_home: Path) -> None:
     path = hermes_home / "sessions.db"
     damaged = b"SQLite format 3\x00" + b"\xff" * 4000
@@ -357,6 +365,21 @@ def test_runs_of_dead_processes_are_interrupted_at_open(store: Store) -> None:
                 assert messages[-1].role == "notice" and "interrupted" in messages[-1].content
     finally:
         reopened.close()
+
+
+def test_a_new_turn_frees_a_session_held_by_a_dead_process(store: Store) -> None:
+    record = store.create_session()
+    store.begin_turn(
+        record.id, run_id="old", stream_id="old-stream", prompt="lost?", profile="e", model="e"
+    )
+    with _raw(store.path) as db:  # the kernel that began it died; this store stayed open
+        db.execute("UPDATE runs SET pid = ? WHERE run_id = 'old'", (_dead_pid(),))
+    store.begin_turn(
+        record.id, run_id="new", stream_id="new-stream", prompt="again", profile="e", model="e"
+    )
+    assert store.get_run("old").state == "interrupted"
+    assert store.get_run("new").state == "streaming"
+    assert [m.role for m in store.messages(record.id)] == ["user", "notice", "user"]
 
 
 def test_invariant_18_a_killed_kernel_loses_nothing(hermes_home: Path) -> None:

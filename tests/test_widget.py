@@ -17,12 +17,12 @@ from typing import Any
 
 import comm
 import pytest
+from kernel_harness import ViewState
 
 import hermes_nb
 from hermes_nb import render, view
 from hermes_nb._protocol import parse_view_msg
 from hermes_nb.widget import ChatWidget
-from kernel_harness import ViewState
 
 REPLY = (
     "# Title\n\nFirst paragraph with **bold** text.\n\n"
@@ -184,6 +184,23 @@ def test_invariant_4_frames_are_whole_block_upserts(comms: list[RecordingComm]) 
     assert reply.count("First paragraph") == 2  # twice in the prompt-echo, never more
 
 
+def test_invariant_4_tail_patches_are_guarded_by_seq(comms: list[RecordingComm]) -> None:
+    controller = live("x", reply="A long paragraph that keeps growing " * 40, chunk_size=3)
+    settle(controller)
+    frames = [f for _, f in live_frames(controller)]
+    state = reassembled(frames)
+    assert state.patches >= 1, "a growing block is sent as its new tail, not again whole"
+    assert state.visible() == final_blocks(controller.run)
+    i, patch = next((i, f) for i, f in enumerate(frames) if any("at" in b for b in f["blocks"]))
+    before = reassembled(frames[:i])
+    assert before.cursor == patch["prev"]
+    some = next(b["id"] for b in patch["blocks"] if "at" in b)
+    del before.blocks[some]  # a view without the HTML the patch starts from …
+    assert before.apply(patch) == "gap"  # … asks for a replay instead of appending blindly
+    assert before.apply(controller.replay(before.cursor, "fix")) == "applied"
+    assert before.visible() == final_blocks(controller.run)
+
+
 def test_invariant_5_at_most_30_frames_a_second_at_any_token_rate(
     comms: list[RecordingComm],
 ) -> None:
@@ -233,6 +250,22 @@ def test_replay_is_served_from_the_cache_without_rendering(
         assert {b["id"] for b in answer["blocks"]} == {i for i, s in changed_at.items() if s > k}
     c.deliver({"type": "replay", "after": frames[-1]["seq"], "rid": "none"})
     assert next(f for _, f in c.frames() if f["rid"] == "none")["blocks"] == []
+
+
+def test_replay_retries_queued_behind_a_busy_shell_are_answered_once(
+    comms: list[RecordingComm],
+) -> None:
+    controller = live(REPLY, delay=0)
+    settle(controller)
+    c = the_comm(controller)
+    for n in range(1, 6):  # five retries of one view, delivered back to back
+        c.deliver({"type": "replay", "after": 0, "rid": f"view-a:{n}"})
+    c.deliver({"type": "replay", "after": 0, "rid": "view-b:1"})  # another view is answered
+    answers = [f["rid"] for _, f in c.frames() if f["rid"]]
+    assert answers == ["view-a:1", "view-b:1"]
+    time.sleep(0.25)  # a real retry, ≥ 250 ms later, is answered again
+    c.deliver({"type": "replay", "after": 0, "rid": "view-a:6"})
+    assert [f["rid"] for _, f in c.frames() if f["rid"]][-1] == "view-a:6"
 
 
 def test_cancel_from_many_threads_stops_once_and_keeps_the_partial(

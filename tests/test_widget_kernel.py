@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from kernel_harness import KernelHarness, ViewState, WidgetFrontEnd
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(90)]
@@ -30,9 +29,8 @@ from hermes_nb.view import show
 
 def settled_blocks(run):
     run.wait(60)
-    t = view._Transcript(run)
-    blocks = t.consume(run.events(after_seq=0))
-    print(json.dumps({k: {"kind": kind, "html": html} for k, (kind, html) in blocks.items() if html}))
+    blocks = view._Transcript(run).consume(run.events(after_seq=0))
+    print(json.dumps({k: {"kind": c, "html": h} for k, (c, h) in blocks.items() if h}))
 """
 
 PROMPT = "Why *is* my merge slow?\\n\\n- big diffs\\n- many files\\n\\n```\\ngit merge\\n```"
@@ -88,8 +86,10 @@ def test_stream_reassembles_and_settles_into_the_static_bundle(kernel: KernelHar
     assert view.cursor == int(kernel.execute("print(r1.last_event_id)").stdout())
     for did in (did_a, did_b):  # every display of the run gets the static bundle
         update = kernel.wait_iopub(
-            lambda m, did=did: m["msg_type"] == "update_display_data"
-            and m["content"]["transient"].get("display_id") == did,
+            lambda m, did=did: (
+                m["msg_type"] == "update_display_data"
+                and m["content"]["transient"].get("display_id") == did
+            ),
             start=mark,
         )
         data, metadata = update["content"]["data"], update["content"]["metadata"]
@@ -124,7 +124,7 @@ def test_a_view_that_drops_frames_repairs_itself_by_gap_replay(kernel: KernelHar
     lossy = ViewState()
     seen = 0
     while True:
-        w.wait_for(lambda: len(w.frames()) > seen)
+        w.wait_for(lambda n=seen: len(w.frames()) > n)
         frames = w.frames()
         for i in range(seen, len(frames)):
             f = frames[i]
@@ -171,8 +171,7 @@ def test_stop_and_replay_reach_the_kernel_while_a_cell_blocks(kernel: KernelHarn
     mark = kernel.mark()
     blocking = kernel.submit("for _ in range(150):\n    time.sleep(0.02)")
     kernel.wait_iopub(
-        lambda m: m["msg_type"] == "execute_input"
-        and m["parent_header"].get("msg_id") == blocking,
+        lambda m: m["msg_type"] == "execute_input" and m["parent_header"].get("msg_id") == blocking,
         start=mark,
     )
     t0 = time.monotonic()

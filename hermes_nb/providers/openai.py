@@ -9,11 +9,12 @@ shared ``httpx.AsyncClient``. The reply's SSE lines become events (:mod:`hermes_
   ``tool_delta`` for each fragment of its arguments;
 * a ``usage`` object (asked for with ``stream_options.include_usage``) → ``usage``.
 
-This is the hot path of every turn, so the stream is split into lines by hand (bytes, no text
-decoding, no per-line async step) and every ``data:`` line is decoded with one ``json.loads``.
-Text deltas that arrive in the same network read are merged into one event: a slow model sends
-one delta per read anyway, so nothing is delayed, while a fast local model does not pay the
-journal and fan-out cost per token (a 20,000-chunk reply is a few hundred events).
+This is the hot path of every turn, so each network read is decoded and split into lines once
+(no per-line async step, unlike ``aiter_lines``) and each ``data:`` line costs one
+``JSONDecoder.raw_decode``. Text deltas that arrive in the same read are merged into one event:
+a slow model sends one delta per read anyway, so nothing is delayed, while a fast local model
+does not pay the journal and fan-out cost per token (a 20,000-chunk reply becomes about a
+hundred events).
 
 Every failure becomes a :class:`~hermes_nb.exceptions.ProviderError` with a classified
 :class:`~hermes_nb.exceptions.ErrorKind` and a one-sentence message that never contains the key.
@@ -168,6 +169,12 @@ class OpenAIProvider:
                 f"The connection to {base} broke before the reply finished ({_reason(exc)}).",
                 secret=request.api_key,
             ) from exc
+        except httpx.HTTPError as exc:  # e.g. too many redirects
+            raise provider_error(
+                ErrorKind.NETWORK,
+                f"The request to {base} failed ({_reason(exc)}).",
+                secret=request.api_key,
+            ) from exc
 
 
 def _body(request: ProviderRequest) -> dict[str, Any]:
@@ -215,7 +222,10 @@ async def _sse_events(
         if parser.done:
             await _drain(chunks)
             return
-    parser.close()
+    for item in parser.end():
+        yield item
+    if parser.failure is not None:
+        raise parser.failure
 
 
 class _StreamParser:
@@ -234,7 +244,7 @@ class _StreamParser:
         self._base = base
         self._request = request
         self._tail = b""  # an incomplete line waiting for the next read
-        self._pending: list[bytes] = []  # data lines of an event whose JSON spans several lines
+        self._pending: list[str] = []  # data lines of an event whose JSON spans several lines
         self._tools: dict[Any, str] = {}  # tool-call index -> the id its events carry
         self._last_usage: dict[str, int] | None = None
         self._finished = False  # a choice reported a finish_reason
@@ -294,12 +304,18 @@ class _StreamParser:
                 # JSON of the wrong shape: ``choices`` not a list, a delta not an object, …
                 raise self._malformed(f"an event of an unexpected shape ({exc!r})") from exc
 
-    def close(self) -> None:
-        """The body ended without ``[DONE]``: fine after a ``finish_reason``, else an error."""
-        if self._tail.strip() or self._pending:
-            raise self._malformed("it ended in the middle of an event")
-        if not self._finished:
-            raise self._malformed("it ended without data: [DONE]; the reply may be incomplete")
+    def end(self) -> list[ProviderEvent]:
+        """The body ended: the events of a last line without a newline, and :attr:`failure` set
+        unless the reply is complete (``[DONE]`` seen, or at least a ``finish_reason``)."""
+        out = self.feed(b"\n") if self._tail.strip() else []
+        if self.failure is None and not self.done:
+            if self._pending:
+                self.failure = self._malformed("it ended in the middle of an event")
+            elif not self._finished:
+                self.failure = self._malformed(
+                    "it ended without data: [DONE]; the reply may be incomplete"
+                )
+        return out
 
     def _apply(self, obj: Any) -> None:
         """Turn one decoded ``data:`` object into events."""

@@ -3,9 +3,10 @@
 // The kernel sends frames {type: "frame", seq, prev, status, blocks: [{id, kind, html}], rid, meta}.
 // Each view keeps its own cursor (the seq of what it applied) and applies a frame iff
 // prev <= cursor < seq; it ignores frames with seq <= cursor and asks for a replay after=cursor
-// when cursor < prev (a gap). Blocks are upserted by id, never appended blindly, so a replay can
-// never duplicate text (DESIGN.md §3, invariants 1, 2 and 4). Block HTML is sanitised in the
-// kernel before it is sent.
+// when cursor < prev (a gap). Blocks are upserted by id, or patched from an offset only when the
+// view holds exactly the HTML the patch starts from (cursor === prev); never appended blindly,
+// so a replay can never duplicate text (DESIGN.md §3, invariants 1, 2 and 4). Block HTML is
+// sanitised in the kernel before it is sent.
 
 const LIVE = new Set(["queued", "streaming"]);
 const LABELS = {
@@ -78,6 +79,7 @@ function render({ model, el }) {
   const $ = (sel) => root.querySelector(sel);
   const stop = $(".hnb-stop");
   const nodes = new Map(); // block id -> element
+  const htmlById = new Map(); // block id -> the HTML it shows (patches apply to this string)
 
   let cursor = 0; // seq of the last frame this view applied
   let status = null; // status of that frame (null: none yet, use the synced trait)
@@ -132,15 +134,31 @@ function render({ model, el }) {
     slot.appendChild(node);
   }
 
+  // A patch ({at}) replaces the block's HTML from UTF-16 offset `at`. It is only valid for the
+  // exact HTML the kernel had at the frame's prev, which this view holds iff cursor === prev.
+  function patchable(msg) {
+    return msg.blocks.every(
+      (b) =>
+        b.at === undefined ||
+        (cursor === msg.prev && (htmlById.get(b.id)?.length ?? -1) >= b.at),
+    );
+  }
+
   function upsert(block) {
     const slot = $(SLOTS[block.kind]);
     if (!slot) return;
     let node = nodes.get(block.id);
-    if (!block.html) {
+    const html =
+      block.at === undefined
+        ? block.html
+        : htmlById.get(block.id).slice(0, block.at) + block.html;
+    if (!html) {
       node?.remove();
       nodes.delete(block.id);
+      htmlById.delete(block.id);
       return;
     }
+    htmlById.set(block.id, html);
     const open = node
       ? [...node.querySelectorAll("details")].map((d) => d.open)
       : [];
@@ -152,7 +170,7 @@ function render({ model, el }) {
       place(slot, node, block.id);
       nodes.set(block.id, node);
     }
-    node.innerHTML = block.html;
+    node.innerHTML = html;
     // Keep a tool call the user opened open while it updates.
     node.querySelectorAll("details").forEach((d, i) => {
       if (open[i]) d.open = true;
@@ -169,7 +187,7 @@ function render({ model, el }) {
       clearTimeout(retryTimer);
     }
     if (msg.seq <= cursor) return; // already applied
-    if (msg.prev > cursor) {
+    if (msg.prev > cursor || !patchable(msg)) {
       requestReplay(); // a gap: something between cursor and prev never reached this view
       return;
     }

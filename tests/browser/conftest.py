@@ -30,6 +30,7 @@ from jupyter_harness import (
     PageWatch,
     Ui,
     shoot,
+    tripwire_hits,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -171,8 +172,15 @@ def page(server: JupyterServer, request: pytest.FixtureRequest) -> Iterator[Any]
         with contextlib.suppress(Exception):
             (ARTIFACTS / f"{name}.console.txt").write_text(
                 "\n".join(
-                    [*watch.console, "--- page errors", *watch.errors, "--- dialogs",
-                     *watch.dialogs, "--- popups", *watch.popups]
+                    [
+                        *watch.console,
+                        "--- page errors",
+                        *watch.errors,
+                        "--- dialogs",
+                        *watch.dialogs,
+                        "--- popups",
+                        *watch.popups,
+                    ]
                 ),
                 encoding="utf-8",
             )
@@ -204,6 +212,8 @@ def open_notebook(
         return nb.open()
 
     yield open_
+    # Any test, not only the hostile-output one: a payload that ran is an error.
+    fired = [*tripwire_hits(page), *page.watch.dialogs] if opened else []
     with contextlib.suppress(Exception):
         page.goto("about:blank")
     for nb in opened:
@@ -212,6 +222,8 @@ def open_notebook(
             shutil.copyfile(server.root_dir / nb.path, ARTIFACTS / nb.path)
     with contextlib.suppress(Exception):
         server.shutdown_kernels()
+    if fired and not _failed(request.node):
+        pytest.fail(f"script ran in the page (XSS tripwire or dialog): {fired}", pytrace=False)
 
 
 @pytest.fixture
@@ -229,6 +241,11 @@ def hermes_config(server: JupyterServer) -> Iterator[Callable[[str], Path]]:
 
 
 @pytest.fixture
-def screenshot(page: Any, request: pytest.FixtureRequest) -> Callable[[str], Path]:
-    """``screenshot(name)`` → ``artifacts/browser/<name>.png``."""
-    return lambda name: shoot(page, name)
+def screenshot(page: Any) -> Callable[..., Path]:
+    """``screenshot(name, element=None)`` → ``artifacts/browser/<name>.png``: the page's
+    viewport, or all of one element (a locator, e.g. a notebook cell)."""
+
+    def take(name: str, element: Any = None) -> Path:
+        return shoot(page if element is None else element, name)
+
+    return take

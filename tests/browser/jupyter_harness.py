@@ -44,6 +44,7 @@ __all__ = [
     "Ui",
     "new_notebook",
     "shoot",
+    "tripwire_hits",
 ]
 
 Ui = Literal["lab", "notebook7"]
@@ -144,11 +145,12 @@ def new_notebook(path: Path, sources: list[str]) -> Path:
     return path
 
 
-def shoot(page: Any, name: str) -> Path:
-    """Save a screenshot of ``page`` as ``artifacts/browser/<name>.png``."""
+def shoot(page_or_locator: Any, name: str) -> Path:
+    """Save a screenshot of a page (its viewport) or of one element (all of it, scrolled into
+    view) as ``artifacts/browser/<name>.png``."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     target = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
-    page.screenshot(path=str(target))
+    page_or_locator.screenshot(path=str(target))
     return target
 
 
@@ -269,7 +271,9 @@ class JupyterServer:
             if self._wait_ready(timeout):
                 return self
             self.stop()
-        raise RuntimeError(f"jupyter {self.ui} did not start; see {self.log_path}:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"jupyter {self.ui} did not start; see {self.log_path}:\n{self.log_tail()}"
+        )
 
     def _wait_ready(self, timeout: float) -> bool:
         assert self.proc is not None
@@ -336,6 +340,12 @@ class JupyterServer:
                     self.api("DELETE", f"/api/sessions/{session['id']}")
                     ended += 1
         return ended
+
+    def interrupt_kernel(self, path: str) -> None:
+        """Interrupt the kernel of notebook ``path`` (as Kernel → Interrupt does)."""
+        for session in self.api("GET", "/api/sessions"):
+            if session.get("path") == path:
+                self.api("POST", f"/api/kernels/{session['kernel']['id']}/interrupt")
 
     def kernel_count(self) -> int:
         return len(self.api("GET", "/api/kernels"))
@@ -452,8 +462,9 @@ class NotebookPage:
 
     def set_source(self, index: int, source: str) -> None:
         """Replace cell ``index``'s source through the notebook model (exact, no autoclose)."""
-        self._eval("(p, a) => p.content.widgets[a[0]].model.sharedModel.setSource(a[1])",
-                   [index, source])
+        self._eval(
+            "(p, a) => p.content.widgets[a[0]].model.sharedModel.setSource(a[1])", [index, source]
+        )
 
     def type_into(self, index: int, text: str) -> None:
         """Click into cell ``index``'s editor and type ``text`` on the keyboard."""
@@ -518,10 +529,6 @@ class NotebookPage:
         for i in range(len(sources) if sources else self.cell_count()):
             self.run(i)
 
-    def interrupt(self) -> None:
-        """Interrupt the kernel (Kernel menu → Interrupt)."""
-        self.page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:interrupt')")
-
     # -- saving ----------------------------------------------------------------------------
 
     def save(self, timeout: float = 15_000) -> None:
@@ -547,15 +554,20 @@ class NotebookPage:
 
     def xss_hits(self) -> list[str]:
         """Every tripwire that fired, in any frame of the page."""
-        hits: list[str] = []
-        for frame in self.page.frames:
-            with contextlib.suppress(Exception):
-                got = frame.evaluate(
-                    "() => [window.__hnb_xss || 0, (window.__hnb_xss_log || []).slice()]"
-                )
-                if got[0]:
-                    hits.append(f"{frame.url}: __hnb_xss={got[0]} {got[1]}")
-        return hits
+        return tripwire_hits(self.page)
+
+
+def tripwire_hits(page: Any) -> list[str]:
+    """``__hnb_xss`` / ``__hnb_pwn`` calls recorded in any frame of ``page``."""
+    hits: list[str] = []
+    for frame in page.frames:
+        with contextlib.suppress(Exception):
+            count, log = frame.evaluate(
+                "() => [window.__hnb_xss || 0, (window.__hnb_xss_log || []).slice()]"
+            )
+            if count:
+                hits.append(f"{frame.url}: __hnb_xss={count} {log}")
+    return hits
 
 
 def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:

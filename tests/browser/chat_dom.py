@@ -1,0 +1,176 @@
+"""Reading hermes_nb's chat view from the DOM of a notebook cell.
+
+The contract (``static/chat.js`` builds it live; ``view.static_html`` freezes it for saved
+notebooks): a root ``.hnb-chat`` with ``data-state`` (queued, streaming, done, stopped, error),
+``.hnb-prompt``, ``.hnb-reply`` (rendered Markdown blocks), ``.hnb-reasoning`` (a ``<details>``),
+``.hnb-tool``, ``.hnb-error``, ``.hnb-notice``, ``.hnb-status`` and a ``.hnb-stop`` button shown
+while the run is live. Once settled, the output is replaced by the same markup with
+``.hnb-chat.hnb-static``.
+
+:class:`ChatView` reads a cell's views at once (:meth:`~ChatView.views`), waits on them, and can
+keep a *history*: a MutationObserver in the page records every change of state, of the reply's
+length and of static-ness, with ``performance.now()`` times — so a test can say "stopped within
+1 s of the click" or "the text grew in several steps" from what the DOM really showed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from jupyter_harness import NotebookPage
+
+__all__ = ["CANCEL_NOTICE", "LIVE", "SETTLED", "ChatView", "words"]
+
+LIVE = ("queued", "streaming")
+SETTLED = ("done", "stopped", "error")
+CANCEL_NOTICE = (
+    "Task cancelled. The run was cancelled by the user before Hermes finished. "
+    "No provider failure occurred."
+)
+
+# Every `.hnb-chat` in one cell, described. `cell` is the cell's DOM node.
+_DESCRIBE = """
+(cell) => [...cell.querySelectorAll('.hnb-chat')].map((r) => {
+  const q = (s) => r.querySelector(s);
+  const all = (s) => [...r.querySelectorAll(s)];
+  const stop = q('.hnb-stop');
+  const reply = q('.hnb-reply');
+  return {
+    state: r.dataset.state || null,
+    static: r.classList.contains('hnb-static'),
+    prompt: q('.hnb-prompt') ? q('.hnb-prompt').innerText : '',
+    reply: reply ? reply.innerText : '',
+    reply_html: reply ? reply.innerHTML : '',
+    reasoning: all('.hnb-reasoning').map((n) => n.textContent).join('\\n'),
+    tools: all('.hnb-tool').map((n) => n.textContent),
+    errors: all('.hnb-error').map((n) => n.innerText),
+    notices: all('.hnb-notice').map((n) => n.innerText),
+    status: q('.hnb-status') ? q('.hnb-status').innerText : '',
+    stop_visible: !!stop && !stop.hidden && stop.getClientRects().length > 0,
+    rich: {
+      h1: !!(reply && reply.querySelector('h1')),
+      ul: !!(reply && reply.querySelector('ul li')),
+      table: !!(reply && reply.querySelector('table td')),
+      pre: !!(reply && reply.querySelector('pre')),
+    },
+  };
+})
+"""
+
+# Install a recorder on one cell: an entry per change of (state, static, reply length).
+_WATCH = """
+([cell, key]) => {
+  window.__hnb_history = window.__hnb_history || {};
+  const hist = (window.__hnb_history[key] = []);
+  const snap = () => {
+    const r = cell.querySelector('.hnb-chat');
+    const reply = r && r.querySelector('.hnb-reply');
+    const e = {
+      t: performance.now(),
+      state: r ? r.dataset.state || null : null,
+      static: !!r && r.classList.contains('hnb-static'),
+      len: reply ? reply.textContent.length : 0,
+      rich: !!reply && !!reply.querySelector('h1') && !!reply.querySelector('ul li')
+        && !!reply.querySelector('table td') && !!reply.querySelector('pre'),
+    };
+    const last = hist[hist.length - 1];
+    if (!last || last.state !== e.state || last.static !== e.static || last.len !== e.len
+        || last.rich !== e.rich) {
+      hist.push(e);
+    }
+  };
+  snap();
+  new MutationObserver(snap).observe(cell, {
+    subtree: true, childList: true, attributes: true, characterData: true,
+  });
+}
+"""
+
+
+def words(text: str) -> list[str]:
+    """The ``w001``-style tokens in ``text``, in order (the prompts below are made of them)."""
+    return re.findall(r"\bw\d{3}\b", text)
+
+
+class ChatView:
+    """The chat view(s) in cell ``index`` of a notebook."""
+
+    def __init__(self, nb: NotebookPage, index: int) -> None:
+        self.nb = nb
+        self.index = index
+
+    @property
+    def page(self) -> Any:
+        return self.nb.page
+
+    @property
+    def key(self) -> str:
+        return f"{self.nb.path}#{self.index}"
+
+    @property
+    def root(self) -> Any:
+        return self.nb.cell(self.index).locator(".hnb-chat").first
+
+    def _cell_js(self) -> str:
+        return f"window.__hnb_panel({json.dumps(self.nb.path)}).content.widgets[{self.index}].node"
+
+    def views(self) -> list[dict[str, Any]]:
+        """Every ``.hnb-chat`` in the cell, described (state, texts, notices, …)."""
+        return self.page.evaluate(f"() => ({_DESCRIBE})({self._cell_js()})")
+
+    def view(self) -> dict[str, Any]:
+        found = self.views()
+        assert len(found) == 1, f"expected one chat view in cell {self.index}, found {found}"
+        return found[0]
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def wait(self, condition: str, timeout: float = 30_000, what: str = "") -> dict[str, Any]:
+        """Wait until JS ``condition`` (over ``v``, the first view's description) holds."""
+        try:
+            self.page.wait_for_function(
+                f"""() => {{
+                    const vs = ({_DESCRIBE})({self._cell_js()});
+                    if (!vs.length) {{ return false; }}
+                    const v = vs[0];
+                    return !!({condition});
+                }}""",
+                timeout=timeout,
+                polling=50,
+            )
+        except Exception as exc:
+            raise AssertionError(
+                f"cell {self.index}: {what or condition} not seen within {timeout / 1000:.0f}s; "
+                f"views now: {self.views()}"
+            ) from exc
+        return self.view()
+
+    def wait_live(self, min_chars: int = 1, timeout: float = 30_000) -> dict[str, Any]:
+        return self.wait(
+            f"v.state === 'streaming' && !v.static && v.reply.length >= {min_chars}",
+            timeout,
+            f"a streaming view with at least {min_chars} reply characters",
+        )
+
+    def wait_settled(self, timeout: float = 60_000, static: bool = False) -> dict[str, Any]:
+        """The run has settled (done, stopped, error); with ``static``, the output has also
+        been replaced by the static bundle."""
+        cond = (
+            "v.static" if static else "v.static || ['done', 'stopped', 'error'].includes(v.state)"
+        )
+        return self.wait(cond, timeout, "the settled view" + (" (static)" if static else ""))
+
+    # -- history ---------------------------------------------------------------------------
+
+    def watch(self) -> None:
+        """Start recording this cell's view changes (again after a page reload)."""
+        self.page.evaluate(f"(a) => ({_WATCH})([{self._cell_js()}, a])", self.key)
+
+    def history(self) -> list[dict[str, Any]]:
+        return self.page.evaluate("(k) => (window.__hnb_history || {})[k] || []", self.key)
+
+    def now(self) -> float:
+        """The page's ``performance.now()`` (the history's clock)."""
+        return self.page.evaluate("() => performance.now()")

@@ -1,0 +1,509 @@
+"""The OpenAI-compatible provider, end to end: ``hermes_nb.chat()`` against a real SSE server.
+
+Every test goes through the public path (profile → runtime → turn → provider → httpx → the
+loopback server in ``sse_server.py``) and checks what a user sees: the run's text, reasoning,
+tool calls, usage, state and error payload, and what the server received.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import socket
+import time
+
+import httpx
+import pytest
+from sse_server import (  # the ``sse_server`` fixture comes from conftest.py
+    Pause,
+    RecordedRequest,
+    Reply,
+    SSEServer,
+    content,
+    error_event,
+    finish,
+    reasoning,
+    together,
+    tool_call,
+    usage,
+)
+
+import hermes_nb
+from hermes_nb import Profile, Run
+from hermes_nb.exceptions import ErrorKind
+from hermes_nb.providers.base import HINTS
+
+KEY = "sk-test-7f3a9c1e5b2d"
+WAIT = 10.0
+
+
+def _profile(server: SSEServer, **changes: object) -> Profile:
+    fields: dict[str, object] = {
+        "name": "t",
+        "provider": "openai",
+        "base_url": server.url,
+        "model": "m",
+        "api_key_env": "TEST_KEY",
+    }
+    fields.update(changes)
+    return Profile(**fields)  # type: ignore[arg-type]
+
+
+def _chat(server: SSEServer, prompt: str = "hi", *, profile: Profile | None = None, **kw) -> Run:
+    run = hermes_nb.chat(prompt, profile=profile or _profile(server), **kw)
+    return run.wait(WAIT)
+
+
+def _events(run: Run, name: str) -> list[dict]:
+    return [entry.data for entry in run.events() if entry.event == name]
+
+
+@pytest.fixture
+def key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The key is in ``$TEST_KEY``, the variable the test profile names."""
+    monkeypatch.setenv("TEST_KEY", KEY)
+    return KEY
+
+
+# -- streaming ----------------------------------------------------------------------------------
+
+
+def test_content_deltas_stream_as_tokens(sse_server: SSEServer) -> None:
+    sse_server.enqueue(
+        Reply(
+            chunks=[
+                content("Hel"),
+                Pause(0.05),
+                content("lo "),
+                Pause(0.05),
+                content("world"),
+                finish(),
+                usage(3, 3),
+            ]
+        )
+    )
+    run = _chat(sse_server)
+    assert run.status == "done"
+    assert run.text == "Hello world"
+    # Pauses put each delta in its own network read, so each is its own event, in order.
+    assert [d["text"] for d in _events(run, "token")] == ["Hel", "lo ", "world"]
+    assert _events(run, "done") == [{"text": "Hello world", "finish_reason": "stop"}]
+    assert run.error is None
+
+
+def test_deltas_in_one_read_are_merged_into_few_events(sse_server: SSEServer) -> None:
+    sse_server.enqueue(Reply.huge(3000, "ab "))
+    run = _chat(sse_server)
+    assert run.status == "done"
+    assert run.text == "ab " * 3000
+    tokens = _events(run, "token")
+    assert 1 <= len(tokens) <= 300, len(tokens)  # 3,000 deltas arrive in a handful of reads
+    assert "".join(d["text"] for d in tokens) == run.text
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_deltas_in_either_field(sse_server: SSEServer, field: str) -> None:
+    sse_server.enqueue(
+        Reply(
+            chunks=[
+                reasoning("Let me ", field),
+                reasoning("think.", field),
+                Pause(0.03),
+                content("Answer."),
+                finish(),
+            ]
+        )
+    )
+    run = _chat(sse_server)
+    assert run.status == "done"
+    assert run.reasoning == "Let me think."
+    assert run.text == "Answer."
+    names = [e.event for e in run.events() if e.event in ("reasoning", "token")]
+    assert names[0] == "reasoning"
+    assert names[-1] == "token"
+
+
+def test_tool_calls_are_assembled_by_index(sse_server: SSEServer) -> None:
+    sse_server.enqueue(
+        Reply(
+            chunks=[
+                tool_call(0, id="call_a", name="get_weather", arguments='{"city":'),
+                tool_call(1, id="call_b", name="get_time"),
+                tool_call(1, arguments='{"tz": "UTC"}'),
+                tool_call(0, arguments=' "Oslo"}'),
+                tool_call(2, name="no_id", arguments="{}"),
+                finish("tool_calls"),
+            ]
+        )
+    )
+    run = _chat(sse_server)
+    assert run.status == "done"  # a tool call is a reply, not an empty answer
+    assert run.tool_calls == {
+        "call_a": {"id": "call_a", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+        "call_b": {"id": "call_b", "name": "get_time", "arguments": '{"tz": "UTC"}'},
+        "call_2": {"id": "call_2", "name": "no_id", "arguments": "{}"},
+    }
+    assert _events(run, "tool_start") == [
+        {"id": "call_a", "name": "get_weather", "arguments": ""},
+        {"id": "call_b", "name": "get_time", "arguments": ""},
+        {"id": "call_2", "name": "no_id", "arguments": ""},
+    ]
+    assert [d["id"] for d in _events(run, "tool_delta")] == ["call_a", "call_b", "call_a", "call_2"]
+
+
+def test_usage_is_reported_with_reasoning_tokens(sse_server: SSEServer) -> None:
+    sse_server.enqueue(Reply(chunks=[content("ok"), finish(), usage(12, 7, reasoning=3)]))
+    run = _chat(sse_server)
+    expected = {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}
+    assert run.usage == {**expected, "reasoning_tokens": 3}
+    assert _events(run, "usage") == [{**expected, "reasoning_tokens": 3}]
+
+
+def test_sse_comments_event_and_id_lines_and_crlf_are_accepted(sse_server: SSEServer) -> None:
+    crlf = "data: " + json.dumps(content(" there")) + "\r\n\r\n"
+    multi_line = 'data: {"choices": [{"delta":\ndata: {"content": "!"}}]}\n\n'
+    sse_server.enqueue(
+        Reply(
+            chunks=[
+                ": keep-alive\n\n",
+                "event: message\nid: 1\nretry: 100\n",
+                content("Hi"),
+                crlf,
+                multi_line,
+                finish(),
+            ]
+        )
+    )
+    run = _chat(sse_server)
+    assert run.status == "done", run.error
+    assert run.text == "Hi there!"
+
+
+def test_a_non_streamed_json_completion_is_accepted(sse_server: SSEServer) -> None:
+    sse_server.enqueue(
+        Reply(
+            body={
+                "choices": [{"message": {"role": "assistant", "content": "Whole answer."}}],
+                "usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5},
+            }
+        )
+    )
+    run = _chat(sse_server)
+    assert run.status == "done"
+    assert run.text == "Whole answer."
+    assert run.usage["total_tokens"] == 5
+
+
+def test_a_last_line_without_newline_still_counts(sse_server: SSEServer) -> None:
+    sse_server.enqueue(Reply(chunks=[content("Fine."), "data: [DONE]"], done=False))
+    run = _chat(sse_server)
+    assert run.status == "done", run.error
+    assert run.text == "Fine."
+
+
+def test_finish_reason_without_done_marker_completes(sse_server: SSEServer) -> None:
+    sse_server.enqueue(Reply(chunks=[content("Complete."), finish()], done=False))
+    run = _chat(sse_server)
+    assert run.status == "done"
+    assert run.text == "Complete."
+
+
+def test_the_connection_is_reused_by_the_next_turn(sse_server: SSEServer) -> None:
+    # The body is read to its end after [DONE], so the connection goes back to the pool.
+    first, second = _chat(sse_server), _chat(sse_server)
+    assert first.status == second.status == "done"
+    ports = [r.client_port for r in sse_server.chat_requests]
+    assert ports[0] == ports[1]
+
+
+# -- the request as sent ---------------------------------------------------------------------
+
+
+def test_request_body_and_headers_with_a_key(sse_server: SSEServer, key: str) -> None:
+    profile = _profile(sse_server, headers={"X-Title": "hermes_nb tests"})
+    run = _chat(
+        sse_server, "What is 2+2?", profile=profile, temperature=0.25, max_tokens=64, top_p=0.5
+    )
+    assert run.status == "done"
+    (request,) = sse_server.chat_requests
+    assert request.method == "POST"
+    assert request.headers["authorization"] == f"Bearer {key}"
+    assert request.headers["x-title"] == "hermes_nb tests"
+    assert request.headers["accept"] == "text/event-stream"
+    assert request.body == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "What is 2+2?"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.25,
+        "max_tokens": 64,
+        "top_p": 0.5,
+    }
+
+
+def test_no_authorization_header_without_a_key(sse_server: SSEServer) -> None:
+    run = _chat(sse_server)  # $TEST_KEY is not set
+    assert run.status == "done"
+    (request,) = sse_server.chat_requests
+    assert "authorization" not in request.headers
+    assert "temperature" not in request.body
+    assert "max_tokens" not in request.body
+
+
+def test_profile_options_and_extra_fields_reach_the_body(sse_server: SSEServer) -> None:
+    profile = _profile(sse_server, options={"seed": 1, "top_k": 40})
+    _chat(sse_server, profile=profile, seed=7, response_format={"type": "text"})
+    body = sse_server.chat_requests[0].body
+    assert body["seed"] == 7  # the per-call value wins over the profile's
+    assert body["top_k"] == 40
+    assert body["response_format"] == {"type": "text"}
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "phrase", "server_message"),
+    [
+        (401, ErrorKind.AUTH, "Unauthorized", "Invalid API key."),
+        (403, ErrorKind.AUTH, "Forbidden", "Your key cannot use this model"),
+        (404, ErrorKind.NOT_FOUND, "Not Found", "The model `m` does not exist."),
+        (400, ErrorKind.BAD_REQUEST, "Bad Request", "max_tokens is too large."),
+        (500, ErrorKind.SERVER, "Internal Server Error", "The server had an error."),
+        (503, ErrorKind.SERVER, "Service Unavailable", "Overloaded."),
+    ],
+)
+def test_http_errors_are_classified_with_the_server_reason(
+    sse_server: SSEServer, status: int, kind: ErrorKind, phrase: str, server_message: str
+) -> None:
+    sse_server.enqueue(Reply.error(status, server_message))
+    run = _chat(sse_server)
+    assert run.status == "error"
+    reason = server_message.rstrip(".")
+    assert run.error == {
+        "kind": str(kind),
+        "message": f"The endpoint at {sse_server.url} answered {status} {phrase}: {reason}.",
+        "hint": HINTS[kind],
+        "status": status,
+        "retry_after": None,
+    }
+    assert _events(run, "apperror") == [run.error]
+
+
+def test_an_error_body_that_is_not_json_still_gives_one_sentence(sse_server: SSEServer) -> None:
+    sse_server.enqueue(Reply(status=502, body="<html>Bad gateway</html>"))
+    run = _chat(sse_server)
+    assert run.error is not None
+    assert run.error["kind"] == "server"
+    assert run.error["message"] == f"The endpoint at {sse_server.url} answered 502 Bad Gateway."
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "7"}, 7.0),
+        ({"Retry-After": "1.5"}, 1.5),
+        ({"retry-after-ms": "250", "Retry-After": "1"}, 0.25),
+        ({"Retry-After": "<date in 30 s>"}, 30.0),
+        ({}, None),
+    ],
+)
+def test_rate_limit_carries_retry_after(
+    sse_server: SSEServer, headers: dict[str, str], expected: float | None
+) -> None:
+    if headers.get("Retry-After") == "<date in 30 s>":
+        headers = {"Retry-After": email.utils.formatdate(time.time() + 30, usegmt=True)}
+    sse_server.enqueue(Reply.error(429, "Rate limit reached for requests.", headers=headers))
+    run = _chat(sse_server)
+    assert run.error is not None
+    assert run.error["kind"] == "rate_limit"
+    assert run.error["status"] == 429
+    assert "Rate limit reached for requests" in run.error["message"]
+    if expected is None:
+        assert run.error["retry_after"] is None
+    else:
+        assert run.error["retry_after"] == pytest.approx(expected, abs=2.0 if expected > 10 else 0)
+
+
+def test_a_dead_port_is_a_network_error() -> None:
+    with socket.socket() as sock:  # a port that was just free and now has no listener
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    profile = Profile(name="t", provider="openai", base_url=url, model="m", connect_timeout=2)
+    run = hermes_nb.chat("hi", profile=profile).wait(WAIT)
+    assert run.status == "error"
+    assert run.error is not None
+    assert run.error["kind"] == "network"
+    assert run.error["message"].startswith(f"Could not connect to {url} (")
+    assert run.error["hint"] == HINTS[ErrorKind.NETWORK]
+
+
+def test_a_base_url_without_scheme_is_a_clear_network_error() -> None:
+    profile = Profile(name="t", provider="openai", base_url="localhost:9/v1", model="m")
+    run = hermes_nb.chat("hi", profile=profile).wait(WAIT)
+    assert run.error is not None
+    assert run.error["kind"] == "network"
+    assert "is not a usable http(s) URL" in run.error["message"]
+
+
+def test_a_server_that_never_answers_times_out(sse_server: SSEServer) -> None:
+    sse_server.enqueue(Reply(hang=True))
+    start = time.perf_counter()
+    run = _chat(sse_server, profile=_profile(sse_server, read_timeout=0.3))
+    assert time.perf_counter() - start < 3
+    assert run.error is not None
+    assert run.error["kind"] == "timeout"
+    assert run.error["message"] == (
+        f"The endpoint at {sse_server.url} sent nothing for 0.3 s (the profile's read_timeout)."
+    )
+    assert sse_server.wait_for_disconnect(2), "the client did not close the timed-out request"
+
+
+def test_a_stall_mid_stream_times_out_and_keeps_the_text(sse_server: SSEServer) -> None:
+    sse_server.enqueue(Reply(chunks=[content("Partial "), content("answer"), Pause(5)]))
+    run = _chat(sse_server, profile=_profile(sse_server, read_timeout=0.3))
+    assert run.status == "error"
+    assert run.error is not None
+    assert run.error["kind"] == "timeout"
+    assert run.text == "Partial answer"
+
+
+@pytest.mark.parametrize(
+    ("bad", "what"),
+    [
+        ("data: {not json\n\n", "a data line that is not JSON"),
+        ("<html><body>Gateway error</body></html>\n", "a line that is not server-sent events"),
+        ("data: [1, 2]\n\n", "a data line that is not a JSON object"),
+        ('data: {"choices": {"delta": 1}}\n\n', "an event of an unexpected shape"),
+    ],
+)
+def test_garbage_in_the_stream_is_malformed_and_keeps_earlier_text(
+    sse_server: SSEServer, bad: str, what: str
+) -> None:
+    # One write: the good events and the bad line reach the parser in the same read.
+    sse_server.enqueue(Reply(chunks=[together(content("Before "), content("garbage"), bad)]))
+    run = _chat(sse_server)
+    assert run.status == "error"
+    assert run.error is not None
+    assert run.error["kind"] == "malformed_stream"
+    assert run.error["message"].startswith(
+        f"The stream from {sse_server.url} was malformed: {what}"
+    )
+    assert run.error["hint"] == HINTS[ErrorKind.MALFORMED_STREAM]
+    assert run.text == "Before garbage"
+
+
+def test_a_stream_cut_without_done_is_malformed_and_keeps_the_text(sse_server: SSEServer) -> None:
+    sse_server.enqueue(Reply(chunks=[content("Half an "), content("answer")], done=False))
+    run = _chat(sse_server)
+    assert run.status == "error"
+    assert run.error is not None
+    assert run.error["kind"] == "malformed_stream"
+    assert "ended without data: [DONE]" in run.error["message"]
+    assert run.text == "Half an answer"
+
+
+def test_a_connection_dropped_mid_body_is_a_network_error(sse_server: SSEServer) -> None:
+    sse_server.enqueue(Reply(chunks=[content("Cut "), content("off")], abort=True))
+    run = _chat(sse_server)
+    assert run.error is not None
+    assert run.error["kind"] == "network"
+    assert run.error["message"].startswith(f"The connection to {sse_server.url} broke")
+    assert run.text == "Cut off"
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "status"),
+    [
+        (error_event("Rate limit reached.", code=429), ErrorKind.RATE_LIMIT, 429),
+        (error_event("Bad input.", type="invalid_request_error"), ErrorKind.BAD_REQUEST, None),
+        (error_event("Upstream died.", code="502"), ErrorKind.SERVER, 502),
+        (error_event("Something broke."), ErrorKind.SERVER, None),
+    ],
+)
+def test_an_error_object_mid_stream_is_classified(
+    sse_server: SSEServer, error: dict, kind: ErrorKind, status: int | None
+) -> None:
+    sse_server.enqueue(Reply(chunks=[content("So far"), error]))
+    run = _chat(sse_server)
+    assert run.error is not None
+    assert run.error["kind"] == str(kind)
+    assert run.error["status"] == status
+    detail = error["error"]["message"].rstrip(".")
+    assert run.error["message"] == (
+        f"The endpoint at {sse_server.url} reported an error during the reply: {detail}."
+    )
+    assert run.text == "So far"
+
+
+def _echo_key_in_error(request: RecordedRequest) -> Reply:
+    return Reply.error(401, f"Rejected credentials {request.headers['authorization']}")
+
+
+def _echo_key_in_garbage(request: RecordedRequest) -> Reply:
+    return Reply(chunks=[content("x"), f"oops {request.headers['authorization']}\n"])
+
+
+@pytest.mark.parametrize("script", [_echo_key_in_error, _echo_key_in_garbage])
+def test_the_key_never_appears_in_errors_events_or_reprs(
+    sse_server: SSEServer, key: str, script
+) -> None:
+    sse_server.enqueue(script)
+    run = _chat(sse_server)
+    assert sse_server.chat_requests[0].headers["authorization"] == f"Bearer {key}"
+    assert run.error is not None
+    assert "***" in run.error["message"]
+    everything = json.dumps([list(entry) for entry in run.events()])
+    for text in (everything, repr(run), str(run.error), repr(run.request)):
+        assert key not in text
+
+
+# -- cancellation and concurrency --------------------------------------------------------------
+
+
+def _wait_for_text(run: Run, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    seq = 0
+    while not run.text:
+        assert time.monotonic() < deadline, "no token arrived"
+        seq = run.wait_for_event(seq, timeout=0.5)
+
+
+def test_invariant_6_cancel_closes_connection(sse_server: SSEServer) -> None:
+    """Stop closes the HTTP connection at once: the server sees it within 100 ms."""
+    sse_server.enqueue(Reply(chunks=[content(f"w{i} ") for i in range(200)], chunk_delay=0.02))
+    run = hermes_nb.chat("long answer please", profile=_profile(sse_server))
+    _wait_for_text(run)
+    cancelled_at = time.perf_counter()
+    assert run.cancel()
+    disconnects = sse_server.wait_for_disconnect(timeout=2)
+    assert disconnects, "the server never saw the connection close"
+    assert disconnects[0].at - cancelled_at < 0.1
+    run.wait(WAIT)
+    assert run.status == "stopped"
+    assert run.text.startswith("w0 ")
+    assert disconnects[0].sent_chunks < 200  # generation really stopped
+    time.sleep(0.1)
+    assert len(sse_server.chat_requests) == 1  # and nothing retried it
+
+
+def test_fifty_concurrent_runs_all_complete(sse_server: SSEServer) -> None:
+    def answer(request: RecordedRequest) -> Reply:
+        question = request.body["messages"][-1]["content"]
+        return Reply.text("Answer ", "to ", question, chunk_delay=0.01)
+
+    sse_server.default = answer
+    runs = [hermes_nb.chat(f"q{n}", profile=_profile(sse_server)) for n in range(50)]
+    for run in runs:
+        run.wait(30)
+    assert [run.status for run in runs] == ["done"] * 50
+    assert [run.text for run in runs] == [f"Answer to q{n}" for n in range(50)]
+    assert len(sse_server.chat_requests) == 50
+
+
+def test_the_server_lists_models(sse_server: SSEServer) -> None:
+    response = httpx.get(f"{sse_server.url}/models")
+    assert response.status_code == 200
+    assert [m["id"] for m in response.json()["data"]] == ["m", "test-model"]
+    assert sse_server.requests[0].path == "/v1/models"
