@@ -9,9 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from .api import chat
-from .exceptions import ConfigError, HermesError, ProviderError, RunError, StoreError
+from .exceptions import (
+    ConfigError,
+    HermesError,
+    ProviderError,
+    RunError,
+    SessionNotFound,
+    StoreError,
+    StoreVersionError,
+)
 from .profiles import Profile
 from .runtime import Run
+from .sessions import Session
 
 __all__ = [
     "ConfigError",
@@ -20,7 +29,10 @@ __all__ = [
     "ProviderError",
     "Run",
     "RunError",
+    "Session",
+    "SessionNotFound",
     "StoreError",
+    "StoreVersionError",
     "__version__",
     "chat",
     "load_ipython_extension",

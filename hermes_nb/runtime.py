@@ -108,6 +108,11 @@ class Run:
     def profile(self) -> Any:
         return self.request.profile
 
+    @property
+    def session_id(self) -> str | None:
+        """The stored session this turn belongs to (None for a plain in-memory history)."""
+        return getattr(self.request.transcript, "session_id", None)
+
     def events(self, after_seq: int = 0) -> list[JournalEntry]:
         """Journaled events with ``seq > after_seq`` (each unpacks as ``seq, event, data``)."""
         return self.journal.since(after_seq)

@@ -21,6 +21,7 @@ once its session has been archived, the next ``chat`` continues in the continuat
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import dataclasses
 import json
@@ -36,7 +37,15 @@ from .events import RunState
 from .exceptions import ErrorKind, HermesError, SessionNotFound, StoreError
 from .profiles import Profile
 from .providers.base import HINTS, Message
-from .store import NewMessage, SearchHit, SessionRecord, Store, StoredMessage, get_store
+from .store import (
+    NewMessage,
+    SearchHit,
+    SessionRecord,
+    Store,
+    StoredMessage,
+    close_stores,
+    get_store,
+)
 from .titles import generate_title
 from .turn import TurnOutcome, cancel_marker
 
@@ -464,6 +473,19 @@ def join_background(timeout: float | None = 30.0) -> bool:
         if deadline is not None and time.monotonic() >= deadline:
             with _jobs_lock:
                 return not any(t.is_alive() for t in _jobs.values())
+
+
+def _at_exit() -> None:
+    """Kernel exit: let title and compression jobs finish briefly, then close the stores.
+
+    Registered at import, so it runs after the runtime's own shutdown (atexit is LIFO and the
+    runtime starts later), when live turns have already written their outcome.
+    """
+    join_background(5.0)
+    close_stores()
+
+
+atexit.register(_at_exit)
 
 
 # -- export ------------------------------------------------------------------------------------
