@@ -113,11 +113,18 @@ class MarkdownStream:
 
     @property
     def blocks(self) -> list[Block]:
-        """Every current block, in order; their HTML concatenated is the full render."""
+        """Every current block, in order: a full render of the text so far, block by block.
+
+        (Up to the colours of a code fence still open at the end; see the module docstring.)
+        """
         return [*self._stable, *self._tail]
 
     def update(self, text: str) -> list[Block]:
-        """Take the whole reply so far (it must extend the previous text) and refresh."""
+        """Take the whole reply so far and refresh.
+
+        Raises :class:`ValueError` if ``text`` does not extend the text given before: a
+        different reply needs a new stream.
+        """
         if len(text) < self._raw_len or (
             self._last_text is not None and not text.startswith(self._last_text)
         ):
@@ -149,8 +156,8 @@ class MarkdownStream:
     def final(self) -> list[Block]:
         """Settle the reply: every block becomes stable; returns the blocks that changed.
 
-        The result equals ``markdown_to_html`` of the whole text, split into blocks. Calling it
-        again returns nothing new; appending afterwards raises :class:`RuntimeError`.
+        Afterwards :attr:`blocks` is ``markdown_to_html(text)`` split into blocks, exactly.
+        Calling it again returns nothing; appending afterwards raises :class:`RuntimeError`.
         """
         if self._settled:
             return []

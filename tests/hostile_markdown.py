@@ -124,6 +124,9 @@ TRICKY: list[tuple[str, str]] = [
     ),
     ("table interrupting a paragraph", "para\n| a | b |\n| - | - |\n| 1 | 2 |\nmore\n\nend\n"),
     ("not quite a table", "para\n| a | b |\n|-x|\n\nnext\n"),
+    # "|-" alone is a delimiter row for a one-column table, "|-x" is not: the line after a
+    # complete "| a |" line still decides where the paragraph ends.
+    ("one-column table that is not one", "para\n| a |\n|-x|\n\nnext\n\nlast\n"),
     (
         "interruptions",
         "para\n# heading\npara\n- item\n\npara\n> quote\npara\n***\npara\n```\ncode\n```\n",
@@ -133,6 +136,10 @@ TRICKY: list[tuple[str, str]] = [
         "forward reference",
         "See [the docs] and [b][other].\n\nMiddle paragraph.\n\n"
         '[the docs]: https://example.com/docs "Docs"\n[other]: /relative\n\nUse [the docs].\n',
+    ),
+    (
+        "definition before use",
+        "[a]: https://example.com/a\n\nfirst\n\nsecond uses [a]\n\nthird [a]\n\nfourth\n",
     ),
     (
         "reference title on next line",

@@ -161,6 +161,24 @@ def test_raw_html_is_shown_as_text() -> None:
     assert elements(out) == [("p", {})]
 
 
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "[click](javascript:alert(1))",
+        "![x](data:image/svg+xml;base64,PHN2Zz4=)",
+        "<vbscript:msgbox(1)>",
+        "[settings](ms-settings:privacy)",
+        "<ftp://example.com/file>",
+        "[click][x]\n\n[x]: javascript:alert(1)",
+    ],
+)
+def test_refused_links_show_their_markdown_as_text(markdown: str) -> None:
+    """A URL fit for neither a link nor an image is not parsed as one: the reader sees it."""
+    out = markdown_to_html(markdown)
+    assert [tag for tag, _ in elements(out)] == ["p"] * out.count("<p>")
+    assert html.escape(markdown.split("\n")[0], quote=False) in out
+
+
 RAW_ATTACKS = [
     '<script>alert(1)</script><p onclick="alert(1)">x</p>',
     '<img src="x" onerror="alert(1)"><img src="data:image/svg+xml,<svg onload=alert(1)>">',
