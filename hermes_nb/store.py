@@ -21,6 +21,10 @@ newer hermes_nb and is refused unchanged (:class:`StoreVersionError`).
 Runs record the process that owns them (pid plus a start token, so a reused pid is not mistaken
 for the owner). A run left ``queued``/``streaming`` by a process that has died is marked
 ``interrupted`` when the store is opened and its session is freed (invariant 18).
+
+This module is the database handle and its transactions. The migrations and triggers live in
+:mod:`hermes_nb._schema`, the process-ownership checks in :mod:`hermes_nb._owner`, and the row
+dataclasses in :mod:`hermes_nb._records`; the names callers use are importable from here.
 """
 
 from __future__ import annotations
@@ -30,16 +34,33 @@ import os
 import random
 import re
 import sqlite3
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import config
+
+# Also imported from here by callers and tests (MIGRATIONS, PROCESS_TOKEN and the records).
+from ._owner import PROCESS_TOKEN, owner_alive
+from ._records import (
+    _MESSAGE_COLUMNS,
+    _RUN_COLUMNS,
+    _SESSION_COLUMNS,
+    NewMessage,
+    RunRecord,
+    SearchHit,
+    SessionRecord,
+    StoredMessage,
+    _dumps,
+    _loads,
+    _message_rows,
+    _run,
+    _session,
+)
+from ._schema import _READ_ONLY, MIGRATIONS, _applied, _apply_pending
 from .exceptions import SessionNotFound, StoreError, StoreVersionError
 
 __all__ = [
@@ -64,371 +85,11 @@ RUN_STATES = ("queued", "streaming", "done", "stopped", "error", "interrupted")
 _UNFINISHED = ("queued", "streaming")
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_READ_ONLY = "hermes_nb: archived sessions are read-only"
 _INTERRUPTED_NOTICE = (
     "The previous turn was interrupted: the kernel stopped before a reply was stored. "
     "Your prompt is kept above; ask again to continue."
 )
 _SENT_ROLES = ("user", "assistant", "system")
-
-
-# -- schema ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Migration:
-    """One named schema step. Statements run one by one inside the migration transaction."""
-
-    name: str
-    statements: tuple[str, ...]
-
-
-_RAISE = f"SELECT RAISE(ABORT, '{_READ_ONLY}');"
-
-#: Append-only: never edit or reorder a migration that has shipped; add a new one.
-MIGRATIONS: tuple[_Migration, ...] = (
-    _Migration(
-        "001_sessions",
-        (
-            """CREATE TABLE sessions (
-                id TEXT PRIMARY KEY,
-                name TEXT,
-                title TEXT,
-                profile TEXT,
-                model TEXT,
-                parent_session_id TEXT,
-                source TEXT NOT NULL DEFAULT 'new'
-                    CHECK (source IN ('new', 'fork', 'compression')),
-                archived INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1)),
-                created_at REAL NOT NULL,
-                updated_at REAL NOT NULL,
-                active_stream_id TEXT,
-                pending_user_message TEXT,
-                pending_started_at REAL,
-                usage TEXT
-            )""",
-            "CREATE UNIQUE INDEX sessions_live_name ON sessions(name) "
-            "WHERE archived = 0 AND name IS NOT NULL",
-            "CREATE INDEX sessions_recent ON sessions(archived, updated_at)",
-            "CREATE INDEX sessions_parent ON sessions(parent_session_id)",
-        ),
-    ),
-    _Migration(
-        "002_messages",
-        (
-            """CREATE TABLE messages (
-                id INTEGER PRIMARY KEY,
-                session_id TEXT NOT NULL,
-                position INTEGER NOT NULL,
-                role TEXT NOT NULL
-                    CHECK (role IN ('user', 'assistant', 'notice', 'error', 'system')),
-                content TEXT NOT NULL DEFAULT '',
-                reasoning TEXT,
-                tool_calls TEXT,
-                partial INTEGER NOT NULL DEFAULT 0 CHECK (partial IN (0, 1)),
-                error TEXT,
-                metadata TEXT,
-                run_id TEXT,
-                created_at REAL NOT NULL,
-                UNIQUE (session_id, position)
-            )""",
-            "CREATE INDEX messages_run ON messages(run_id) WHERE run_id IS NOT NULL",
-        ),
-    ),
-    _Migration(
-        "003_runs",
-        (
-            """CREATE TABLE runs (
-                run_id TEXT PRIMARY KEY,
-                session_id TEXT NOT NULL,
-                stream_id TEXT NOT NULL,
-                state TEXT NOT NULL CHECK (state IN
-                    ('queued', 'streaming', 'done', 'stopped', 'error', 'interrupted')),
-                profile TEXT,
-                model TEXT,
-                error TEXT,
-                usage TEXT,
-                pid INTEGER,
-                proc_token TEXT,
-                started_at REAL NOT NULL,
-                finished_at REAL
-            )""",
-            "CREATE INDEX runs_session ON runs(session_id)",
-            "CREATE INDEX runs_stream ON runs(stream_id)",
-            "CREATE INDEX runs_unfinished ON runs(state) WHERE state IN ('queued', 'streaming')",
-        ),
-    ),
-    _Migration(
-        "004_messages_fts",
-        (
-            "CREATE VIRTUAL TABLE messages_fts USING fts5("
-            "content, content='messages', content_rowid='id', tokenize='porter unicode61')",
-            """CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-                INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
-            END""",
-            """CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-                INSERT INTO messages_fts(messages_fts, rowid, content)
-                    VALUES ('delete', old.id, old.content);
-            END""",
-            """CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
-                INSERT INTO messages_fts(messages_fts, rowid, content)
-                    VALUES ('delete', old.id, old.content);
-                INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
-            END""",
-        ),
-    ),
-    _Migration(
-        "005_archive_guards",
-        (
-            f"""CREATE TRIGGER messages_archived_insert BEFORE INSERT ON messages
-            WHEN EXISTS (SELECT 1 FROM sessions WHERE id = new.session_id AND archived = 1)
-            BEGIN {_RAISE} END""",
-            f"""CREATE TRIGGER messages_archived_update BEFORE UPDATE ON messages
-            WHEN EXISTS (SELECT 1 FROM sessions
-                         WHERE id IN (old.session_id, new.session_id) AND archived = 1)
-            BEGIN {_RAISE} END""",
-            f"""CREATE TRIGGER messages_archived_delete BEFORE DELETE ON messages
-            WHEN EXISTS (SELECT 1 FROM sessions WHERE id = old.session_id AND archived = 1)
-            BEGIN {_RAISE} END""",
-            # The only change an archive's row accepts: pointing parent_session_id past a parent
-            # that no longer exists (its deletion re-parents the children). Everything else,
-            # un-archiving included, is refused.
-            f"""CREATE TRIGGER sessions_archived_update BEFORE UPDATE ON sessions
-            WHEN old.archived = 1 AND (
-                new.archived IS NOT old.archived OR new.id IS NOT old.id
-                OR new.name IS NOT old.name OR new.title IS NOT old.title
-                OR new.profile IS NOT old.profile OR new.model IS NOT old.model
-                OR new.source IS NOT old.source OR new.created_at IS NOT old.created_at
-                OR new.updated_at IS NOT old.updated_at
-                OR new.active_stream_id IS NOT old.active_stream_id
-                OR new.pending_user_message IS NOT old.pending_user_message
-                OR new.pending_started_at IS NOT old.pending_started_at
-                OR new.usage IS NOT old.usage
-                OR (new.parent_session_id IS NOT old.parent_session_id
-                    AND (old.parent_session_id IS NULL
-                         OR EXISTS (SELECT 1 FROM sessions WHERE id = old.parent_session_id))))
-            BEGIN {_RAISE} END""",
-        ),
-    ),
-)
-
-
-# -- values ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    """One message of a session, as stored. ``position`` counts from 1 within the session."""
-
-    id: int
-    session_id: str
-    position: int
-    role: str
-    content: str
-    reasoning: str | None
-    tool_calls: list[dict[str, Any]] | None
-    partial: bool
-    error: dict[str, Any] | None
-    metadata: dict[str, Any] | None
-    run_id: str | None
-    created_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict with every field."""
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class NewMessage:
-    """A message to append (the store assigns id, position and time)."""
-
-    role: str
-    content: str = ""
-    reasoning: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    partial: bool = False
-    error: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """One row of ``sessions``."""
-
-    id: str
-    name: str | None
-    title: str | None
-    profile: str | None
-    model: str | None
-    parent_session_id: str | None
-    source: str
-    archived: bool
-    created_at: float
-    updated_at: float
-    active_stream_id: str | None
-    pending_user_message: str | None
-    pending_started_at: float | None
-    usage: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One row of ``runs``: a turn's lifecycle as the store saw it."""
-
-    run_id: str
-    session_id: str
-    stream_id: str
-    state: str
-    profile: str | None
-    model: str | None
-    error: dict[str, Any] | None
-    usage: dict[str, int]
-    pid: int | None
-    proc_token: str | None
-    started_at: float
-    finished_at: float | None
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """A full-text match: where it is and a snippet with the match in ``**bold**``."""
-
-    session_id: str
-    title: str | None
-    name: str | None
-    archived: bool
-    position: int
-    role: str
-    snippet: str
-
-
-_SESSION_COLUMNS = (
-    "id, name, title, profile, model, parent_session_id, source, archived, created_at, "
-    "updated_at, active_stream_id, pending_user_message, pending_started_at, usage"
-)
-_MESSAGE_COLUMNS = (
-    "id, session_id, position, role, content, reasoning, tool_calls, partial, error, metadata, "
-    "run_id, created_at"
-)
-_RUN_COLUMNS = (
-    "run_id, session_id, stream_id, state, profile, model, error, usage, pid, proc_token, "
-    "started_at, finished_at"
-)
-
-
-def _dumps(value: Any) -> str | None:
-    if value is None:
-        return None
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _session(row: Sequence[Any]) -> SessionRecord:
-    return SessionRecord(*row[:7], bool(row[7]), *row[8:13], json.loads(row[13] or "{}"))
-
-
-def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(*row[:6], _loads(row[6]), json.loads(row[7] or "{}"), *row[8:])
-
-
-def _message_rows(rows: Iterable[Sequence[Any]]) -> list[StoredMessage]:
-    """Build messages fast (loading a long session must cost about what parsing it as JSON
-    would): ``__init__`` of a frozen dataclass sets each field through ``object.__setattr__``,
-    so the instance dict is filled in one step instead; JSON columns, mostly NULL, are decoded
-    only where set. The result is identical to calling ``StoredMessage(...)``."""
-    new = object.__new__
-    set_dict = object.__setattr__
-    loads = json.loads
-    out: list[StoredMessage] = []
-    append = out.append
-    for r in rows:
-        message = new(StoredMessage)
-        set_dict(
-            message,
-            "__dict__",
-            {
-                "id": r[0],
-                "session_id": r[1],
-                "position": r[2],
-                "role": r[3],
-                "content": r[4],
-                "reasoning": r[5],
-                "tool_calls": None if r[6] is None else loads(r[6]),
-                "partial": r[7] == 1,
-                "error": None if r[8] is None else loads(r[8]),
-                "metadata": None if r[9] is None else loads(r[9]),
-                "run_id": r[10],
-                "created_at": r[11],
-            },
-        )
-        append(message)
-    return out
-
-
-# -- process ownership -------------------------------------------------------------------------
-
-
-def _linux_stat(pid: int) -> tuple[str, str] | None:
-    """``(state, start token)`` of a Linux process, or None if it does not exist."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    rest = stat[stat.rindex(")") + 2 :].split()
-    return rest[0], f"{_BOOT_ID}:{rest[19]}"  # field 3 is the state, field 22 the start time
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
-    except OSError:
-        return "boot"
-
-
-_BOOT_ID = _boot_id()
-_HAS_PROC = _linux_stat(os.getpid()) is not None
-#: Identifies this process even if its pid is reused later (start time on Linux).
-PROCESS_TOKEN: str = (
-    (_linux_stat(os.getpid()) or ("", ""))[1] if _HAS_PROC else f"t{time.time_ns()}"
-)
-
-
-def _windows_alive(pid: int) -> bool:  # pragma: no cover - exercised on Windows only
-    import ctypes
-
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-    if not handle:
-        return False
-    code = ctypes.c_ulong()
-    kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-    kernel32.CloseHandle(handle)
-    return code.value == 259  # STILL_ACTIVE
-
-
-def owner_alive(pid: int | None, token: str | None) -> bool:
-    """Whether the process that started a run is still the one running under ``pid``."""
-    if pid is None:
-        return False
-    if pid == os.getpid():
-        return token == PROCESS_TOKEN
-    if _HAS_PROC:
-        stat = _linux_stat(pid)
-        if stat is None or stat[0] in ("Z", "X"):
-            return False
-        return token is None or stat[1] == token
-    if sys.platform == "win32":  # pragma: no cover
-        return _windows_alive(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -557,21 +218,7 @@ class Store:
     def _migrate(self) -> None:
         def run(db: sqlite3.Connection) -> None:
             self._check_version(db)  # another process may have migrated meanwhile
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS _hermes_migrations "
-                "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-            )
-            done = _applied(db)
-            for migration in MIGRATIONS:
-                if migration.name in done:
-                    continue
-                for statement in migration.statements:
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO _hermes_migrations (name, applied_at) VALUES (?, ?)",
-                    (migration.name, time.time()),
-                )
-            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+            _apply_pending(db)
 
         with self._lock:
             done = _applied(self._connection())
@@ -1170,15 +817,6 @@ class Store:
 
 
 # -- helpers inside transactions ----------------------------------------------------------------
-
-
-def _applied(db: sqlite3.Connection) -> set[str]:
-    """Names of the migrations this database has run (empty for a new file)."""
-    if not db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_hermes_migrations'"
-    ).fetchone():
-        return set()
-    return {r[0] for r in db.execute("SELECT name FROM _hermes_migrations")}
 
 
 def _last_position(db: sqlite3.Connection, session_id: str) -> int:
