@@ -16,7 +16,7 @@ e. memory: 500 settled 4,000-token echo runs (one token event per 4 characters: 
    RSS, because it is what a user sees and it counts every allocator; tracemalloc slows each of
    the two million allocations ~7× (minutes). The runs go one after another so the figure is
    what settled runs keep, not the allocator's high-water mark from many runs' live per-token
-   objects at once. A 10-run tracemalloc sample gives the exact bytes kept per run alongside.
+   objects at once. A 5-run tracemalloc sample gives the exact bytes kept per run alongside.
 
 Exit status 0 when every target is met.
 """
@@ -50,7 +50,7 @@ FIRST_BYTE_DELAY = 0.02
 IDLE_SECONDS = 2.0
 MEMORY_RUNS = 500
 MEMORY_TOKENS = 4_000
-MEMORY_SAMPLE = 10
+MEMORY_SAMPLE = 5
 
 
 def _profile(server: SSEServer) -> hermes_nb.Profile:
@@ -229,6 +229,9 @@ def bench_memory(report: Report) -> None:
 def main() -> int:
     report = Report()
     started = time.perf_counter()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    # Latencies cross three threads; on a busy machine each hop waits for a free CPU.
+    print(f"load average {load:.1f} on {os.cpu_count()} CPUs", flush=True)
     with SSEServer() as server:
         bench_overhead(report, server)
         bench_stop(report, server)

@@ -84,12 +84,21 @@ class Run:
     @property
     def text(self) -> str:
         """The reply text streamed so far."""
-        return "".join(self._text)
+        return self._joined(self._text)
 
     @property
     def reasoning(self) -> str:
         """The reasoning text streamed so far."""
-        return "".join(self._reasoning)
+        return self._joined(self._reasoning)
+
+    def _joined(self, pieces: list[str]) -> str:
+        """``pieces`` joined, and kept as their only item: a settled run then holds its text as
+        one string (the very object the done event and the transcript get) instead of one small
+        string per token, 53 bytes each: 13x the text itself for 4-character tokens."""
+        with self._lock:
+            if len(pieces) > 1:
+                pieces[:] = ["".join(pieces)]
+            return pieces[0] if pieces else ""
 
     @property
     def last_event_id(self) -> int:

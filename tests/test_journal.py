@@ -90,7 +90,7 @@ def test_compaction_stores_text_compactly() -> None:
     assert len(journal._entries) == 1
     folded = journal._entries[0]
     assert folded.text == "abcd" * 4000
-    assert folded.ends.itemsize * len(folded.ends) <= 4 * 4000 + 64
+    assert folded.lengths.itemsize * len(folded.lengths) <= 4 * 4000 + 64
 
 
 def test_entries_unpack_as_triples() -> None:
