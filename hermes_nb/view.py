@@ -5,7 +5,8 @@ controller (and one widget model, so a second ``show(run)`` is another view of t
 
 * a **pump** thread sleeps on ``run.wait_for_event(cursor)``, wakes at most ~30 times a second,
   reads ``run.events(after_seq=cursor)``, updates the renderers and sends ONE frame holding the
-  blocks that changed, tagged with the seq it reflects (DESIGN.md §3, invariants 1 and 5);
+  blocks that changed — whole, or as the new tail of a growing block — tagged with the seq it
+  reflects (DESIGN.md §3, invariants 1, 4 and 5);
 * a **cache** of rendered blocks, each with the seq at which it last changed, answers replay
   requests (``after=k`` → every block changed after ``k``) without re-rendering the run;
 * **Stop** (``{"type": "cancel"}``) calls ``run.cancel()``; it may arrive on a kernel subshell
@@ -22,6 +23,7 @@ Where widgets cannot render (terminal IPython, a script) :func:`stream_plain` pr
 from __future__ import annotations
 
 import contextvars
+import logging
 import sys
 import threading
 import time
@@ -43,10 +45,12 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_FPS", "show", "static_bundle", "stream_plain"]
 
+log = logging.getLogger(__name__)
+
 #: The most frames a second one run sends to its views (jupyter_server drops iopub above its
 #: rate limit; DESIGN.md §9).
 MAX_FPS = 30.0
-_FRAME_INTERVAL = 1.0 / MAX_FPS
+_FRAME_INTERVAL = 1.0 / MAX_FPS + 0.0005  # a hair over: no one-second window holds 31 frames
 _RESULT_PREVIEW = 2000
 _MIN_PATCH = 64  # a shorter common prefix is sent as a whole block
 _STATIC = Path(__file__).parent / "static"
@@ -239,7 +243,6 @@ class _Controller:
 
         self.run = run
         self._lock = threading.Lock()
-        self._transcript = _Transcript(run)  # the pump thread's alone
         self._blocks: dict[str, _Cached] = {}
         self._seq = 0
         self._tokens = 0
@@ -248,7 +251,6 @@ class _Controller:
         self._answered: dict[str, tuple[int, int, float]] = {}  # view -> (after, seq, when)
         self._finalized = False
         self._thread: threading.Thread | None = None
-        self.frames_sent = 0
         profile = run.profile
         self.bot_name = str(getattr(profile, "bot_name", "") or "Hermes")
         self.model = str(getattr(profile, "model", "") or "")
@@ -306,11 +308,6 @@ class _Controller:
             rid=rid,
         )
 
-    def blocks(self) -> list[BlockMsg]:
-        """Every current block, in transcript order (what a view that applied all shows)."""
-        with self._lock:
-            return [{"id": k, "kind": b.kind, "html": b.html} for k, b in self._blocks.items()]
-
     def _meta(self, status: str, tokens: int) -> FrameMeta:
         return {
             "bot_name": self.bot_name,
@@ -340,32 +337,39 @@ class _Controller:
             self._thread.join(timeout)
 
     def _pump(self) -> None:
-        cursor, last = 0, 0.0
+        complete = False
+        try:
+            self._stream()
+            complete = True
+        except Exception:  # a bug here must not leave the view stuck without its final state
+            log.exception("The chat view of %s stopped updating.", self.run.run_id)
+            self.run.wait()
+        self._finalize(complete=complete)
+
+    def _stream(self) -> None:
         run = self.run
-        while True:
+        transcript = _Transcript(run)  # this thread's alone
+        cursor, last = 0, 0.0
+        while not transcript.ended:
             run.wait_for_event(cursor)
             pause = last + _FRAME_INTERVAL - time.monotonic()
             if pause > 0:
                 time.sleep(pause)  # coalesce: whatever arrives meanwhile joins this frame
             entries = run.events(after_seq=cursor)
             if not entries:
-                if run.settled:  # pragma: no cover - stream_end is always journaled last
-                    break
                 continue
             seq = entries[-1].seq
-            changed = self._transcript.consume(entries)
-            msg = self._commit(changed, cursor, seq)
+            msg = self._commit(transcript, transcript.consume(entries), cursor, seq)
             self.widget.send_frame(msg)
-            self.frames_sent += 1
             last = time.monotonic()
             if msg["status"] != self.widget.status:
                 self.widget.status = msg["status"]
             cursor = seq
-            if self._transcript.ended:
-                break
-        self._finalize()
 
-    def _commit(self, changed: dict[str, tuple[str, str]], prev: int, seq: int) -> FrameMsg:
+    def _commit(
+        self, transcript: _Transcript, changed: dict[str, tuple[str, str]], prev: int, seq: int
+    ) -> FrameMsg:
+        """Store the changed blocks at ``seq`` and build the live frame for ``(prev, seq]``."""
         blocks: list[BlockMsg] = []
         with self._lock:
             for key, (kind, html) in changed.items():
@@ -375,22 +379,26 @@ class _Controller:
                 self._blocks[key] = _Cached(kind, html, seq)
                 blocks.append(_upsert(key, kind, html, cached.html if cached else ""))
             self._seq = seq
-            self._status = status = self._transcript.state
-            self._tokens = tokens = self._transcript.token_count
+            self._status = status = transcript.state
+            self._tokens = tokens = transcript.token_count
         return frame(
             seq=seq, prev=prev, status=status, blocks=blocks, meta=self._meta(status, tokens)
         )
 
-    def _finalize(self) -> None:
+    def _finalize(self, *, complete: bool) -> None:
+        """Replace every display of the run with the static bundle — built from the cache when
+        it holds the final render (``complete``), so settling costs no second full render."""
         with self._lock:
             self._finalized = True
             display_ids = list(self._display_ids)
+            blocks = {key: (b.kind, b.html) for key, b in self._blocks.items()}
+            state = self._status
         _forget(self)
         if not display_ids:
             return
         from IPython.display import update_display
 
-        data, metadata = static_bundle(self.run)
+        data, metadata = _bundle(self.run, blocks, state) if complete else static_bundle(self.run)
         for display_id in display_ids:
             update_display(data, metadata=metadata, raw=True, display_id=display_id)
 
@@ -508,7 +516,12 @@ def static_bundle(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     transcript = _Transcript(run)
     blocks = transcript.consume(run.events(after_seq=0))
-    state = transcript.state if transcript._started else str(run.status)
+    return _bundle(run, blocks, transcript.state if blocks else str(run.status))
+
+
+def _bundle(
+    run: Run, blocks: dict[str, tuple[str, str]], state: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     profile = run.profile
     bot_name = str(getattr(profile, "bot_name", "") or "Hermes")
     model = str(getattr(profile, "model", "") or "")
@@ -530,14 +543,9 @@ def static_bundle(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _session_id(run: Run) -> str | None:
-    transcript = run.request.transcript
-    for owner in (transcript, getattr(transcript, "session", None)):
-        value = getattr(owner, "session_id", None) or (
-            getattr(owner, "id", None) if owner is not transcript else None
-        )
-        if isinstance(value, str) and value:
-            return value
-    return None
+    """The session a run belongs to (sessions use a ``SessionTranscript``), if any."""
+    value = getattr(run.request.transcript, "session_id", None)
+    return value if isinstance(value, str) else None
 
 
 @cache
@@ -581,7 +589,7 @@ def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model
     ]
     html = "".join(parts)
     css = _stylesheet()
-    if 'class="highlight' in html:
+    if 'class="hnb-hl' in html:  # highlighted code (reply or tool arguments)
         css += render.highlight_css()
     return f"<style>{css}</style>{html}"
 

@@ -185,7 +185,9 @@ def test_invariant_4_frames_are_whole_block_upserts(comms: list[RecordingComm]) 
 
 
 def test_invariant_4_tail_patches_are_guarded_by_seq(comms: list[RecordingComm]) -> None:
-    controller = live("x", reply="A long paragraph that keeps growing " * 40, chunk_size=3)
+    controller = live(
+        "x", reply="A long paragraph that keeps growing " * 40, chunk_size=3, delay=0.001
+    )
     settle(controller)
     frames = [f for _, f in live_frames(controller)]
     state = reassembled(frames)
@@ -214,7 +216,7 @@ def test_invariant_5_at_most_30_frames_a_second_at_any_token_rate(
 
 
 def test_frames_keep_flowing_while_tokens_flow(comms: list[RecordingComm]) -> None:
-    controller = live("x", reply="abc " * 250, chunk_size=2, delay=0.004)
+    controller = live("x", reply="abc " * 125, chunk_size=2, delay=0.004)
     settle(controller)
     times = [t for t, f in live_frames(controller) if f["status"] == "streaming"]
     span = times[-1] - times[0]
@@ -386,6 +388,7 @@ def test_static_bundle_has_every_representation() -> None:
     html = data["text/html"]
     assert '<div class="hnb-chat hnb-static" data-state="done">' in html
     assert "<style>" in html and ".hnb-chat" in html
+    assert 'class="hnb-hl' in html and render.highlight_css() in html  # code is highlighted
     for cls in ("hnb-prompt", "hnb-reply", "hnb-status"):
         assert f'class="{cls}' in html
     assert "Last line." in data["text/markdown"]

@@ -84,6 +84,7 @@ def test_stream_reassembles_and_settles_into_the_static_bundle(kernel: KernelHar
     assert view.visible() == expected
     assert {"prompt", "reasoning:0", "reply:0", "status"} <= set(expected)
     assert view.cursor == int(kernel.execute("print(r1.last_event_id)").stdout())
+    fresh = json.loads(kernel.execute("print(json.dumps(view.static_bundle(r1)))").stdout())
     for did in (did_a, did_b):  # every display of the run gets the static bundle
         update = kernel.wait_iopub(
             lambda m, did=did: (
@@ -93,6 +94,7 @@ def test_stream_reassembles_and_settles_into_the_static_bundle(kernel: KernelHar
             start=mark,
         )
         data, metadata = update["content"]["data"], update["content"]["metadata"]
+        assert [data, metadata] == fresh, "built from the cache, equal to a full render"
         assert set(data) == {"text/html", "text/markdown", "text/plain"}
         assert 'class="hnb-chat hnb-static" data-state="done"' in data["text/html"]
         assert data["text/plain"].startswith("Hermes (echo) · Done")

@@ -58,7 +58,7 @@ function formatElapsed(seconds) {
 // Position of a block among its siblings: "reply:3" → 3 (other kinds keep arrival order,
 // which is creation order: a view has applied every block created before its cursor).
 function blockIndex(id) {
-  const n = Number(id.slice(id.lastIndexOf(":") + 1));
+  const n = id.includes(":") ? Number(id.slice(id.lastIndexOf(":") + 1)) : Number.NaN;
   return Number.isInteger(n) ? n : null;
 }
 
