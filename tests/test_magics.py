@@ -103,3 +103,125 @@ def test_every_option_is_documented(ip: InteractiveShell) -> None:
 
     for name in _SUBCOMMANDS:
         assert f"`%hermes {name}" in docs, name
+
+
+# -- asking and sub-commands, end to end on the echo model (terminal IPython: plain text) -------
+
+
+def _ask(ip: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str, cell=None) -> str:
+    if cell is None:
+        ip.run_line_magic("hermes", line)
+    else:
+        ip.run_cell_magic("hermes", line, cell)
+    return capsys.readouterr().out
+
+
+def test_line_magic_streams_plain_text_without_widgets(ip, capsys) -> None:
+    out = _ask(ip, capsys, "-o delay=0 what's new?")
+    assert "what's new?" in out
+    assert "**Echo** (offline model)" in out
+
+
+def test_cell_magic_uses_the_body_and_interpolates(ip, capsys) -> None:
+    ip.user_ns["table"] = "orders"
+    out = _ask(ip, capsys, "-o delay=0", "Why is {table} slow? {missing} {{literal}}")
+    assert "Why is orders slow? {missing} {literal}" in out
+    assert "left as written (not defined): {missing}" in out
+
+
+def test_no_interpolate_keeps_braces(ip, capsys) -> None:
+    ip.user_ns["table"] = "orders"
+    out = _ask(ip, capsys, "--no-interpolate -o delay=0", "Why is {table} slow?")
+    assert "Why is {table} slow?" in out
+
+
+def test_notebook_session_continues_across_shells(ip, capsys, monkeypatch) -> None:
+    from hermes_nb import Session
+
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/analysis.ipynb")
+    _ask(ip, capsys, "-o delay=0 first question")
+    session = Session.open("notebook:/home/me/analysis.ipynb")
+    assert [m.role for m in session.messages] == ["user", "assistant"]
+    # a new kernel for the same notebook (a fresh magics instance) continues the same session
+    hermes_nb.unload_ipython_extension(ip)
+    hermes_nb.load_ipython_extension(ip)
+    _ask(ip, capsys, "-o delay=0 second question")
+    assert [m.content for m in session.messages if m.role == "user"] == [
+        "first question",
+        "second question",
+    ]
+    # --new starts fresh and takes over the notebook's name; the old one is kept
+    _ask(ip, capsys, "--new -o delay=0 third")
+    fresh = Session.open("notebook:/home/me/analysis.ipynb")
+    assert fresh.id != session.id
+    assert [m.content for m in fresh.messages if m.role == "user"] == ["third"]
+    assert len(Session.open(session.id).messages) == 4
+
+
+def test_history_branch_search_export_and_sessions(ip, capsys, tmp_path) -> None:
+    _ask(ip, capsys, "-s research -o delay=0 tell me about b-trees")
+    _ask(ip, capsys, "-o delay=0 and about tries")
+    history = ip.run_line_magic("hermes", "history").data
+    assert "tell me about b-trees" in history
+    assert "and about tries" in history
+    assert "4 messages" in history
+    found = ip.run_line_magic("hermes", "search tries").data
+    assert "tries" in found
+    exported = ip.run_line_magic("hermes", "export md").data
+    assert "tell me about b-trees" in exported
+    target = tmp_path / "out.json"
+    ip.run_line_magic("hermes", f"export json {target}")
+    assert "b-trees" in target.read_text(encoding="utf-8")
+    ip.run_line_magic("hermes", "branch 2")
+    out = capsys.readouterr().out
+    assert "branched 'research' at message 2" in out
+    assert "2 messages" in ip.run_line_magic("hermes", "history").data
+    listing = ip.run_line_magic("hermes", "sessions").data
+    assert "research" in listing
+    assert "◀ current" in listing
+
+
+def test_branch_beyond_the_end_is_one_line(ip, capsys) -> None:
+    _ask(ip, capsys, "-s short -o delay=0 hi")
+    with pytest.raises(UsageError, match="only 2 messages"):
+        ip.run_line_magic("hermes", "branch 9")
+
+
+def test_compress_archives_and_continues(ip, capsys) -> None:
+    for i in range(4):
+        _ask(ip, capsys, f"-s long -o delay=0 question {i}")
+    ip.run_line_magic("hermes", "compress")
+    out = capsys.readouterr().out
+    assert "compressed 'long' (archived)" in out
+    from hermes_nb import Session
+
+    current = Session.open("long")
+    assert current.source == "compression"
+    assert Session.open(current.parent_session_id).archived
+
+
+def test_stop_and_runs(ip, capsys) -> None:
+    run = hermes_nb.chat("slow " * 100, delay=0.05)
+    while not run.text:
+        run.wait_for_event(run.last_event_id, timeout=1)
+    ip.run_line_magic("hermes", "stop")
+    assert "stopped run-" in capsys.readouterr().out
+    assert run.wait(5).status == "stopped"
+    table = ip.run_line_magic("hermes", "runs").data
+    assert run.run_id in table
+    assert "stopped" in table
+    ip.run_line_magic("hermes", "stop")
+    assert "nothing to stop" in capsys.readouterr().out
+
+
+def test_session_switch_creates_once_then_opens(ip, capsys) -> None:
+    ip.run_line_magic("hermes", "session notes")
+    assert "started new session 'notes'" in capsys.readouterr().out
+    _ask(ip, capsys, "-o delay=0 remember this")
+    ip.run_line_magic("hermes", "session notes")
+    assert "now in session 'notes'" in capsys.readouterr().out
+
+
+def test_provider_failure_is_shown_not_raised(ip, capsys) -> None:
+    out = _ask(ip, capsys, "-o delay=0 -o fail='auth' hello")
+    assert "auth" in out.lower()
