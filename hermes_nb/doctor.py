@@ -75,11 +75,12 @@ def _endpoint_check(profile: Profile, timeout: float) -> tuple[Verdict, str]:
     if profile.provider == "echo":
         return Verdict.OK, "offline echo model: no endpoint to reach"
     if profile.provider == "hermes-agent":
-        try:
-            import run_agent  # type: ignore[import-not-found]  # noqa: F401
-        except ImportError:
+        # Checked without importing it: importing run_agent loads the home's .env for good.
+        from .providers.hermes_agent import agent_available, agent_home
+
+        if not agent_available():
             return Verdict.FAIL, 'hermes-agent is not installed: pip install "hermes-nb[agent]"'
-        return Verdict.OK, "hermes-agent is importable"
+        return Verdict.OK, f"hermes-agent is installed; home {agent_home(profile)}"
     base = (profile.base_url or "").rstrip("/")
     key = profile.api_key()
     headers = dict(profile.headers)

@@ -42,7 +42,7 @@ def get_provider(profile: Profile, client: httpx.AsyncClient) -> Provider:
 
         return OpenAIProvider(client)
     if name == "hermes-agent":
-        from .hermes_agent import HermesAgentProvider  # type: ignore[import-not-found]
+        from .hermes_agent import HermesAgentProvider
 
         return HermesAgentProvider(profile)
     raise ConfigError(

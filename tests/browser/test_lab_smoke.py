@@ -34,3 +34,20 @@ def test_run_save_reload_keeps_outputs(open_notebook, server, page, screenshot):
     assert nb.xss_hits() == []
     assert page.watch.dialogs == []
     screenshot("smoke-lab")
+
+
+def test_xss_tripwire_catches_a_payload(open_notebook, page):
+    """The instrument itself: trusted HTML output in JupyterLab runs ``onerror`` handlers,
+    and the tripwire sees it (so a silent tripwire in other tests means nothing ran)."""
+    nb = open_notebook(
+        [
+            "from IPython.display import HTML\n"
+            'HTML(\'<img class="probe" src="x" onerror="top.__hnb_pwn(\\\'control\\\')">\')'
+        ]
+    )
+    nb.run(0)
+    nb.cell(0).locator("img.probe").wait_for(state="attached")
+    page.wait_for_function("() => window.__hnb_xss > 0", timeout=10_000)
+    assert nb.xss_hits() != []
+    assert "control" in nb.xss_hits()[0]
+    page.evaluate("() => { window.__hnb_xss = 0; window.__hnb_xss_log = []; }")
