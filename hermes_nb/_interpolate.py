@@ -76,7 +76,12 @@ def interpolate(prompt: str, namespace: Mapping[str, Any]) -> Interpolated:
         name = match.group(1)
         if name in namespace:
             used.append(name)
-            return summarise(namespace[name])
+            value = namespace[name]
+            text = summarise(value)
+            if "\n" in text and not isinstance(value, str):
+                # a table or array keeps its lines (and reads as data, not prose) in a fence
+                return f"\n```\n{text}\n```\n"
+            return text
         if name not in undefined:
             undefined.append(name)
         return token

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ._text import md_table, short
@@ -31,6 +31,8 @@ __all__ = ["HermesMagics", "load", "unload"]
 _NOTEBOOK_SESSION_PREFIX = "notebook:"
 _TOKEN = re.compile(r"""\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"'])+)""")
 _QUOTED = re.compile(r""""((?:[^"\\]|\\.)*)"|'([^']*)'""")
+# A one-line ``%hermes`` question ending in ``?`` (not ``%hermes?``, the magic's own help).
+_QUESTION_LINE = re.compile(r"^([ \t]*)%hermes[ \t]+(.*\S.*\?)[ \t]*$")
 
 
 def _unquote(token: str) -> str:
@@ -62,6 +64,7 @@ class HermesMagics(Magics):
 
     # -- the magic ------------------------------------------------------------------------------
 
+    @no_var_expand  # {name} is ours (summaries, {{ }}); IPython would eval it and str() it
     @magic_arguments()
     @argument(
         "-p", "--profile", help="Profile from config.toml to use (default: the configured one)."
@@ -444,6 +447,23 @@ def _widgets_available(shell: Any) -> bool:
     return getattr(shell, "kernel", None) is not None and "ipykernel" in sys.modules
 
 
+def _keep_questions(lines: list[str]) -> list[str]:
+    """IPython reads a line ending in ``?`` as a help request: ``%hermes why is it slow?``
+    would become ``%pinfo slow``. Such lines are turned into a plain magic call first, so the
+    question reaches ``%hermes`` (a cleanup transformer runs before IPython's help syntax).
+    The body of a ``%%`` cell is left alone."""
+    if not lines or lines[0].lstrip().startswith("%%"):
+        return lines
+    out = []
+    for line in lines:
+        match = _QUESTION_LINE.match(line.rstrip("\n"))
+        if match:
+            indent, rest = match.groups()
+            line = f"{indent}get_ipython().run_line_magic('hermes', {rest!r})\n"
+        out.append(line)
+    return out
+
+
 _magics: dict[int, HermesMagics] = {}
 
 
@@ -452,8 +472,14 @@ def load(ipython: Any) -> None:
     magics = HermesMagics(ipython)
     _magics[id(ipython)] = magics
     ipython.register_magics(magics)
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and _keep_questions not in cleanup:
+        cleanup.append(_keep_questions)
 
 
 def unload(ipython: Any) -> None:
     """Forget this shell's magics state (IPython keeps the registration)."""
     _magics.pop(id(ipython), None)
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and _keep_questions in cleanup:
+        cleanup.remove(_keep_questions)

@@ -423,8 +423,9 @@ class _Controller:
                 display(data, metadata=metadata, raw=True, display_id=display_id)
                 self._display_ids.append(display_id)
                 return
-        data, metadata = static_bundle(self.run)
-        display(data, metadata=metadata, raw=True)
+        if include_plain:  # else the caller displays the static bundle itself
+            data, metadata = static_bundle(self.run)
+            display(data, metadata=metadata, raw=True)
 
 
 def _upsert(key: str, kind: str, html: str, old: str) -> BlockMsg:
@@ -480,14 +481,17 @@ def show(run: Run, *, include_plain: bool = True) -> None:
     if it has already settled, plain streamed text anywhere else (terminal IPython, scripts).
 
     Every call shows another view of the same widget model; all views stay identical.
-    ``include_plain=False`` leaves ``text/plain`` out of the live display (for a caller that
-    replaces it with the static bundle itself).
+    ``include_plain=False`` is for a caller that displays the static bundle itself once the run
+    settles (``%hermes --wait``): the live display leaves out ``text/plain``, and a run that has
+    already settled displays nothing here (it would otherwise appear twice).
     """
     if not _widgets_available():
         stream_plain(run)
         return
     controller = None if run.settled else _controller_for(run)
     if controller is None:
+        if not include_plain:
+            return
         from IPython.display import display
 
         data, metadata = static_bundle(run)

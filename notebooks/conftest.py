@@ -5,12 +5,14 @@ or ``python -m pytest notebooks/``), this file turns nbval on for the notebooks 
 the sanitizer file next to it and a kernel from the running interpreter — so no extra command
 line flags are needed. Explicit flags (``--nbval-lax``, ``--nbval-sanitize-with …``) win.
 
-Every notebook's kernel starts with a fresh, empty ``HERMES_NB_HOME`` (a temporary directory)
-and without the variables that would pick a real provider or the notebook's default session
-(``OPENAI_API_KEY``, ``JPY_SESSION_NAME``, …): the offline echo model answers, the user's
-``config.toml`` and session store are never read or written, and no notebook sees another's
-sessions. The variables are set only while nbval starts the kernel (a kernel copies its
-environment when it starts); the pytest process's own environment is restored at once.
+Every notebook's kernel starts with a fresh, empty ``HERMES_NB_HOME`` and ``TMPDIR`` (in one
+temporary directory, removed at the end of the test session) and without the variables that
+would pick a real provider or the notebook's default session (``OPENAI_API_KEY``,
+``JPY_SESSION_NAME``, …): the offline echo model answers, the user's ``config.toml`` and session
+store are never read or written, no notebook sees another's sessions, and what a notebook puts in
+its temporary directory goes too (nbval kills its kernels, so their own clean-up never runs).
+The variables are set only while nbval starts the kernel (a kernel copies its environment when
+it starts); the pytest process's own environment is restored at once.
 
 ``scripts/refresh_notebooks.py`` imports :func:`kernel_env` from here, so the saved outputs are
 computed in exactly the environment nbval compares them in.
@@ -30,9 +32,9 @@ import pytest
 HERE = Path(__file__).resolve().parent
 SANITIZE_FILE = HERE / "sanitize.cfg"
 
-#: The prefix of every temporary data directory a notebook kernel gets (sanitize.cfg maps
-#: paths under it to ``$HERMES_NB_HOME``).
-HOME_PREFIX = "hermes-nb-test-home-"
+#: The prefix of the temporary directory each notebook kernel gets (sanitize.cfg maps paths
+#: under it to ``TMPDIR``); it holds the kernel's ``HERMES_NB_HOME`` and its ``TMPDIR``.
+BASE_PREFIX = "hermes-nb-test-"
 
 #: Variables a notebook kernel must not inherit: they select a provider, carry keys, or name the
 #: notebook's default session (Jupyter sets ``JPY_SESSION_NAME``; nbval and nbclient do not).
@@ -44,22 +46,25 @@ UNSET = (
     "JPY_SESSION_NAME",
 )
 
-_homes: list[str] = []
+_bases: list[str] = []
 _started: set[str] = set()
 
 
 @contextmanager
-def kernel_env() -> Iterator[str]:
-    """``os.environ`` prepared for starting one notebook kernel: a new empty ``HERMES_NB_HOME``
-    (yielded) and none of :data:`UNSET`. Restores the previous environment on exit; the
-    directory is kept (the kernel uses it) and removed by :func:`remove_homes`."""
-    home = tempfile.mkdtemp(prefix=HOME_PREFIX)
-    _homes.append(home)
-    names = (*UNSET, "HERMES_NB_HOME")
-    saved = {name: os.environ.get(name) for name in names}
+def kernel_env() -> Iterator[Path]:
+    """``os.environ`` prepared for starting one notebook kernel: new empty ``HERMES_NB_HOME``
+    (yielded) and ``TMPDIR``, and none of :data:`UNSET`. Restores the previous environment on
+    exit; the directories stay (the kernel uses them) until :func:`remove_homes`."""
+    base = Path(tempfile.mkdtemp(prefix=BASE_PREFIX))
+    _bases.append(str(base))
+    home, tmp = base / "home", base / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    set_to = {"HERMES_NB_HOME": str(home), "TMPDIR": str(tmp)}
+    saved = {name: os.environ.get(name) for name in (*UNSET, *set_to)}
     for name in UNSET:
         os.environ.pop(name, None)
-    os.environ["HERMES_NB_HOME"] = home
+    os.environ.update(set_to)
     try:
         yield home
     finally:
@@ -71,9 +76,9 @@ def kernel_env() -> Iterator[str]:
 
 
 def remove_homes() -> None:
-    """Delete the data directories made by :func:`kernel_env`."""
-    while _homes:
-        shutil.rmtree(_homes.pop(), ignore_errors=True)
+    """Delete the directories made by :func:`kernel_env`."""
+    while _bases:
+        shutil.rmtree(_bases.pop(), ignore_errors=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:

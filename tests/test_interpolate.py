@@ -58,3 +58,8 @@ def test_dataframes_are_summarised_with_shape_columns_and_head() -> None:
     assert "k4" in text
     assert "k5" not in text  # only the head
     assert len(text) < 500
+    assert "\n```\nDataFrame with" in text  # multi-line summaries are fenced
+
+
+def test_short_values_are_not_fenced() -> None:
+    assert interpolate("n={n}", {"n": [1, 2]}).text == "n=[1, 2]"

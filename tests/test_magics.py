@@ -225,3 +225,28 @@ def test_session_switch_creates_once_then_opens(ip, capsys) -> None:
 def test_provider_failure_is_shown_not_raised(ip, capsys) -> None:
     out = _ask(ip, capsys, "-o delay=0 -o fail='auth' hello")
     assert "auth" in out.lower()
+
+
+def test_a_line_question_ending_in_a_question_mark_reaches_the_magic(ip, capsys) -> None:
+    ip.run_cell("%hermes -o delay=0 why is my merge slow?")
+    out = capsys.readouterr().out
+    assert "why is my merge slow?" in out
+    assert "not found" not in out
+
+
+def test_ipython_does_not_expand_variables_in_the_line(ip, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("HNB_SECRETISH", "should-not-appear")
+    ip.user_ns["x"] = "orders"
+    ip.run_cell("%hermes -o delay=0 sum {1+1} of {x} in $HNB_SECRETISH {{x}}")
+    out = capsys.readouterr().out
+    assert "sum {1+1} of orders in $HNB_SECRETISH {x}" in out
+    assert "should-not-appear" not in out
+
+
+def test_unloading_removes_the_question_transformer(ip) -> None:
+    from hermes_nb.magics import _keep_questions
+
+    assert _keep_questions in ip.input_transformers_cleanup
+    hermes_nb.unload_ipython_extension(ip)
+    assert _keep_questions not in ip.input_transformers_cleanup
+    hermes_nb.load_ipython_extension(ip)
