@@ -51,6 +51,17 @@ BUILTIN_PROFILES: dict[str, Profile] = {
     ),
 }
 
+
+def _builtin_profiles() -> dict[str, Profile]:
+    """The built-ins as the environment adjusts them: ``OPENAI_BASE_URL`` (the OpenAI SDK's own
+    variable) points the ``openai`` profile at any compatible server, key and all."""
+    profiles = dict(BUILTIN_PROFILES)
+    base_url = os.environ.get("OPENAI_BASE_URL", "").strip()
+    if base_url:
+        profiles["openai"] = profiles["openai"].with_overrides(base_url=base_url.rstrip("/"))
+    return profiles
+
+
 # Which built-in profile a set key variable selects when no default is configured.
 _KEY_DEFAULTS = (("OPENAI_API_KEY", "openai"), ("OPENROUTER_API_KEY", "openrouter"))
 
@@ -120,7 +131,7 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
     if "api_key" in table:  # pragma: no cover - guarded by the unknown-key check
         raise ConfigError("Keys never go in config.toml; name the variable with api_key_env.")
     values: dict[str, Any] = {"name": name, "bot_name": bot_name}
-    base = BUILTIN_PROFILES.get(name)
+    base = _builtin_profiles().get(name)
     if base is not None:
         values = {f.name: getattr(base, f.name) for f in fields(Profile)} | {"bot_name": bot_name}
     for key, value in table.items():
@@ -175,7 +186,8 @@ def load_config(path: Path | None = None) -> Config:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return Config(default_profile=_default_name(dict(BUILTIN_PROFILES), None), path=path)
+        builtins = _builtin_profiles()
+        return Config(profiles=builtins, default_profile=_default_name(builtins, None), path=path)
     except OSError as exc:
         raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from exc
     try:
@@ -198,7 +210,7 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError(f"{_where(path, 'profiles')} must be a table of profiles.")
     profiles = {
         name: p.with_overrides(bot_name=bot_name) if p.bot_name == "Hermes" else p
-        for name, p in BUILTIN_PROFILES.items()
+        for name, p in _builtin_profiles().items()
     }
     for name, table in tables.items():
         profiles[name] = _profile_from_table(path, name, table, bot_name)

@@ -84,3 +84,26 @@ def test_bad_config_is_one_sentence_naming_file_and_key(write_config, text, mess
 def test_unknown_profile_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"Known profiles: echo, ollama, openai, openrouter"):
         load_config().profile("missing")
+
+
+def test_openai_base_url_points_the_builtin_profile_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1/")
+    profile = load_config().profile()
+    assert profile.name == "openai"
+    assert profile.base_url == "http://127.0.0.1:8000/v1"
+
+
+def test_one_variable_pair_gives_a_real_answer(sse_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No config at all: OPENAI_API_KEY (+ OPENAI_BASE_URL for a local server) → a real reply."""
+    import hermes_nb
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    monkeypatch.setenv("OPENAI_BASE_URL", sse_server.url)
+    run = hermes_nb.chat("Hello?").wait(10)
+    assert run.status == "done"
+    assert run.text == "Hello from the test server."
+    request = sse_server.chat_requests[0]
+    assert request.headers["authorization"] == "Bearer sk-local"
