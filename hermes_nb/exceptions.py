@@ -59,6 +59,8 @@ class ErrorKind(StrEnum):
     TIMEOUT = "timeout"
     MALFORMED_STREAM = "malformed_stream"
     EMPTY_REPLY = "empty_reply"
+    CONFIG = "config"
+    STORE = "store"
     INTERNAL = "internal"
 
 

@@ -24,7 +24,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ._text import md_table, short
-from .exceptions import HermesError
+from .exceptions import HermesError, SessionNotFound
 
 __all__ = ["HermesMagics", "load", "unload"]
 
@@ -209,9 +209,9 @@ class HermesMagics(Magics):
         from .sessions import Session
 
         if args.session:
-            session = Session.open_or_create(args.session, profile=args.profile)
             if args.new:
                 raise UsageError("Use either --new or --session, not both.")
+            session = Session.open_or_create(args.session, profile=args.profile)
             self._session = session
             return session
         if args.new or self._session is None:
@@ -285,7 +285,7 @@ class HermesMagics(Magics):
         try:
             self._session = Session.open(arg)
             print(f"hermes: now in session {_label(self._session)}.")
-        except HermesError:
+        except SessionNotFound:
             self._session = Session.new(name=arg)
             print(f"hermes: started new session {arg!r}.")
 

@@ -50,8 +50,13 @@ class Secret:
         return bool(self._value)
 
     def redact(self, text: str) -> str:
-        """``text`` with every occurrence of the key replaced by ``***``."""
-        return text.replace(self._value, "***") if len(self._value) >= 4 else text
+        """``text`` with every occurrence of the key replaced by ``***`` — also as it appears
+        inside a ``repr`` (an HTTP library quoting a bad header shows ``\\n``, not a newline)."""
+        if len(self._value) < 4:
+            return text
+        for form in (self._value, repr(self._value)[1:-1], repr(self._value.encode())[2:-1]):
+            text = text.replace(form, "***")
+        return text
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,8 @@ class Profile:
         """Read the key from the variable the profile names, now (never stored on the profile)."""
         if not self.api_key_env:
             return None
-        value = os.environ.get(self.api_key_env, "")
+        # Stripped: a trailing newline from copy-and-paste is the commonest broken key.
+        value = os.environ.get(self.api_key_env, "").strip()
         return Secret(value) if value else None
 
     def with_overrides(self, **changes: Any) -> Profile:

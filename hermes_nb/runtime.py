@@ -71,6 +71,8 @@ class Run:
         self._last_event_id = 0
         self._settled = threading.Event()
         self._cancel_requested = False
+        self.cancel_reason = "user"
+        self._completed = False
         self._cancel: Callable[[], None] | None = None
         self._first_token_at: float | None = None
 
@@ -240,12 +242,20 @@ class Run:
 
     # -- control ------------------------------------------------------------------------------
 
-    def cancel(self) -> bool:
-        """Stop the run now, from any thread. Idempotent; False if already settled or stopping."""
+    def _stream_completed(self) -> None:
+        """Called by the driver when the provider finished: a Stop from now on is too late."""
         with self._lock:
-            if self._settled.is_set() or self._cancel_requested:
+            self._cancel = None
+            self._completed = True
+
+    def cancel(self, reason: str = "user") -> bool:
+        """Stop the run now, from any thread. Idempotent; False if it already finished or is
+        stopping. ``reason`` is ``"user"`` or ``"shutdown"`` (the kernel is exiting)."""
+        with self._lock:
+            if self._settled.is_set() or self._cancel_requested or self._completed:
                 return False
             self._cancel_requested = True
+            self.cancel_reason = reason
             cancel = self._cancel
         if cancel is not None:
             self._runtime.call_soon(cancel)
@@ -331,12 +341,19 @@ class Runtime:
         if portal is None or thread is None:
             return
         for run in list(self._runs.values()):
-            run.cancel()
-        try:
-            portal.call(portal.stop, True)
-        except RuntimeError:  # the loop is already gone
-            pass
-        thread.join(timeout)
+            run.cancel(reason="shutdown")
+
+        def stop() -> None:
+            try:
+                portal.call(portal.stop, True)
+            except RuntimeError:  # the loop is already gone
+                pass
+
+        # Bounded: a turn settling into a locked store must not hold the kernel's exit forever.
+        stopper = threading.Thread(target=stop, name="hermes-nb-shutdown", daemon=True)
+        stopper.start()
+        stopper.join(timeout)
+        thread.join(max(0.0, timeout / 2))
         self._client = self._loop = None
         self.thread_id = None
 

@@ -404,7 +404,11 @@ def _outcome_messages(
         messages.append(reply)
     if outcome.state is RunState.STOPPED:
         messages.append(
-            NewMessage("notice", cancel_marker(profile.bot_name), metadata={"kind": "cancel"})
+            NewMessage(
+                "notice",
+                outcome.notice or cancel_marker(profile.bot_name),
+                metadata={"kind": "cancel"},
+            )
         )
     elif outcome.state is RunState.ERROR or not outcome.has_reply:
         error = outcome.error or {

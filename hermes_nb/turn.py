@@ -12,6 +12,7 @@ persistent session store plug in the same way.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,12 +22,15 @@ from .events import Event, RunState
 from .exceptions import ErrorKind, HermesError, ProviderError
 from .profiles import Profile, profile_env
 from .providers import get_provider
-from .providers.base import HINTS, Message, ProviderRequest, provider_error
+from .providers.base import Message, ProviderRequest, provider_error
 
 if TYPE_CHECKING:
     from .runtime import Run, Runtime
 
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "SHUTDOWN_NOTICE",
     "MemoryTranscript",
     "Transcript",
     "TurnOutcome",
@@ -34,6 +38,13 @@ __all__ = [
     "cancel_marker",
     "drive_turn",
 ]
+
+
+#: The notice for a turn cut short because the kernel exited (not the user's Stop).
+SHUTDOWN_NOTICE = (
+    "The run was interrupted because the kernel shut down before it finished. "
+    "What arrived is kept above; ask again to continue."
+)
 
 
 def cancel_marker(bot_name: str | None) -> str:
@@ -55,6 +66,7 @@ class TurnOutcome:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    notice: str = ""  # for STOPPED: the cancel marker, or the shutdown notice
 
     @property
     def has_reply(self) -> bool:
@@ -104,7 +116,7 @@ class MemoryTranscript:
                 message["partial"] = True
             self.messages.append(message)
         if outcome.state is RunState.STOPPED:
-            self.messages.append({"role": "notice", "content": cancel_marker(run.profile.bot_name)})
+            self.messages.append({"role": "notice", "content": outcome.notice})
         elif outcome.error:
             self.messages.append({"role": "error", "content": outcome.error["message"]})
         return True
@@ -138,6 +150,7 @@ async def drive_turn(run: Run, runtime: Runtime) -> None:
     profile = request.profile
     completed = False
     error: ProviderError | None = None
+    secret = None
     scope = anyio.CancelScope()
     if not run._bind_cancel(scope.cancel):
         scope.cancel()
@@ -147,25 +160,45 @@ async def drive_turn(run: Run, runtime: Runtime) -> None:
             run.set_state(RunState.STREAMING)
             provider = get_provider(profile, runtime.client)
             with profile_env(profile):
+                secret = profile.api_key()
                 provider_request = ProviderRequest(
                     profile=profile,
                     messages=_provider_messages(request, history),
                     model=profile.model,
-                    api_key=profile.api_key(),
+                    api_key=secret,
                     extra=request.extra,
                 )
                 async for event, data in provider.stream(provider_request):
                     run.put(event, data)
             completed = True
+            run._stream_completed()
     except ProviderError as exc:
         error = exc
-    except HermesError as exc:
-        error = provider_error(ErrorKind.INTERNAL, exc.message)
-        error.hint = exc.hint or error.hint
+    except HermesError as exc:  # a profile or store problem: the user can fix it, not a bug
+        error = _converted(exc, secret)
     except Exception as exc:  # a bug must not leave the run "streaming" forever
-        error = provider_error(ErrorKind.INTERNAL, f"Unexpected {type(exc).__name__}: {exc}")
+        log.exception("Turn %s failed unexpectedly.", run.run_id)
+        error = provider_error(
+            ErrorKind.INTERNAL, f"Unexpected {type(exc).__name__}: {exc}", secret=secret
+        )
     outcome = _outcome(run, completed=completed, error=error)
     await _settle(run, outcome)
+
+
+def _converted(exc: HermesError, secret: Any = None) -> ProviderError:
+    """A non-provider HermesError as the classified error a turn reports, keeping its hint."""
+    from .exceptions import ConfigError, StoreError
+
+    kind = (
+        ErrorKind.CONFIG
+        if isinstance(exc, ConfigError)
+        else ErrorKind.STORE
+        if isinstance(exc, StoreError)
+        else ErrorKind.INTERNAL
+    )
+    error = provider_error(kind, exc.message, secret=secret)
+    error.hint = exc.hint or error.hint
+    return error
 
 
 def _outcome(run: Run, *, completed: bool, error: ProviderError | None) -> TurnOutcome:
@@ -180,6 +213,11 @@ def _outcome(run: Run, *, completed: bool, error: ProviderError | None) -> TurnO
         outcome.state, outcome.error = RunState.ERROR, error.to_payload()
     elif not completed:
         outcome.state = RunState.STOPPED
+        outcome.notice = (
+            SHUTDOWN_NOTICE
+            if run.cancel_reason == "shutdown"
+            else cancel_marker(run.profile.bot_name)
+        )
     elif not outcome.has_reply:
         # The provider ended cleanly but said nothing new this turn: a failure, never a blank.
         empty = provider_error(ErrorKind.EMPTY_REPLY, "The model returned an empty reply.")
@@ -188,21 +226,29 @@ def _outcome(run: Run, *, completed: bool, error: ProviderError | None) -> TurnO
 
 
 async def _settle(run: Run, outcome: TurnOutcome) -> None:
+    """Write the outcome back and end the run. Must always reach ``run.finish()``: the view's
+    pump and every ``wait()`` (``%hermes --wait``) block until it is called."""
     with anyio.CancelScope(shield=True):
         try:
-            written = await anyio.to_thread.run_sync(run.request.transcript.settle, run, outcome)
-        except HermesError as exc:
-            written = False
-            if outcome.error is None:
-                outcome.state = RunState.ERROR
-                outcome.error = provider_error(ErrorKind.INTERNAL, exc.message).to_payload()
-                outcome.error["hint"] = exc.hint or HINTS[ErrorKind.INTERNAL]
-        if outcome.state is RunState.DONE:
-            run.put(Event.DONE, {"text": outcome.text, "finish_reason": "stop"})
-        elif outcome.state is RunState.STOPPED:
-            if written:
-                run.put(Event.CANCEL, {"message": cancel_marker(run.profile.bot_name)})
-        elif outcome.error is not None:
-            run.put(Event.APPERROR, outcome.error)
-        run.set_state(outcome.state)
-        run.finish()
+            try:
+                written = await anyio.to_thread.run_sync(
+                    run.request.transcript.settle, run, outcome
+                )
+            except Exception as exc:
+                written = False
+                if not isinstance(exc, HermesError):
+                    log.exception("Writing back %s failed.", run.run_id)
+                    exc = HermesError(f"Saving the turn failed ({type(exc).__name__}: {exc}).")
+                if outcome.error is None:
+                    outcome.state = RunState.ERROR
+                    outcome.error = _converted(exc).to_payload()
+            if outcome.state is RunState.DONE:
+                run.put(Event.DONE, {"text": outcome.text, "finish_reason": "stop"})
+            elif outcome.state is RunState.STOPPED:
+                if written:
+                    run.put(Event.CANCEL, {"message": outcome.notice})
+            elif outcome.error is not None:
+                run.put(Event.APPERROR, outcome.error)
+            run.set_state(outcome.state)
+        finally:
+            run.finish()

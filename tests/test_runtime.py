@@ -206,3 +206,76 @@ def test_queue_is_released_when_the_run_settles() -> None:
     with pytest.raises(queue.Empty):
         q.get(timeout=0.05)
     assert run._subscribers == []
+
+
+def test_a_key_with_a_newline_never_leaks_into_errors(sse_server, monkeypatch) -> None:
+    """A pasted key ending in a newline is stripped; the escaped form is redacted anyway."""
+    from hermes_nb.profiles import Secret
+
+    monkeypatch.setenv("HNB_PASTED", "sk-pasted-secret-99\n")
+    profile = Profile(
+        name="p", provider="openai", base_url=sse_server.url, api_key_env="HNB_PASTED"
+    )
+    run = hermes_nb.chat("hi", profile=profile).wait(10)
+    assert run.status is RunState.DONE
+    assert sse_server.chat_requests[0].headers["authorization"] == "Bearer sk-pasted-secret-99"
+    secret = Secret("sk-pasted-secret-99\n")
+    leaked = "Illegal header value b'Bearer sk-pasted-secret-99\\n'"
+    assert "sk-pasted" not in secret.redact(leaked)
+
+
+def test_a_failing_write_back_still_settles_the_run() -> None:
+    from hermes_nb.turn import MemoryTranscript
+
+    class Broken(MemoryTranscript):
+        def settle(self, run, outcome):
+            raise ValueError("disk on fire")
+
+    run = hermes_nb.chat("x", history=Broken(), delay=0).wait(5)
+    assert run.status is RunState.ERROR
+    assert "Saving the turn failed (ValueError: disk on fire)" in run.error["message"]
+    assert run.settled
+
+
+def test_a_config_problem_in_a_turn_is_not_called_a_bug() -> None:
+    run = hermes_nb.chat("x", profile=Profile(name="bad", provider="nonsense")).wait(5)
+    assert run.error["kind"] == "config"
+    assert "Unknown provider 'nonsense'" in run.error["message"]
+    assert "bug" not in run.error["hint"]
+
+
+def test_stop_after_the_stream_completed_is_refused() -> None:
+    """A Stop that loses the race to the end of the stream claims nothing and changes nothing."""
+    import threading as _threading
+
+    from hermes_nb.turn import MemoryTranscript
+
+    settling = _threading.Event()
+
+    class SlowSettle(MemoryTranscript):
+        def settle(self, run, outcome):
+            settling.set()
+            time.sleep(0.3)
+            return super().settle(run, outcome)
+
+    run = hermes_nb.chat("quick", history=SlowSettle(), delay=0)
+    assert settling.wait(5)
+    assert run.cancel() is False  # the stream already completed; settle is in progress
+    assert run.wait(5).status is RunState.DONE
+
+
+def test_shutdown_stops_with_an_interrupted_notice_not_a_user_cancel() -> None:
+    from hermes_nb.turn import SHUTDOWN_NOTICE, MemoryTranscript, TurnRequest
+
+    runtime = Runtime()
+    transcript = MemoryTranscript()
+    run = runtime.start(
+        TurnRequest(
+            prompt="long " * 500, profile=Profile(options={"delay": 0.05}), transcript=transcript
+        )
+    )
+    while not run.text:
+        time.sleep(0.005)
+    runtime.shutdown(timeout=5)
+    assert run.status is RunState.STOPPED
+    assert transcript.messages[-1] == {"role": "notice", "content": SHUTDOWN_NOTICE}

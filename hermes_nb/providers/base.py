@@ -76,6 +76,8 @@ HINTS: dict[ErrorKind, str] = {
     ErrorKind.MALFORMED_STREAM: "The endpoint's stream was not valid OpenAI-style SSE; "
     "check that base_url points at an OpenAI-compatible /v1 API.",
     ErrorKind.EMPTY_REPLY: "The model returned nothing; try again or rephrase.",
+    ErrorKind.CONFIG: "Fix the profile in config.toml (%hermes doctor checks it).",
+    ErrorKind.STORE: "Check the session store (%hermes doctor shows where it is).",
     ErrorKind.INTERNAL: "This is a bug in hermes_nb; please report it.",
 }
 
