@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -182,7 +181,7 @@ class HermesMagics(Magics):
         session = self._session_for(args)
         run = session.chat(prompt, profile=args.profile, system=args.system, **overrides)
         self._runs.append(run)
-        if args.plain or not _widgets_available(self.shell):
+        if args.plain or not view.widgets_available():
             view.stream_plain(run)
             return None
         if args.wait:
@@ -440,11 +439,6 @@ def _notebook_session_name() -> str | None:
     """The default session's name: the notebook's path where the server provides it."""
     path = os.environ.get("JPY_SESSION_NAME")
     return f"{_NOTEBOOK_SESSION_PREFIX}{path}" if path else None
-
-
-def _widgets_available(shell: Any) -> bool:
-    """True in a kernel that can show widgets (not terminal IPython)."""
-    return getattr(shell, "kernel", None) is not None and "ipykernel" in sys.modules
 
 
 def _keep_questions(lines: list[str]) -> list[str]:

@@ -60,6 +60,7 @@ class Run:
         self.finished_at: float | None = None
         self.usage: dict[str, int] = {}
         self.error: dict[str, Any] | None = None
+        self.notice: str | None = None  # the cancel marker, once a stop was written back
         self.tool_calls: dict[str, dict[str, Any]] = {}
         self._runtime = runtime
         self._state = RunState.QUEUED
@@ -212,6 +213,8 @@ class Run:
             self.usage.update({k: v for k, v in data.items() if isinstance(v, int)})
         elif event == Event.APPERROR:
             self.error = dict(data)
+        elif event == Event.CANCEL:
+            self.notice = data["message"]
 
     def set_state(self, state: RunState, detail: str = "") -> None:
         """Move to ``state`` (a legal transition) and journal a ``status`` event."""

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .runtime import Run
     from .widget import ChatWidget
 
-__all__ = ["MAX_FPS", "show", "static_bundle", "stream_plain"]
+__all__ = ["MAX_FPS", "show", "static_bundle", "stream_plain", "widgets_available"]
 
 log = logging.getLogger(__name__)
 
@@ -485,7 +485,7 @@ def show(run: Run, *, include_plain: bool = True) -> None:
     settles (``%hermes --wait``): the live display leaves out ``text/plain``, and a run that has
     already settled displays nothing here (it would otherwise appear twice).
     """
-    if not _widgets_available():
+    if not widgets_available():
         stream_plain(run)
         return
     controller = None if run.settled else _controller_for(run)
@@ -500,7 +500,7 @@ def show(run: Run, *, include_plain: bool = True) -> None:
     controller.display(include_plain=include_plain)
 
 
-def _widgets_available() -> bool:
+def widgets_available() -> bool:
     """True inside a Jupyter kernel (where a comm can reach a front end)."""
     if "ipykernel" not in sys.modules:
         return False
@@ -536,7 +536,7 @@ def _bundle(
     }
     metadata = {
         "hermes_nb": {
-            "session": _session_id(run),
+            "session": run.session_id,
             "run": run.run_id,
             "model": model,
             "usage": dict(run.usage),
@@ -544,12 +544,6 @@ def _bundle(
         }
     }
     return data, metadata
-
-
-def _session_id(run: Run) -> str | None:
-    """The session a run belongs to (sessions use a ``SessionTranscript``), if any."""
-    value = getattr(run.request.transcript, "session_id", None)
-    return value if isinstance(value, str) else None
 
 
 @cache
@@ -617,9 +611,8 @@ def _markdown(run: Run, state: str, bot: str) -> str:
     if run.error:
         hint = run.error.get("hint")
         parts.append(f"> **Error:** {run.error.get('message', '')}" + (f" {hint}" if hint else ""))
-    for _seq, event, data in run.events(after_seq=0):
-        if event == Event.CANCEL:
-            parts.append(f"*{data['message']}*")
+    if run.notice:
+        parts.append(f"*{run.notice}*")
     parts.append(f"*{_LABELS.get(state, state)}*")
     return "\n\n".join(parts) + "\n"
 
@@ -636,9 +629,8 @@ def _plain(run: Run, state: str, bot: str, model: str) -> str:
         lines.append(f"Error: {run.error.get('message', '')}")
         if run.error.get("hint"):
             lines.append(f"Hint: {run.error['hint']}")
-    for _seq, event, data in run.events(after_seq=0):
-        if event == Event.CANCEL:
-            lines.append(str(data["message"]))
+    if run.notice:
+        lines.append(run.notice)
     return "\n".join(lines)
 
 
