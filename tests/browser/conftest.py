@@ -32,6 +32,7 @@ from jupyter_harness import (
     shoot,
     tripwire_hits,
 )
+from kernel_envs import KernelEnv, KernelEnvError, kernel_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 _HERE = Path(__file__).parent
@@ -133,6 +134,40 @@ def server(ui: Ui, request: pytest.FixtureRequest) -> JupyterServer:
     return request.getfixturevalue("lab_server" if ui == "lab" else "nb7_server")
 
 
+# -- kernels ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kernel_envs() -> dict[str, KernelEnv | str]:
+    """Per session: ipykernel version → its environment, or why it could not be made."""
+    return {}
+
+
+@pytest.fixture
+def kernel(
+    server: JupyterServer, kernel_envs: dict[str, KernelEnv | str], request: pytest.FixtureRequest
+) -> KernelEnv | None:
+    """The kernel a test's notebooks run: ``None`` for the project venv's own (the default), or
+    an ipykernel version parametrized indirectly (``kernel_envs.EXTRA_KERNELS``), whose
+    virtualenv under ``.venv-kernels/`` is built on first use. Skips if pip cannot install that
+    version (fails under ``CI=true``)."""
+    version = getattr(request, "param", None)
+    if version is None:
+        return None
+    if version not in kernel_envs:
+        try:
+            kernel_envs[version] = kernel_env(version)
+        except KernelEnvError as exc:
+            kernel_envs[version] = str(exc)
+    env = kernel_envs[version]
+    if isinstance(env, str):
+        if _in_ci():
+            pytest.fail(f"no kernel environment for ipykernel {version}: {env}", pytrace=False)
+        pytest.skip(f"ipykernel {version} not tested: {env}")
+    server.add_kernel(env.spec_name, env.python, env.display_name)
+    return env
+
+
 def _context(browser: Any, server: JupyterServer) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     context.set_default_timeout(30_000)
@@ -197,19 +232,29 @@ def _slug(text: str) -> str:
 
 @pytest.fixture
 def open_notebook(
-    server: JupyterServer, page: Any, request: pytest.FixtureRequest
+    server: JupyterServer, page: Any, kernel: KernelEnv | None, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., NotebookPage]]:
     """``open_notebook(sources, name=None)``: write a notebook with these code cells into the
-    server's root and open it in ``page``. Kernels are shut down after the test; the notebook is
-    copied to ``artifacts/browser/`` for inspection."""
+    server's root and open it in ``page``, on the test's ``kernel`` (the session's kernelspec is
+    checked once it runs). Kernels are shut down after the test; the notebook is copied to
+    ``artifacts/browser/`` for inspection."""
     opened: list[NotebookPage] = []
 
     def open_(sources: list[str], name: str | None = None) -> NotebookPage:
         stem = name or _slug(request.node.name)
-        path = server.notebook(f"{stem}.ipynb", sources)
-        nb = NotebookPage(page, server, path, workspace=stem)
+        if kernel is None:
+            path = server.notebook(f"{stem}.ipynb", sources)
+        else:
+            path = server.notebook(f"{stem}.ipynb", sources, kernel.spec_name, kernel.display_name)
+        # A dot in a workspace name (ids like lab-ipykernel7.3.0) breaks JupyterLab's routing.
+        nb = NotebookPage(page, server, path, workspace=stem.replace(".", "_"))
         opened.append(nb)
-        return nb.open()
+        nb.open()
+        if kernel is not None:
+            # kernel_env checked that this spec's interpreter has ipykernel == kernel.version.
+            running = nb.kernel_name()
+            assert running == kernel.spec_name, f"the notebook runs kernel {running!r}"
+        return nb
 
     yield open_
     # Any test, not only the hostile-output one: a payload that ran is an error.

@@ -130,12 +130,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def new_notebook(path: Path, sources: list[str]) -> Path:
-    """Write a notebook with one code cell per source, bound to the ``python3`` kernel."""
+def new_notebook(
+    path: Path,
+    sources: list[str],
+    kernel: str = "python3",
+    display_name: str = "Python 3 (ipykernel)",
+) -> Path:
+    """Write a notebook with one code cell per source, bound to kernelspec ``kernel``."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
+        "name": kernel,
+        "display_name": display_name,
         "language": "python",
     }
     nb.metadata["language_info"] = {"name": "python"}
@@ -352,10 +357,27 @@ class JupyterServer:
 
     # -- files -----------------------------------------------------------------------------
 
-    def notebook(self, name: str, sources: list[str]) -> str:
-        """Create ``name`` in the root with these code cells; its server path."""
-        new_notebook(self.root_dir / name, sources)
+    def notebook(
+        self, name: str, sources: list[str], kernel: str = "python3", display_name: str = ""
+    ) -> str:
+        """Create ``name`` in the root with these code cells, bound to kernelspec ``kernel``;
+        its server path."""
+        new_notebook(self.root_dir / name, sources, kernel, display_name or "Python 3 (ipykernel)")
         return name
+
+    def add_kernel(self, name: str, python: Path, display_name: str) -> None:
+        """Give the server kernelspec ``name`` running ipykernel in ``python`` (another
+        interpreter than the server's). The server reads its spec directories on every request
+        and a page loads the list when it opens, so this works while the server runs."""
+        spec = self.base / "path" / "kernels" / name
+        spec.mkdir(parents=True, exist_ok=True)
+        kernel_json = {
+            "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": display_name,
+            "language": "python",
+            "metadata": {"debugger": True},
+        }
+        (spec / "kernel.json").write_text(json.dumps(kernel_json, indent=1), encoding="utf-8")
 
     def read_notebook(self, name: str) -> nbformat.NotebookNode:
         return nbformat.read(self.root_dir / name, as_version=4)
@@ -414,6 +436,26 @@ class NotebookPage:
 
     def wait_ready(self, timeout: float = 60_000) -> NotebookPage:
         """The notebook is shown, its cells are in the DOM and its kernel is idle."""
+        try:
+            self._wait_ready(timeout)
+        except Exception as exc:
+            state = "?"
+            with contextlib.suppress(Exception):
+                state = self.page.evaluate(
+                    """(path) => {
+                        const p = window.__hnb_panel && window.__hnb_panel(path);
+                        if (!p) { return 'no panel'; }
+                        const k = p.sessionContext.session && p.sessionContext.session.kernel;
+                        return JSON.stringify({ready: p.context.isReady,
+                            cells: p.content.widgets.length, kernel: k && k.name,
+                            status: k && k.status, connection: k && k.connectionStatus});
+                    }""",
+                    self.path,
+                )
+            raise AssertionError(f"{self.path} not ready: {state}") from exc
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
         self.page.wait_for_function(
             """(path) => {
                 const p = window.__hnb_panel && window.__hnb_panel(path);
@@ -429,7 +471,6 @@ class NotebookPage:
         # Tag the panel's node with its path: locators made before a reload still find it.
         self._eval("(p, path) => { p.node.dataset.hnbPath = path; }", self.path)
         self.panel.locator(".jp-Notebook .jp-Cell").first.wait_for(state="visible")
-        return self
 
     def _eval(self, body: str, arg: Any = None) -> Any:
         """Evaluate ``(panel, arg) => …`` against this notebook's panel."""
@@ -454,6 +495,10 @@ class NotebookPage:
         """Cell ``index``'s rendered outputs of one mimetype (``application/vnd.jupyter.stdout``
         for printed text)."""
         return self.cell(index).locator(f'.jp-OutputArea-output[data-mime-type="{mime}"]')
+
+    def kernel_name(self) -> str:
+        """The kernelspec name of the kernel this notebook's session runs."""
+        return self._eval("p => p.sessionContext.session.kernel.name")
 
     def cell_count(self) -> int:
         return self._eval("p => p.content.widgets.length")
@@ -524,6 +569,36 @@ class NotebookPage:
         )
         prompt = self.cell(index).locator(".jp-InputArea-prompt")
         prompt.filter(has_text=re.compile(r"\[\d+\]")).wait_for()
+
+    def watch_finish(self, index: int) -> None:
+        """Start recording when cell ``index``'s prompt next shows a finished count ``[n]``
+        (call it while the prompt shows ``[*]``); read it with :meth:`finished_at`."""
+        self._eval(
+            """(p, i) => {
+                const node = p.content.widgets[i].node;
+                const key = p.context.path + '#' + i;
+                const done = (window.__hnb_finished = window.__hnb_finished || {});
+                done[key] = null;
+                const check = () => {
+                    const prompt = node.querySelector('.jp-InputArea-prompt');
+                    if (done[key] === null && prompt && /\\[\\d+\\]/.test(prompt.textContent)) {
+                        done[key] = performance.now();
+                        observer.disconnect();
+                    }
+                };
+                const observer = new MutationObserver(check);
+                observer.observe(node, { subtree: true, childList: true, characterData: true });
+                check();
+            }""",
+            index,
+        )
+
+    def finished_at(self, index: int) -> float | None:
+        """The page's ``performance.now()`` when :meth:`watch_finish` saw cell ``index``
+        finish (the clock of ``ChatView.history``), or None."""
+        return self.page.evaluate(
+            "(k) => (window.__hnb_finished || {})[k] ?? null", f"{self.path}#{index}"
+        )
 
     def run_all(self, sources: list[str] | None = None) -> None:
         for i in range(len(sources) if sources else self.cell_count()):
