@@ -426,16 +426,19 @@ class NotebookPage:
 
     # -- opening ---------------------------------------------------------------------------
 
-    def open(self, timeout: float = 60_000) -> NotebookPage:
+    def open(self, timeout: float = 120_000) -> NotebookPage:
         self.page.goto(self.server.page_url(self.path, self.workspace))
         return self.wait_ready(timeout)
 
-    def reload(self, timeout: float = 60_000) -> NotebookPage:
+    def reload(self, timeout: float = 120_000) -> NotebookPage:
         self.page.reload()
         return self.wait_ready(timeout)
 
-    def wait_ready(self, timeout: float = 60_000) -> NotebookPage:
-        """The notebook is shown, its cells are in the DOM and its kernel is idle."""
+    def wait_ready(self, timeout: float = 120_000) -> NotebookPage:
+        """The notebook is shown, its cells are in the DOM and its kernel is idle.
+
+        Generous: a kernel from a just-built venv compiles its bytecode on first start, which
+        took over a minute once on two busy cores."""
         try:
             self._wait_ready(timeout)
         except Exception as exc:
