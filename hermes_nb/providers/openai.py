@@ -41,6 +41,7 @@ import httpx
 
 from ..events import Event
 from ..exceptions import ErrorKind, ProviderError
+from ..profiles import Profile
 from .base import ProviderEvent, ProviderRequest, classify_status, provider_error
 
 __all__ = ["OpenAIProvider"]
@@ -126,55 +127,60 @@ class OpenAIProvider:
                     yield item
         except ProviderError:
             raise
-        except httpx.ConnectTimeout as exc:
-            raise provider_error(
-                ErrorKind.NETWORK,
-                f"Could not connect to {base} within {profile.connect_timeout:g} s.",
-                secret=request.api_key,
-            ) from exc
-        except httpx.ReadTimeout as exc:
-            raise provider_error(
-                ErrorKind.TIMEOUT,
-                f"The endpoint at {base} sent nothing for {profile.read_timeout:g} s "
-                "(the profile's read_timeout).",
-                secret=request.api_key,
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise provider_error(
-                ErrorKind.TIMEOUT,
-                f"The request to {base} timed out after {profile.read_timeout:g} s.",
-                secret=request.api_key,
-            ) from exc
-        except httpx.ConnectError as exc:
-            raise provider_error(
-                ErrorKind.NETWORK,
-                f"Could not connect to {base} ({_reason(exc)}).",
-                secret=request.api_key,
-            ) from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise provider_error(
-                ErrorKind.NETWORK,
-                f"The base_url {base!r} is not a usable http(s) URL ({_reason(exc)}).",
-                secret=request.api_key,
-            ) from exc
-        except httpx.DecodingError as exc:
-            raise provider_error(
-                ErrorKind.MALFORMED_STREAM,
-                f"The reply from {base} could not be decoded ({_reason(exc)}).",
-                secret=request.api_key,
-            ) from exc
-        except httpx.TransportError as exc:
-            raise provider_error(
-                ErrorKind.NETWORK,
-                f"The connection to {base} broke before the reply finished ({_reason(exc)}).",
-                secret=request.api_key,
-            ) from exc
-        except httpx.HTTPError as exc:  # e.g. too many redirects
-            raise provider_error(
-                ErrorKind.NETWORK,
-                f"The request to {base} failed ({_reason(exc)}).",
-                secret=request.api_key,
-            ) from exc
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, base, profile, request) from exc
+
+
+# Each httpx failure class → (kind, message); the first matching row wins, so subclasses
+# (ConnectTimeout is a TimeoutException; ConnectError is a TransportError) come first.
+_TRANSPORT_ERRORS: tuple[
+    tuple[type[httpx.HTTPError] | tuple[type[httpx.HTTPError], ...], ErrorKind, str], ...
+] = (
+    (httpx.ConnectTimeout, ErrorKind.NETWORK, "Could not connect to {base} within {connect:g} s."),
+    (
+        httpx.ReadTimeout,
+        ErrorKind.TIMEOUT,
+        "The endpoint at {base} sent nothing for {read:g} s (the profile's read_timeout).",
+    ),
+    (
+        httpx.TimeoutException,
+        ErrorKind.TIMEOUT,
+        "The request to {base} timed out after {read:g} s.",
+    ),
+    (httpx.ConnectError, ErrorKind.NETWORK, "Could not connect to {base} ({reason})."),
+    (
+        (httpx.UnsupportedProtocol, httpx.InvalidURL),
+        ErrorKind.NETWORK,
+        "The base_url {base!r} is not a usable http(s) URL ({reason}).",
+    ),
+    (
+        httpx.DecodingError,
+        ErrorKind.MALFORMED_STREAM,
+        "The reply from {base} could not be decoded ({reason}).",
+    ),
+    (
+        httpx.TransportError,
+        ErrorKind.NETWORK,
+        "The connection to {base} broke before the reply finished ({reason}).",
+    ),
+    (httpx.HTTPError, ErrorKind.NETWORK, "The request to {base} failed ({reason})."),  # redirects
+)
+
+
+def _transport_error(
+    exc: httpx.HTTPError, base: str, profile: Profile, request: ProviderRequest
+) -> ProviderError:
+    """The classified, one-sentence error for an httpx failure (the key redacted)."""
+    for types, kind, template in _TRANSPORT_ERRORS:
+        if isinstance(exc, types):
+            message = template.format(
+                base=base,
+                connect=profile.connect_timeout,
+                read=profile.read_timeout,
+                reason=_reason(exc),
+            )
+            return provider_error(kind, message, secret=request.api_key)
+    raise AssertionError("httpx.HTTPError matches the last row")  # pragma: no cover
 
 
 def _body(request: ProviderRequest) -> dict[str, Any]:
