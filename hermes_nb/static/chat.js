@@ -261,11 +261,15 @@ function render({ model, el }) {
   const onCustom = (msg) => onFrame(msg);
   const onTrait = () => paint();
   const onCss = () => ensureHighlightCss(model.get("highlight_css"));
-  model.on("msg:custom", onCustom);
-  model.on("change:status", onTrait);
-  model.on("change:bot_name", onTrait);
-  model.on("change:model", onTrait);
-  model.on("change:highlight_css", onCss);
+  // One list, so what render subscribes is exactly what cleanup unsubscribes.
+  const listeners = [
+    ["msg:custom", onCustom],
+    ["change:status", onTrait],
+    ["change:bot_name", onTrait],
+    ["change:model", onTrait],
+    ["change:highlight_css", onCss],
+  ];
+  for (const [name, handler] of listeners) model.on(name, handler);
   stop.addEventListener("click", onStop);
 
   onCss();
@@ -273,11 +277,7 @@ function render({ model, el }) {
   requestReplay(); // a fresh view (first render, page reload, second view) starts after=0
 
   return () => {
-    model.off("msg:custom", onCustom);
-    model.off("change:status", onTrait);
-    model.off("change:bot_name", onTrait);
-    model.off("change:model", onTrait);
-    model.off("change:highlight_css", onCss);
+    for (const [name, handler] of listeners) model.off(name, handler);
     stop.removeEventListener("click", onStop);
     clearTimeout(retryTimer);
     clearTimeout(stopTimer);
