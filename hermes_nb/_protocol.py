@@ -34,6 +34,10 @@ __all__ = [
     "parse_view_msg",
 ]
 
+#: What a block shows. ``notice`` is the line after the reply: the cancel marker of a stopped
+#: run, or — on a finished run whose provider cut the reply short (``finish_reason`` ``length``
+#: or ``content_filter``) — the truncation notice; the ``status`` block's label then says
+#: "Done — cut off at the token limit" (or "… by the content filter").
 BlockKind = Literal["prompt", "info", "reasoning", "tool", "reply", "error", "notice", "status"]
 #: Kinds in the order the view lays them out.
 BLOCK_KINDS: tuple[str, ...] = (

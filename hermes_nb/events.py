@@ -11,11 +11,13 @@ from enum import StrEnum
 from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
+    "TRUNCATING_REASONS",
     "ApperrorData",
     "CancelData",
     "DoneData",
     "Event",
     "EventData",
+    "FinishData",
     "RunState",
     "StatusData",
     "StreamEndData",
@@ -36,6 +38,7 @@ class Event(StrEnum):
     TOOL_DELTA = "tool_delta"
     TOOL_END = "tool_end"
     USAGE = "usage"
+    FINISH = "finish"
     STATUS = "status"
     APPERROR = "apperror"
     CANCEL = "cancel"
@@ -110,6 +113,19 @@ class UsageData(TypedDict, total=False):
     reasoning_tokens: int
 
 
+class FinishData(TypedDict):
+    """``finish``: why the provider stopped generating, as it said (OpenAI's ``finish_reason``:
+    ``stop``, ``length``, ``tool_calls``, ``content_filter``, …). Providers that do not know
+    (the Hermes agent) send none; the turn then reports ``stop``."""
+
+    finish_reason: str
+
+
+#: Finish reasons that mean the reply was cut short by the provider, not finished by the model:
+#: the output-token limit, or the provider's content filter.
+TRUNCATING_REASONS = frozenset({"length", "content_filter"})
+
+
 class StatusData(TypedDict):
     """``status``: the run moved to ``state``."""
 
@@ -134,10 +150,13 @@ class CancelData(TypedDict):
 
 
 class DoneData(TypedDict):
-    """``done``: the provider finished normally."""
+    """``done``: the provider finished normally. ``finish_reason`` is what the provider reported
+    (``stop`` when it reported nothing); when it is one of :data:`TRUNCATING_REASONS`,
+    ``notice`` says in one sentence that the reply was cut off and what to do."""
 
     text: str
     finish_reason: str | None
+    notice: NotRequired[str]
 
 
 class StreamEndData(TypedDict):
@@ -154,6 +173,7 @@ EventName = Literal[
     "tool_delta",
     "tool_end",
     "usage",
+    "finish",
     "status",
     "apperror",
     "cancel",

@@ -250,7 +250,13 @@ class HermesMagics(Magics):
 
         _no_args("runs", arg)
         rows = [
-            (f"`{r.run_id}`", r.status, r.profile.name, len(r.text), short(r.request.prompt))
+            (
+                f"`{r.run_id}`",
+                f"{r.status} (cut off: {r.finish_reason})" if r.truncated else r.status,
+                r.profile.name,
+                len(r.text),
+                short(r.request.prompt),
+            )
             for r in get_runtime().runs()
         ]
         if not rows:

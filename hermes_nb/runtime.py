@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from .events import Event, RunState
+from .events import TRUNCATING_REASONS, Event, RunState
 from .exceptions import RunError
 from .journal import JournalEntry, RunJournal
 
@@ -60,7 +60,13 @@ class Run:
         self.finished_at: float | None = None
         self.usage: dict[str, int] = {}
         self.error: dict[str, Any] | None = None
-        self.notice: str | None = None  # the cancel marker, once a stop was written back
+        #: The notice after the reply: the cancel marker once a stop was written back, or the
+        #: truncation notice of a reply the provider cut short (see :attr:`truncated`).
+        self.notice: str | None = None
+        #: Why the provider stopped generating, as it reported it (``"stop"``, ``"length"``,
+        #: ``"tool_calls"``, ``"content_filter"``, …); None until it did. A done run always
+        #: has one (``"stop"`` when the provider does not say).
+        self.finish_reason: str | None = None
         self.tool_calls: dict[str, dict[str, Any]] = {}
         self._runtime = runtime
         self._state = RunState.QUEUED
@@ -102,6 +108,13 @@ class Run:
             if len(pieces) > 1:
                 pieces[:] = ["".join(pieces)]
             return pieces[0] if pieces else ""
+
+    @property
+    def truncated(self) -> bool:
+        """True if the run finished but the provider cut the reply short: it hit the output
+        limit (``finish_reason == "length"``) or a content filter. :attr:`notice` says which
+        and what to do."""
+        return self._state is RunState.DONE and self.finish_reason in TRUNCATING_REASONS
 
     @property
     def last_event_id(self) -> int:
@@ -215,6 +228,12 @@ class Run:
             self.error = dict(data)
         elif event == Event.CANCEL:
             self.notice = data["message"]
+        elif event == Event.FINISH:
+            self.finish_reason = data["finish_reason"]
+        elif event == Event.DONE:
+            self.finish_reason = data.get("finish_reason") or self.finish_reason
+            if data.get("notice"):
+                self.notice = data["notice"]
 
     def set_state(self, state: RunState, detail: str = "") -> None:
         """Move to ``state`` (a legal transition) and journal a ``status`` event."""

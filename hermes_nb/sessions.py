@@ -205,25 +205,19 @@ class Session:
         request = TurnRequest(
             prompt=prompt,
             profile=resolved,
-            transcript=SessionTranscript(self.id, store=self._store),
+            transcript=SessionTranscript(self.id, store=self._store, handle=self),
             system=system,
             extra=extra,
         )
         return get_runtime().start(request)
 
     def _follow(self) -> SessionRecord:
-        """The live session this handle continues in, following compression continuations."""
-        record = self._record()
-        seen = {record.id}
-        while record.archived:
-            continuation = self._store.continuation_of(record.id)
-            if continuation is None or continuation.id in seen:
-                raise StoreError(
-                    f"Session {record.id[:8]} is an archive and cannot take new turns.",
-                    hint="Branch it with session.branch(k) to continue from it.",
-                )
-            seen.add(continuation.id)
-            record = continuation
+        """The live session this handle continues in, following compression continuations.
+
+        Only a first look (for the profile): compression may still archive the session before
+        the turn begins, and the turn's own transaction follows again (``Store.begin_turn``).
+        """
+        record = self._store.live_session(self.id)
         self.id = record.id
         return record
 
@@ -257,8 +251,9 @@ class Session:
         return compress(self, keep_last=keep_last, reason=reason, profile=profile)
 
     def rename(self, name: str | None) -> None:
-        """Set (or with None, clear) the session's name."""
-        self._store.rename_session(self.id, _name(name))
+        """Set (or with None, clear) the session's name — in its continuation if compression
+        archived it, as ``chat`` would continue there."""
+        self.id = self._store.rename_session(self.id, _name(name)).id
 
     def delete(self) -> None:
         """Delete the session and its messages. Its branches and continuations are kept and
@@ -326,7 +321,12 @@ def _name(name: str | None) -> str | None:
 
 
 class SessionTranscript:
-    """:class:`hermes_nb.turn.Transcript` against the store, for one session."""
+    """:class:`hermes_nb.turn.Transcript` against the store, for one session.
+
+    If compression archives the session between the turn's start and ``begin`` (the background
+    job of the previous reply, another kernel), the turn lands in the continuation:
+    ``session_id`` — and ``handle``'s id, if given — move there, and the write-back follows.
+    """
 
     def __init__(
         self,
@@ -335,15 +335,17 @@ class SessionTranscript:
         store: Store | None = None,
         auto_title: bool = True,
         auto_compress: bool = True,
+        handle: Session | None = None,
     ) -> None:
         self.session_id = session_id
         self.store = store or get_store()
         self.auto_title = auto_title
         self.auto_compress = auto_compress
+        self.handle = handle
 
     def begin(self, run: Run) -> builtins.list[Message]:
         """Store the prompt and claim the session (one transaction), then read the history."""
-        self.store.begin_turn(
+        record = self.store.begin_turn(
             self.session_id,
             run_id=run.run_id,
             stream_id=run.stream_id,
@@ -351,6 +353,16 @@ class SessionTranscript:
             profile=run.profile.name,
             model=run.profile.model,
         )
+        if record.id != self.session_id:
+            log.info(
+                "Session %s was compressed; the turn continues in %s.",
+                self.session_id[:8],
+                record.id[:8],
+            )
+            self.session_id = record.id
+            if self.handle is not None:
+                self.handle.id = record.id
+        # Claimed by this stream, the session cannot be archived before the history is read.
         return self.store.history(self.session_id)
 
     def settle(self, run: Run, outcome: TurnOutcome) -> bool:
@@ -408,6 +420,14 @@ def _outcome_messages(
                 "notice",
                 outcome.notice or cancel_marker(profile.bot_name),
                 metadata={"kind": "cancel"},
+            )
+        )
+    elif outcome.truncated:  # the provider cut the reply short: say so after it
+        messages.append(
+            NewMessage(
+                "notice",
+                outcome.notice,
+                metadata={"kind": "truncated", "finish_reason": outcome.finish_reason},
             )
         )
     elif outcome.state is RunState.ERROR or not outcome.has_reply:

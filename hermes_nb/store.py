@@ -421,46 +421,78 @@ class Store:
 
     def continuation_of(self, session_id: str) -> SessionRecord | None:
         """The session that compression continued ``session_id`` into, if any."""
+        return self._read(lambda db: _continuation(db, session_id))
 
-        def run(db: sqlite3.Connection) -> SessionRecord | None:
-            row = db.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE parent_session_id = ? "
-                "AND source = 'compression' ORDER BY created_at DESC LIMIT 1",
-                (session_id,),
-            ).fetchone()
-            return None if row is None else _session(row)
+    def live_session(self, session_id: str) -> SessionRecord:
+        """The session, or — if compression archived it — the live end of its continuations,
+        read in one transaction; :class:`StoreError` if an archive has no live continuation."""
+
+        def run(db: sqlite3.Connection) -> SessionRecord:
+            record = self._follow(db, session_id)
+            if record.archived:
+                raise _archive_refuses_turns(record.id)
+            return record
 
         return self._read(run)
 
-    def rename_session(self, session_id: str, name: str | None) -> None:
-        """Set or clear the name; :class:`StoreError` if a live session already has it."""
+    def _follow(self, db: sqlite3.Connection, session_id: str) -> SessionRecord:
+        """Inside a transaction: the session, or the last session compression continued it
+        into — still archived only if that chain ends in an archive without a continuation.
 
-        def run(db: sqlite3.Connection) -> None:
-            self._get(db, session_id)
+        Writers that act on "the conversation" go through this in their own transaction, so
+        an archive committed by a compression job or another kernel a moment earlier sends
+        them on to the continuation instead of refusing them.
+        """
+        record = self._get(db, session_id)
+        seen = {record.id}
+        while record.archived:
+            continuation = _continuation(db, record.id)
+            if continuation is None or continuation.id in seen:
+                break
+            seen.add(continuation.id)
+            record = continuation
+        return record
+
+    def rename_session(self, session_id: str, name: str | None) -> SessionRecord:
+        """Set or clear the name; :class:`StoreError` if a live session already has it.
+
+        An archive's name is its own: a session that compression archived is renamed in its
+        live continuation, which is returned.
+        """
+
+        def run(db: sqlite3.Connection) -> SessionRecord:
+            record = self._follow(db, session_id)
             try:
                 db.execute(
                     "UPDATE sessions SET name = ?, updated_at = ? WHERE id = ?",
-                    (name, time.time(), session_id),
+                    (name, time.time(), record.id),
                 )
             except sqlite3.IntegrityError as exc:
                 if "sessions.name" in str(exc):
                     raise _name_taken(name) from exc
                 raise
+            return self._get(db, record.id)
 
-        self._write(run)
+        return self._write(run)
 
     def set_title(self, session_id: str, title: str, *, only_if_empty: bool = True) -> bool:
-        """Store a title (by default only if the session has none yet); True if stored."""
+        """Store a title (by default only if the session has none yet); True if stored.
+
+        A session that compression archived meanwhile is titled in its live continuation.
+        """
         guard = " AND title IS NULL" if only_if_empty else ""
-        return self._write(
-            lambda db: (
+
+        def run(db: sqlite3.Connection) -> bool:
+            record = self._follow(db, session_id)
+            return (
                 db.execute(
                     f"UPDATE sessions SET title = ? WHERE id = ? AND archived = 0{guard}",
-                    (title, session_id),
+                    (title, record.id),
                 ).rowcount
                 == 1
             )
-        )
+
+        return self._write(run)
 
     def delete_session(self, session_id: str) -> None:
         """Delete a session, its messages and runs; its children are re-parented to its parent,
@@ -553,30 +585,33 @@ class Store:
         The prompt is stored as the user message (and as ``pending_user_message`` until the turn
         settles), a ``streaming`` run row records the owning process, and ``active_stream_id``
         moves to this stream — any earlier stream loses its right to write back.
+
+        Returns the session the turn landed in: if compression archived ``session_id`` before
+        this transaction (a background job, another kernel), that is its live continuation —
+        the archive is never written to and the turn is not refused. Only an archive without a
+        continuation refuses, with :class:`StoreError`.
         """
 
         def run(db: sqlite3.Connection) -> SessionRecord:
-            record = self._get(db, session_id)
+            record = self._follow(db, session_id)
             if record.archived:
-                raise StoreError(
-                    f"Session {session_id[:8]} is an archive and cannot take new turns.",
-                    hint="Continue in its continuation, or branch it with session.branch(k).",
-                )
+                raise _archive_refuses_turns(record.id)
+            live = record.id
             if record.active_stream_id:
                 self._interrupt_if_orphaned(db, record.active_stream_id)
             now = time.time()
-            _insert_messages(db, session_id, [NewMessage("user", prompt)], run_id=run_id, now=now)
+            _insert_messages(db, live, [NewMessage("user", prompt)], run_id=run_id, now=now)
             db.execute(
                 "UPDATE sessions SET active_stream_id = ?, pending_user_message = ?, "
                 "pending_started_at = ?, updated_at = ?, profile = ?, model = ? WHERE id = ?",
-                (stream_id, prompt, now, now, profile, model, session_id),
+                (stream_id, prompt, now, now, profile, model, live),
             )
             db.execute(
                 "INSERT INTO runs (run_id, session_id, stream_id, state, profile, model, pid, "
                 "proc_token, started_at) VALUES (?, ?, ?, 'streaming', ?, ?, ?, ?, ?)",
-                (run_id, session_id, stream_id, profile, model, os.getpid(), PROCESS_TOKEN, now),
+                (run_id, live, stream_id, profile, model, os.getpid(), PROCESS_TOKEN, now),
             )
-            return self._get(db, session_id)
+            return self._get(db, live)
 
         return self._write(run)
 
@@ -596,11 +631,18 @@ class Store:
         The run row always gets its terminal ``state``. A partial assistant message is skipped
         when an earlier partial of the *same run* has the same stripped text (DESIGN.md §3,
         invariant 9) — never compared with other turns' messages. Returns True iff written.
+
+        The result goes to the session the run began in (its run row says which), the one
+        holding its prompt — also when :meth:`begin_turn` followed ``session_id`` into a
+        continuation and the caller still has the old id. That session cannot have been
+        archived meanwhile: compression refuses a session with an ``active_stream_id``.
         """
         if state not in RUN_STATES or state in _UNFINISHED:
             raise ValueError(f"{state!r} is not a terminal run state")
 
         def run(db: sqlite3.Connection) -> bool:
+            began = db.execute("SELECT session_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            target = session_id if began is None else began[0]
             now = time.time()
             db.execute(
                 "UPDATE runs SET state = ?, error = ?, usage = ?, finished_at = ? "
@@ -611,7 +653,7 @@ class Store:
                 "UPDATE sessions SET active_stream_id = NULL, pending_user_message = NULL, "
                 "pending_started_at = NULL, updated_at = ? "
                 "WHERE id = ? AND active_stream_id = ?",
-                (now, session_id, stream_id),
+                (now, target, stream_id),
             ).rowcount
             if not owned:
                 return False
@@ -620,13 +662,13 @@ class Store:
                 for c, r, t in db.execute(
                     "SELECT content, reasoning, tool_calls FROM messages "
                     "WHERE run_id = ? AND session_id = ? AND partial = 1",
-                    (run_id, session_id),
+                    (run_id, target),
                 )
             ]
             keep = [m for m in messages if not (m.partial and _partial_key(m) in earlier)]
-            _insert_messages(db, session_id, keep, run_id=run_id, now=now)
+            _insert_messages(db, target, keep, run_id=run_id, now=now)
             if usage:
-                _add_usage(db, session_id, usage)
+                _add_usage(db, target, usage)
             return True
 
         return self._write(run)
@@ -746,7 +788,10 @@ class Store:
         def run(db: sqlite3.Connection) -> SessionRecord:
             record = self._get(db, session_id)
             if record.archived:
-                raise StoreError(f"Session {session_id[:8]} is already archived.")
+                raise StoreError(
+                    f"Session {session_id[:8]} is already archived.",
+                    hint="It was compressed meanwhile; its continuation holds the conversation.",
+                )
             if record.active_stream_id or _last_position(db, session_id) != expected_last_position:
                 raise StoreError(
                     f"Session {session_id[:8]} changed while it was being summarised.",
@@ -905,6 +950,23 @@ def _partial_key(message: NewMessage) -> tuple[str, ...]:
     if text:
         return (text,)
     return ("", (message.reasoning or "").strip(), _dumps(message.tool_calls or None) or "")
+
+
+def _continuation(db: sqlite3.Connection, session_id: str) -> SessionRecord | None:
+    # Served by the parent index; an archive has at most one compression child.
+    row = db.execute(
+        f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE parent_session_id = ? "
+        "AND source = 'compression' ORDER BY created_at DESC LIMIT 1",
+        (session_id,),
+    ).fetchone()
+    return None if row is None else _session(row)
+
+
+def _archive_refuses_turns(session_id: str) -> StoreError:
+    return StoreError(
+        f"Session {session_id[:8]} is an archive and cannot take new turns.",
+        hint="Branch it with session.branch(k) to continue from it.",
+    )
 
 
 def _not_found(ref: str) -> SessionNotFound:

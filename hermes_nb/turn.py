@@ -8,6 +8,12 @@ finaliser writes nothing and emits no cancel event (DESIGN.md §3, invariant 10)
 
 The transcript is an interface so that a plain in-memory history (``chat(history=...)``) and the
 persistent session store plug in the same way.
+
+A reply the provider cut short — ``finish_reason`` ``"length"`` (the output-token limit) or
+``"content_filter"`` — settles as *done*, but its outcome carries the provider's
+``finish_reason`` and a one-sentence :func:`truncation_notice`, which the ``done`` event, the
+transcript (a ``notice`` message after the reply) and the view show, so a cut-off reply never
+looks complete.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from .events import Event, RunState
+from .events import TRUNCATING_REASONS, Event, RunState
 from .exceptions import ErrorKind, HermesError, ProviderError
 from .profiles import Profile, profile_env
 from .providers import get_provider
@@ -37,6 +43,7 @@ __all__ = [
     "TurnRequest",
     "cancel_marker",
     "drive_turn",
+    "truncation_notice",
 ]
 
 
@@ -56,6 +63,47 @@ def cancel_marker(bot_name: str | None) -> str:
     )
 
 
+#: Per truncating finish reason (:data:`~hermes_nb.events.TRUNCATING_REASONS`): what happened
+#: to the reply, and what to do about it.
+_TRUNCATED: dict[str, tuple[str, str]] = {
+    "length": (
+        "at the model's output limit",
+        "raise max_tokens in the profile "
+        "(for one turn: -o max_tokens=N, or max_tokens=N in chat())",
+    ),
+    "content_filter": (
+        "by the provider's content filter",
+        "rephrase the request, or check the provider's moderation settings",
+    ),
+}
+
+
+def truncation_notice(finish_reason: str | None) -> str:
+    """The sentence that follows a reply the provider cut short (``finish_reason`` in
+    :data:`~hermes_nb.events.TRUNCATING_REASONS`); ``""`` for any other reason."""
+    cut = _TRUNCATED.get(finish_reason or "")
+    if cut is None:
+        return ""
+    what, fix = cut
+    extra = " or ask it to continue" if finish_reason == "length" else ""
+    return f'The reply was cut off {what} (finish_reason "{finish_reason}"); {fix}{extra}.'
+
+
+def _empty_reply(finish_reason: str | None) -> ProviderError:
+    """The error for a turn that ended cleanly without any reply (never a blank, invariant 14)."""
+    cut = _TRUNCATED.get(finish_reason or "")
+    if cut is None:
+        return provider_error(ErrorKind.EMPTY_REPLY, "The model returned an empty reply.")
+    what, fix = cut
+    error = provider_error(
+        ErrorKind.EMPTY_REPLY,
+        f"The model returned an empty reply: it was cut off {what} "
+        f'(finish_reason "{finish_reason}") before it wrote anything.',
+    )
+    error.hint = fix[0].upper() + fix[1:] + "."
+    return error
+
+
 @dataclass
 class TurnOutcome:
     """How a turn ended and what it produced; what a transcript writes back."""
@@ -66,7 +114,11 @@ class TurnOutcome:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
     error: dict[str, Any] | None = None
-    notice: str = ""  # for STOPPED: the cancel marker, or the shutdown notice
+    #: for STOPPED: the cancel marker, or the shutdown notice; for DONE: the truncation notice
+    #: when the provider cut the reply short (``truncated``), else empty
+    notice: str = ""
+    #: why the provider stopped generating (``stop``, ``length``, …); None unless DONE
+    finish_reason: str | None = None
 
     @property
     def has_reply(self) -> bool:
@@ -76,6 +128,11 @@ class TurnOutcome:
     @property
     def partial(self) -> bool:
         return self.state is not RunState.DONE
+
+    @property
+    def truncated(self) -> bool:
+        """True for a finished reply that the provider cut short (output limit, filter)."""
+        return self.state is RunState.DONE and self.finish_reason in TRUNCATING_REASONS
 
 
 class Transcript(Protocol):
@@ -115,7 +172,7 @@ class MemoryTranscript:
             if outcome.partial:
                 message["partial"] = True
             self.messages.append(message)
-        if outcome.state is RunState.STOPPED:
+        if outcome.state is RunState.STOPPED or outcome.truncated:
             self.messages.append({"role": "notice", "content": outcome.notice})
         elif outcome.error:
             self.messages.append({"role": "error", "content": outcome.error["message"]})
@@ -220,8 +277,11 @@ def _outcome(run: Run, *, completed: bool, error: ProviderError | None) -> TurnO
         )
     elif not outcome.has_reply:
         # The provider ended cleanly but said nothing new this turn: a failure, never a blank.
-        empty = provider_error(ErrorKind.EMPTY_REPLY, "The model returned an empty reply.")
+        empty = _empty_reply(run.finish_reason)
         outcome.state, outcome.error = RunState.ERROR, empty.to_payload()
+    else:
+        outcome.finish_reason = run.finish_reason or "stop"
+        outcome.notice = truncation_notice(outcome.finish_reason)
     return outcome
 
 
@@ -243,7 +303,13 @@ async def _settle(run: Run, outcome: TurnOutcome) -> None:
                     outcome.state = RunState.ERROR
                     outcome.error = _converted(exc).to_payload()
             if outcome.state is RunState.DONE:
-                run.put(Event.DONE, {"text": outcome.text, "finish_reason": "stop"})
+                done: dict[str, Any] = {
+                    "text": outcome.text,
+                    "finish_reason": outcome.finish_reason or "stop",
+                }
+                if outcome.notice:
+                    done["notice"] = outcome.notice
+                run.put(Event.DONE, done)
             elif outcome.state is RunState.STOPPED:
                 if written:
                     run.put(Event.CANCEL, {"message": outcome.notice})

@@ -61,6 +61,11 @@ _LABELS = {
     "stopped": "Stopped",
     "error": "Error",
 }
+#: The status label of a finished reply that the provider cut short, by finish_reason.
+_CUT_LABELS = {
+    "length": "Done — cut off at the token limit",
+    "content_filter": "Done — cut off by the content filter",
+}
 _OFFLINE_INFO = (
     "Offline echo model: it repeats your prompt. For real answers set OPENAI_API_KEY, or add a "
     "profile to config.toml (%hermes profiles shows where)."
@@ -84,6 +89,7 @@ class _Transcript:
         self.ended = False
         self.tokens = 0
         self.usage: dict[str, int] = {}
+        self.finish_reason: str | None = None
         self._reply = render.MarkdownStream()
         self._reasoning = render.MarkdownStream()
         self._tools: dict[str, dict[str, Any]] = {}
@@ -115,7 +121,11 @@ class _Transcript:
             elif event == Event.APPERROR:
                 changed["error"] = ("error", _error_html(data))
             elif event == Event.CANCEL:
-                changed["notice"] = ("notice", _div("hnb-notice", render.escape(data["message"])))
+                changed["notice"] = _notice_block(data["message"])
+            elif event == Event.DONE:
+                self.finish_reason = data.get("finish_reason")
+                if data.get("notice"):  # the provider cut the reply short
+                    changed["notice"] = _notice_block(data["notice"])
             elif event == Event.STREAM_END:
                 self.ended = True
         if reasoning:
@@ -165,7 +175,7 @@ class _Transcript:
         return changed
 
     def _status_html(self) -> str:
-        label = _LABELS.get(self.state, self.state.capitalize())
+        label = _label(self.state, self.finish_reason)
         detail = ""
         if self.ended and self.run.finished_at is not None:
             parts = [_duration(self.run.finished_at - self.run.created_at)]
@@ -176,6 +186,18 @@ class _Transcript:
             f'<span class="hnb-status-label">{render.escape(label)}</span>'
             f'<span class="hnb-status-detail">{render.escape(detail)}</span>'
         )
+
+
+def _label(state: str, finish_reason: str | None = None) -> str:
+    """The status line's label: ``Done``, ``Stopped``, …, and ``Done — cut off at the token
+    limit`` for a finished reply the provider cut short."""
+    cut = _CUT_LABELS.get(finish_reason or "") if state == RunState.DONE else None
+    return cut or _LABELS.get(state, state.capitalize())
+
+
+def _notice_block(message: str) -> tuple[str, str]:
+    """The ``notice`` block: the cancel marker, or why a finished reply was cut short."""
+    return "notice", _div("hnb-notice", render.escape(message))
 
 
 def _blocks(kind: str, blocks: list[render.Block]) -> dict[str, tuple[str, str]]:
@@ -543,6 +565,8 @@ def _bundle(
             "status": state,
         }
     }
+    if run.truncated:  # only then: a normal reply's saved metadata stays as it was
+        metadata["hermes_nb"]["finish_reason"] = run.finish_reason
     return data, metadata
 
 
@@ -613,13 +637,16 @@ def _markdown(run: Run, state: str, bot: str) -> str:
         parts.append(f"> **Error:** {run.error.get('message', '')}" + (f" {hint}" if hint else ""))
     if run.notice:
         parts.append(f"*{run.notice}*")
-    parts.append(f"*{_LABELS.get(state, state)}*")
+    parts.append(f"*{_label(state, run.finish_reason)}*")
     return "\n\n".join(parts) + "\n"
 
 
 def _plain(run: Run, state: str, bot: str, model: str) -> str:
     """Stable text: no ids, addresses, times or token counts (nbval compares it)."""
-    lines = [f"{bot} ({model}) · {_LABELS.get(state, state)}", f"You: {run.request.prompt.strip()}"]
+    lines = [
+        f"{bot} ({model}) · {_label(state, run.finish_reason)}",
+        f"You: {run.request.prompt.strip()}",
+    ]
     for call in run.tool_calls.values():
         flag = " (failed)" if call.get("error") else ""
         lines.append(f"[tool {call.get('name') or 'tool'}{flag}]")
@@ -673,6 +700,8 @@ def stream_plain(run: Run, out: TextIO | None = None) -> None:
                     line(f"Hint: {data['hint']}")
             elif event == Event.CANCEL:
                 line(str(data["message"]))
+            elif event == Event.DONE and data.get("notice"):  # the reply was cut short
+                line(str(data["notice"]))
             elif event == Event.STREAM_END:
                 break
     finally:

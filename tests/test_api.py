@@ -1,4 +1,5 @@
-"""The public surface: ``__all__`` is complete, alphabetised, and names only what exists."""
+"""The public surface: ``__all__`` is complete, alphabetised, and names only what exists; and
+what a ``chat()`` run tells its caller."""
 
 from __future__ import annotations
 
@@ -36,3 +37,34 @@ def test_import_does_not_start_anything() -> None:
     assert threads == "1"  # no runtime thread until the first turn
     assert ipython == "False"  # the magics module is imported by load_ipython_extension
     assert httpx == "False"  # the HTTP client is created on the runtime thread when needed
+
+
+def test_chat_run_tells_a_reply_cut_off_at_max_tokens_from_a_finished_one() -> None:
+    from hermes_nb.turn import MemoryTranscript, truncation_notice
+
+    history = MemoryTranscript()
+    run = hermes_nb.chat(
+        "a b c d e f",
+        profile="echo",
+        history=history,
+        reply="abcdefgh",
+        chunk_size=4,
+        delay=0,
+        max_tokens=1,
+    ).wait(10)
+    assert run.status == "done" and run.text == "abcd"
+    assert run.finish_reason == "length" and run.truncated
+    assert run.notice == truncation_notice("length")
+    assert "max_tokens" in run.notice and "continue" in run.notice
+    assert history.messages[-1] == {"role": "notice", "content": run.notice}
+    # The notice is for the reader: the next turn sends the model the conversation without it.
+    again = hermes_nb.chat("go on", profile="echo", history=history, delay=0).wait(10)
+    assert again.finish_reason == "stop" and not again.truncated and again.notice is None
+    assert again.usage["prompt_tokens"] == 6 + 1 + 2  # the echo model counts the words it got
+    assert [m["role"] for m in history.messages] == [
+        "user",
+        "assistant",
+        "notice",
+        "user",
+        "assistant",
+    ]

@@ -214,6 +214,18 @@ def test_stop_and_runs(ip, capsys) -> None:
     assert "nothing to stop" in capsys.readouterr().out
 
 
+def test_runs_marks_a_reply_cut_off_at_the_token_limit(ip) -> None:
+    cut = hermes_nb.chat("cut", reply="abcdefgh", chunk_size=4, delay=0, max_tokens=1).wait(5)
+    whole = hermes_nb.chat("whole", delay=0).wait(5)
+    rows = {
+        line.split("|")[1].strip(" `"): line
+        for line in ip.run_line_magic("hermes", "runs").data.splitlines()
+        if "run-" in line
+    }
+    assert "done (cut off: length)" in rows[cut.run_id]
+    assert "cut off" not in rows[whole.run_id]
+
+
 def test_session_switch_creates_once_then_opens(ip, capsys) -> None:
     ip.run_line_magic("hermes", "session notes")
     assert "started new session 'notes'" in capsys.readouterr().out

@@ -147,6 +147,34 @@ def test_usage_is_reported_by_default_and_can_be_turned_off() -> None:
     assert quiet.usage == {}
 
 
+def test_a_finished_reply_ends_plainly_and_the_turn_reports_stop() -> None:
+    run = _chat()
+    assert _events(run, "finish") == []  # the event stream of a normal reply is unchanged
+    assert _events(run, "done")[0]["finish_reason"] == "stop"
+    assert run.finish_reason == "stop" and not run.truncated and run.notice is None
+
+
+def test_max_tokens_cuts_the_reply_like_an_output_limit() -> None:
+    run = _chat(reply="abcdefghijklmnop", chunk_size=4, max_tokens=2)
+    assert run.status == "done"
+    assert run.text == "abcdefgh"
+    assert run.usage["completion_tokens"] == 2
+    assert _events(run, "finish") == [{"finish_reason": "length"}]
+    assert run.truncated and 'finish_reason "length"' in (run.notice or "")
+    # The profile's max_tokens is the default, as for a real model.
+    profile = Profile(name="short", provider="echo", max_tokens=1, options={"delay": 0})
+    assert hermes_nb.chat("x", profile=profile, reply="abcdefgh").wait(WAIT).text == "abcd"
+    # A reply that fits is not cut.
+    assert not _chat(reply="abcd", chunk_size=4, max_tokens=1).truncated
+
+
+def test_finish_reason_scripts_a_content_filter_stop() -> None:
+    run = _chat(reply="Some text.", finish_reason="content_filter")
+    assert run.status == "done" and run.text == "Some text."
+    assert run.finish_reason == "content_filter" and run.truncated
+    assert "content filter" in (run.notice or "")
+
+
 def test_profile_options_are_defaults_that_call_options_override() -> None:
     profile = Profile(name="scripted", options={"reply": "From the profile.", "delay": 0})
     assert hermes_nb.chat("x", profile=profile).wait(WAIT).text == "From the profile."

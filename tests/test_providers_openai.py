@@ -32,6 +32,7 @@ import hermes_nb
 from hermes_nb import Profile, Run
 from hermes_nb.exceptions import ErrorKind
 from hermes_nb.providers.base import HINTS
+from hermes_nb.turn import MemoryTranscript
 
 KEY = "sk-test-7f3a9c1e5b2d"
 WAIT = 10.0
@@ -149,6 +150,7 @@ def test_tool_calls_are_assembled_by_index(sse_server: SSEServer) -> None:
         {"id": "call_2", "name": "no_id", "arguments": ""},
     ]
     assert [d["id"] for d in _events(run, "tool_delta")] == ["call_a", "call_b", "call_a", "call_2"]
+    assert run.finish_reason == "tool_calls" and not run.truncated and run.notice is None
 
 
 def test_usage_is_reported_with_reasoning_tokens(sse_server: SSEServer) -> None:
@@ -214,6 +216,84 @@ def test_the_connection_is_reused_by_the_next_turn(sse_server: SSEServer) -> Non
     assert first.status == second.status == "done"
     ports = [r.client_port for r in sse_server.chat_requests]
     assert ports[0] == ports[1]
+
+
+# -- a reply cut short -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [("length", "output limit"), ("content_filter", "content filter")],
+)
+def test_a_reply_cut_short_reports_its_finish_reason_and_keeps_a_notice(
+    sse_server: SSEServer, reason: str, words: str
+) -> None:
+    sse_server.enqueue(
+        Reply(chunks=[content("The answer is"), Pause(0.02), content(" forty"), finish(reason)])
+    )
+    transcript = MemoryTranscript()
+    run = _chat(sse_server, history=transcript)
+    assert run.status == "done"  # what arrived is a reply, kept whole: not an error
+    assert run.text == "The answer is forty"
+    assert run.finish_reason == reason and run.truncated
+    assert _events(run, "finish") == [{"finish_reason": reason}]
+    notice = run.notice
+    assert notice is not None and words in notice and f'finish_reason "{reason}"' in notice
+    assert _events(run, "done") == [
+        {"text": "The answer is forty", "finish_reason": reason, "notice": notice}
+    ]
+    # The transcript keeps the reply (not partial) and, after it, the notice.
+    assert transcript.messages[-2:] == [
+        {"role": "assistant", "content": "The answer is forty"},
+        {"role": "notice", "content": notice},
+    ]
+
+
+def test_the_length_notice_says_what_to_raise(sse_server: SSEServer) -> None:
+    sse_server.enqueue(Reply(chunks=[content("Part"), finish("length"), usage(5, 1)]))
+    run = _chat(sse_server, max_tokens=1)
+    assert sse_server.chat_requests[0].body["max_tokens"] == 1
+    assert run.notice == (
+        'The reply was cut off at the model\'s output limit (finish_reason "length"); raise '
+        "max_tokens in the profile (for one turn: -o max_tokens=N, or max_tokens=N in chat()) "
+        "or ask it to continue."
+    )
+
+
+def test_a_normal_finish_reason_is_reported_without_a_notice(sse_server: SSEServer) -> None:
+    transcript = MemoryTranscript()
+    run = _chat(sse_server, history=transcript)  # the default reply ends with "stop"
+    assert run.finish_reason == "stop" and not run.truncated and run.notice is None
+    assert _events(run, "finish") == [{"finish_reason": "stop"}]
+    assert [m["role"] for m in transcript.messages] == ["user", "assistant"]
+
+
+def test_a_non_streamed_completion_cut_at_the_limit_says_so(sse_server: SSEServer) -> None:
+    sse_server.enqueue(
+        Reply(
+            body={
+                "choices": [
+                    {
+                        "message": {"role": "assistant", "content": "Trunc"},
+                        "finish_reason": "length",
+                    }
+                ]
+            }
+        )
+    )
+    run = _chat(sse_server)
+    assert run.status == "done" and run.text == "Trunc"
+    assert run.truncated and "output limit" in (run.notice or "")
+
+
+def test_an_empty_reply_cut_at_the_limit_is_an_error_that_names_it(sse_server: SSEServer) -> None:
+    # A reasoning model can spend all of max_tokens before writing a word.
+    sse_server.enqueue(Reply(chunks=[finish("length"), usage(5, 64)]))
+    run = _chat(sse_server)
+    assert run.status == "error"
+    assert run.error is not None and run.error["kind"] == ErrorKind.EMPTY_REPLY
+    assert 'finish_reason "length"' in run.error["message"]
+    assert "max_tokens" in run.error["hint"]
 
 
 # -- the request as sent ---------------------------------------------------------------------

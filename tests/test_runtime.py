@@ -195,6 +195,17 @@ def test_memory_transcript_continues_a_conversation() -> None:
     ]
 
 
+def test_every_truncating_finish_reason_has_a_notice_and_no_other_does() -> None:
+    from hermes_nb.events import TRUNCATING_REASONS
+    from hermes_nb.turn import truncation_notice
+
+    for reason in TRUNCATING_REASONS:
+        notice = truncation_notice(reason)
+        assert notice.startswith("The reply was cut off") and f'"{reason}"' in notice
+    for reason in ("stop", "tool_calls", "", None):
+        assert truncation_notice(reason) == ""
+
+
 def test_empty_prompt_is_one_clear_sentence() -> None:
     with pytest.raises(hermes_nb.HermesError, match="The prompt is empty"):
         hermes_nb.chat("   ")

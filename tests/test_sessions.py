@@ -490,3 +490,25 @@ def test_export_markdown_and_json() -> None:
     assert data["messages"][-1]["run_id"] == run.run_id
     with pytest.raises(HermesError, match="Unknown export format"):
         session.export("pdf")
+
+
+def test_a_reply_cut_off_at_the_token_limit_is_stored_with_its_notice(sse_server) -> None:
+    from sse_server import Reply, content, finish
+
+    from hermes_nb import Profile
+    from hermes_nb.turn import truncation_notice
+
+    sse_server.enqueue(Reply(chunks=[content("Half an ans"), finish("length")]))
+    profile = Profile(name="t", provider="openai", base_url=sse_server.url, model="m")
+    session = Session.new(name="cut")
+    run = session.chat("Explain everything.", profile=profile).wait(10)
+    assert run.status == "done" and run.truncated
+    roles = [(m.role, m.content, m.partial) for m in Session.open("cut").messages]
+    assert roles == [
+        ("user", "Explain everything.", False),
+        ("assistant", "Half an ans", False),
+        ("notice", truncation_notice("length"), False),
+    ]
+    notice = Session.open("cut").messages[-1]
+    assert notice.metadata == {"kind": "truncated", "finish_reason": "length"}
+    assert truncation_notice("length") in Session.open("cut").export("md")

@@ -206,11 +206,13 @@ def test_invariant_4_tail_patches_are_guarded_by_seq(comms: list[RecordingComm])
 def test_invariant_5_at_most_30_frames_a_second_at_any_token_rate(
     comms: list[RecordingComm],
 ) -> None:
-    controller = live("x", reply="word " * 6000, chunk_size=1, delay=0)
-    settle(controller, 60)
+    # 100,000 one-character chunks, as fast as the runtime takes them: long enough (about a
+    # second here) that the pump is pacing a flood, not sending a handful of frames.
+    controller = live("x", reply="word " * 20000, chunk_size=1, delay=0)
+    settle(controller, 120)
     times = [t for t, _ in live_frames(controller)]
-    assert controller.run.last_event_id > 20000
-    assert len(times) >= 10
+    assert controller.run.last_event_id > 90000
+    assert len(times) >= 10, f"{len(times)} frames in {times[-1] - times[0]:.2f} s"
     worst = max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
     assert worst <= 30, f"{worst} frames within one second"
 
@@ -347,6 +349,32 @@ def test_tool_reasoning_and_error_blocks(comms: list[RecordingComm]) -> None:
     assert blocks == final_blocks(controller.run)
 
 
+CUT_LABEL = "Done — cut off at the token limit"
+
+
+def test_a_reply_cut_off_at_the_token_limit_shows_the_notice_and_status(
+    comms: list[RecordingComm],
+) -> None:
+    controller = live("one two three " * 20, chunk_size=3, delay=0.001, max_tokens=6)
+    settle(controller)
+    run = controller.run
+    assert run.truncated and run.text and run.notice
+    frames = [f for _, f in live_frames(controller)]
+    state = reassembled(frames)
+    blocks = state.visible()
+    assert state.status == "done"
+    notice = blocks["notice"]
+    assert notice["kind"] == "notice"
+    assert 'class="hnb-notice"' in notice["html"]
+    assert "output limit (finish_reason &quot;length&quot;)" in notice["html"]
+    assert CUT_LABEL in blocks["status"]["html"]
+    assert blocks == final_blocks(run)
+    # A reloaded view (replay after=0) gets the notice and the label too.
+    fresh = ViewState()
+    assert fresh.apply(controller.replay(0, "fresh")) == "applied"
+    assert fresh.visible() == blocks
+
+
 def test_route_to_sender_overrides_ipykernel_reply_routing() -> None:
     from hermes_nb.widget import _route_to_sender
 
@@ -401,6 +429,24 @@ def test_static_bundle_has_every_representation() -> None:
     assert meta["run"] == run.run_id and meta["status"] == "done" and meta["model"] == "echo"
     assert meta["usage"]["completion_tokens"] > 0
     json.dumps(metadata)
+    # A reply that ran to its end carries no truncation notice anywhere.
+    assert 'class="hnb-notice"' not in html and "finish_reason" not in meta
+    assert "cut off" not in plain and "cut off" not in data["text/markdown"]
+
+
+def test_static_bundle_of_a_reply_cut_off_at_the_token_limit_says_so() -> None:
+    run = hermes_nb.chat(REPLY, profile="echo", delay=0, max_tokens=5).wait(30)
+    assert run.truncated
+    data, metadata = view.static_bundle(run)
+    html, markdown, plain = data["text/html"], data["text/markdown"], data["text/plain"]
+    assert 'data-state="done"' in html
+    assert '<div class="hnb-notice">The reply was cut off at the model&#x27;s output limit' in html
+    assert CUT_LABEL in html
+    assert plain.startswith(f"Hermes (echo) · {CUT_LABEL}\n")
+    assert plain.endswith("\n" + run.notice)
+    assert f"*{run.notice}*" in markdown and f"*{CUT_LABEL}*" in markdown
+    assert metadata["hermes_nb"]["status"] == "done"
+    assert metadata["hermes_nb"]["finish_reason"] == "length"
 
 
 def test_static_bundle_of_a_stopped_run_shows_the_notice() -> None:
@@ -424,6 +470,14 @@ def test_stream_plain_prints_the_reply_and_the_error() -> None:
     view.stream_plain(hermes_nb.chat("x", profile="echo", fail="auth"), out)
     assert out.getvalue().startswith("Error: ")
     assert "Hint: " in out.getvalue()
+
+
+def test_stream_plain_ends_a_cut_off_reply_with_the_notice() -> None:
+    out = io.StringIO()
+    run = hermes_nb.chat("x", profile="echo", reply="abcdefgh", chunk_size=4, max_tokens=1)
+    view.stream_plain(run, out)
+    assert out.getvalue() == f"abcd\n{run.notice}\n"
+    assert 'finish_reason "length"' in out.getvalue()
 
 
 def test_show_outside_a_kernel_streams_plain_text(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,12 @@ arguments to :func:`hermes_nb.chat`) script everything the tests and examples ne
 ``fail``        an :class:`~hermes_nb.exceptions.ErrorKind` to fail with …
 ``fail_after``  … after this many reply chunks (default 0: before any text)
 ``usage``       report token usage at the end (default true)
+``max_tokens``  stop after this many reply chunks and report ``finish_reason`` ``"length"``,
+                as a real model cut off at its output limit (default: the profile's
+                ``max_tokens``; none: the whole reply)
+``finish_reason`` the finish reason to report for a reply that was not cut short, as a
+                ``finish`` event (default ``"stop"``, reported by ending plainly, with no
+                event; ``"content_filter"`` simulates a provider's filter)
 """
 
 from __future__ import annotations
@@ -76,6 +82,8 @@ class EchoProvider:
         )
         fail = opts.get("fail")
         fail_after = int(opts.get("fail_after", 0))
+        limit = opts.get("max_tokens", request.profile.max_tokens)
+        finish_reason = str(opts.get("finish_reason") or "stop")
 
         async def pause() -> None:
             if delay > 0:
@@ -114,6 +122,9 @@ class EchoProvider:
         for piece in _chunks(text, size) if text else []:
             if fail and sent >= fail_after:
                 break
+            if limit is not None and sent >= int(limit):
+                finish_reason = "length"
+                break
             yield "token", {"text": piece}
             sent += 1
             await pause()
@@ -122,6 +133,8 @@ class EchoProvider:
             raise provider_error(
                 kind, f"The echo model was scripted to fail with {kind}.", status=_STATUS.get(kind)
             )
+        if finish_reason != "stop":  # a plain end is "stop"; the turn reports it as such
+            yield "finish", {"finish_reason": finish_reason}
         if opts.get("usage", True):
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in request.messages)
             yield (

@@ -7,7 +7,9 @@ shared ``httpx.AsyncClient``. The reply's SSE lines become events (:mod:`hermes_
   ``reasoning``;
 * ``delta.tool_calls`` are assembled by ``index``: ``tool_start`` when an index first appears,
   ``tool_delta`` for each fragment of its arguments;
-* a ``usage`` object (asked for with ``stream_options.include_usage``) → ``usage``.
+* a ``usage`` object (asked for with ``stream_options.include_usage``) → ``usage``;
+* a choice's ``finish_reason`` (``stop``, ``length``, ``tool_calls``, ``content_filter``, …) →
+  ``finish``, so the turn can tell a reply cut off at ``max_tokens`` from a finished one.
 
 This is the hot path of every turn, so each network read is decoded and split into lines once
 (no per-line async step, unlike ``aiter_lines``) and each ``data:`` line costs one
@@ -52,6 +54,7 @@ _REASONING = Event.REASONING.value
 _TOOL_START = Event.TOOL_START.value
 _TOOL_DELTA = Event.TOOL_DELTA.value
 _USAGE = Event.USAGE.value
+_FINISH = Event.FINISH.value
 
 #: How much of an error body is read (an HTML error page can be large; the reason is near the top).
 _MAX_ERROR_BODY = 64 * 1024
@@ -253,7 +256,7 @@ class _StreamParser:
         self._pending: list[str] = []  # data lines of an event whose JSON spans several lines
         self._tools: dict[Any, str] = {}  # tool-call index -> the id its events carry
         self._last_usage: dict[str, int] | None = None
-        self._finished = False  # a choice reported a finish_reason
+        self._finished = ""  # the finish_reason a choice reported, once it did
         self._out: list[ProviderEvent] = []
         self._merge_event = ""
         self._merge_id = ""
@@ -341,8 +344,10 @@ class _StreamParser:
                 calls = delta.get("tool_calls")
                 if calls:
                     self._tool_calls(calls)
-            if choice.get("finish_reason"):
-                self._finished = True
+            reason = choice.get("finish_reason")
+            if reason and str(reason) != self._finished:
+                self._finished = str(reason)
+                self._emit(_FINISH, {"finish_reason": self._finished})
         usage = obj.get("usage")
         if usage:
             data = _usage(usage)
@@ -434,7 +439,9 @@ def _completion_events(raw: bytes, base: str, request: ProviderRequest) -> list[
     """Events for a whole (non-streamed) chat completion body."""
     try:
         obj = json.loads(raw)
-        message = obj["choices"][0]["message"] if obj.get("choices") else {}
+        choice = obj["choices"][0] if obj.get("choices") else {}
+        message = choice["message"] if choice else {}
+        reason = choice.get("finish_reason")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         raise _malformed(base, request, "a JSON body that is not a chat completion") from None
     if obj.get("error"):
@@ -453,6 +460,8 @@ def _completion_events(raw: bytes, base: str, request: ProviderRequest) -> list[
             events.append((_TOOL_DELTA, {"id": call_id, "text": str(function["arguments"])}))
     if message.get("content"):
         events.append((_TOKEN, {"text": str(message["content"])}))
+    if reason:
+        events.append((_FINISH, {"finish_reason": str(reason)}))
     usage = _usage(obj.get("usage"))
     if usage:
         events.append((_USAGE, usage))
