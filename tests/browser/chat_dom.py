@@ -143,7 +143,7 @@ class ChatView:
         except Exception as exc:
             raise AssertionError(
                 f"cell {self.index}: {what or condition} not seen within {timeout / 1000:.0f}s; "
-                f"views now: {self.views()}"
+                f"views now: {self.views()}; {self.nb.server.backend_report()}"
             ) from exc
         return self.view()
 

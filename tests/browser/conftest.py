@@ -200,27 +200,38 @@ def page(server: JupyterServer, request: pytest.FixtureRequest) -> Iterator[Any]
     watch.attach(pg)
     pg.watch = watch  # type: ignore[attr-defined]
     yield pg
-    if _failed(request.node):
-        name = f"FAILED-{_slug(request.node.name)}"
-        with contextlib.suppress(Exception):
-            shoot(pg, name)
-        with contextlib.suppress(Exception):
-            (ARTIFACTS / f"{name}.console.txt").write_text(
-                "\n".join(
-                    [
-                        *watch.console,
-                        "--- page errors",
-                        *watch.errors,
-                        "--- dialogs",
-                        *watch.dialogs,
-                        "--- popups",
-                        *watch.popups,
-                    ]
-                ),
-                encoding="utf-8",
-            )
+    _keep_failure(request, pg)  # if open_notebook did not already (it leaves the page blank)
     with contextlib.suppress(Exception):
         pg.close()
+
+
+def _keep_failure(request: pytest.FixtureRequest, pg: Any) -> None:
+    """After a failed test, once: a screenshot of the page as it was and its console, to
+    ``artifacts/browser/FAILED-<test>.*``."""
+    if not _failed(request.node) or getattr(pg, "failure_kept", False):
+        return
+    pg.failure_kept = True
+    watch: PageWatch = pg.watch
+    name = f"FAILED-{_slug(request.node.name)}"
+    with contextlib.suppress(Exception):
+        shoot(pg, name)
+    with contextlib.suppress(Exception):
+        (ARTIFACTS / f"{name}.console.txt").write_text(
+            "\n".join(
+                [
+                    *watch.console,
+                    "--- page errors",
+                    *watch.errors,
+                    "--- dialogs",
+                    *watch.dialogs,
+                    "--- popups",
+                    *watch.popups,
+                    "--- requests in flight",
+                    *watch.pending_requests(),
+                ]
+            ),
+            encoding="utf-8",
+        )
 
 
 def _slug(text: str) -> str:
@@ -259,6 +270,7 @@ def open_notebook(
     yield open_
     # Any test, not only the hostile-output one: a payload that ran is an error.
     fired = [*tripwire_hits(page), *page.watch.dialogs] if opened else []
+    _keep_failure(request, page)  # before the page leaves the notebook
     with contextlib.suppress(Exception):
         page.goto("about:blank")
     for nb in opened:

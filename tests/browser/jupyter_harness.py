@@ -21,6 +21,7 @@ import re
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -89,6 +90,26 @@ INIT_SCRIPT = """
     return null;
   };
 })();
+"""
+
+# What a page that shows no notebook is waiting for. Lumino attaches the shell only once every
+# startup plugin has activated, so a plugin whose activation never settles leaves a blank page.
+_STARTUP_STATE_JS = """
+() => {
+  const app = window.jupyterapp;
+  if (!app) { return 'no application object yet'; }
+  const registry = app.pluginRegistry;
+  const pending = [];
+  if (registry && registry._plugins) {
+    for (const [id, data] of registry._plugins) {
+      if (data.promise && !data.activated) { pending.push(id); }
+    }
+  }
+  const main = app.shell ? Array.from(app.shell.widgets('main')).map(w => w.id) : [];
+  return JSON.stringify({
+    shellAttached: !!(app.shell && app.shell.isAttached), activating: pending, main,
+  });
+}
 """
 
 # (ui, application) → the server-side name of its app class, for its config.
@@ -355,6 +376,30 @@ class JupyterServer:
     def kernel_count(self) -> int:
         return len(self.api("GET", "/api/kernels"))
 
+    def backend_report(self) -> str:
+        """What the server and the kernels' session store say, for a failure message: each
+        kernel's execution state and the newest runs (did the kernel settle the run?)."""
+        lines = []
+        try:
+            for k in self.api("GET", "/api/kernels", timeout=5):
+                lines.append(f"kernel {k['name']}: {k['execution_state']}")
+        except Exception as exc:
+            lines.append(f"kernels: not readable ({exc})")
+        store = self.hermes_home / "sessions.db"
+        try:
+            with contextlib.closing(sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True)) as db:
+                rows = db.execute(
+                    "SELECT run_id, state, started_at, finished_at FROM runs"
+                    " ORDER BY started_at DESC LIMIT 3"
+                ).fetchall()
+            now = time.time()
+            for run_id, state, started, finished in rows:
+                ended = f"ended {now - finished:.1f}s ago" if finished else "not ended"
+                lines.append(f"run {run_id[:8]}: {state}, began {now - started:.1f}s ago, {ended}")
+        except Exception as exc:
+            lines.append(f"runs: not readable ({exc})")
+        return "; ".join(lines)
+
     # -- files -----------------------------------------------------------------------------
 
     def notebook(
@@ -399,6 +444,17 @@ class PageWatch:
     popups: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
+    #: Requests sent and not yet finished or failed: request → (monotonic start, "METHOD url").
+    inflight: dict[Any, tuple[float, str]] = field(default_factory=dict)
+
+    def pending_requests(self, older_than: float = 2.0) -> list[str]:
+        """In-flight requests older than ``older_than`` seconds, oldest first."""
+        now = time.monotonic()
+        return [
+            f"{now - start:.1f}s {what}"
+            for start, what in sorted(self.inflight.values())
+            if now - start >= older_than
+        ]
 
     def attach(self, page: Any) -> None:
         def on_dialog(dialog: Any) -> None:
@@ -413,6 +469,12 @@ class PageWatch:
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         page.on("console", lambda msg: self.console.append(f"[{msg.type}] {msg.text}"))
         page.on("popup", lambda p: self.popups.append(p.url))
+        page.on(
+            "request",
+            lambda r: self.inflight.__setitem__(r, (time.monotonic(), f"{r.method} {r.url}")),
+        )
+        page.on("requestfinished", lambda r: self.inflight.pop(r, None))
+        page.on("requestfailed", lambda r: self.inflight.pop(r, None))
 
 
 class NotebookPage:
@@ -451,7 +513,12 @@ class NotebookPage:
                 polling=250,
             )
         except Exception:
-            print(f"[harness] {self.path}: blank page after 45 s; reloading once")
+            report = self.stall_report()
+            print(f"[harness] {self.path}: no notebook panel after 45 s; reloading once\n{report}")
+            with contextlib.suppress(OSError):
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                with (ARTIFACTS / "stalls.log").open("a", encoding="utf-8") as log:
+                    log.write(f"=== {time.strftime('%H:%M:%S')} {self.path}\n{report}\n")
             self.page.reload()
         try:
             self._wait_ready(timeout)
@@ -471,6 +538,20 @@ class NotebookPage:
                 )
             raise AssertionError(f"{self.path} not ready: {state}") from exc
         return self
+
+    def stall_report(self) -> str:
+        """Why the page shows no notebook yet: the front end's startup plugins still activating
+        (the shell is attached only when all have), requests still in flight, the console."""
+        try:
+            state = self.page.evaluate(_STARTUP_STATE_JS)
+        except Exception as exc:  # the page may be navigating
+            state = f"(page not readable: {exc})"
+        watch = getattr(self.page, "watch", None)
+        lines = [f"front end: {state}"]
+        if watch is not None:
+            lines += [f"in flight: {r}" for r in watch.pending_requests()]
+            lines += [f"console: {c}" for c in watch.console[-15:]]
+        return "\n".join(lines)
 
     def _wait_ready(self, timeout: float) -> None:
         self.page.wait_for_function(
@@ -624,20 +705,43 @@ class NotebookPage:
     # -- saving ----------------------------------------------------------------------------
 
     def save(self, timeout: float = 15_000) -> None:
-        """Ctrl+S, then wait until the file on disk is newer and the model clean."""
+        """Ctrl+S, then wait until the document context reports the save *completed* (the
+        server answered the PUT: the file is whole) and the file on disk is newer.
+
+        A newer mtime alone is not enough: the server writes the notebook in place, so the
+        file can be seen empty or half-written between the truncate and the last write."""
         target = self.server.root_dir / self.path
         before = target.stat().st_mtime_ns if target.exists() else 0
-        self._eval("p => { window.jupyterapp.shell.activateById(p.id); p.content.node.focus(); }")
+        self._eval(
+            """p => {
+                const saves = (window.__hnb_saves = window.__hnb_saves || {});
+                saves[p.context.path] = [];
+                if (!p.__hnb_save_hooked) {
+                    p.__hnb_save_hooked = true;
+                    p.context.saveState.connect((_, state) => {
+                        (window.__hnb_saves[p.context.path] || []).push(state);
+                    });
+                }
+                window.jupyterapp.shell.activateById(p.id);
+                p.content.node.focus();
+            }"""
+        )
         self.page.keyboard.press("Control+s")
-        deadline = time.monotonic() + timeout / 1000
-        while time.monotonic() < deadline:
-            if target.exists() and target.stat().st_mtime_ns != before:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError(f"Ctrl+S did not save {self.path}")
-        # The model becomes clean once the save round trip completes (unless outputs keep
-        # changing, as they do mid-stream — then the file on disk is what counts).
+        try:
+            self.page.wait_for_function(
+                """(path) => {
+                    const states = (window.__hnb_saves || {})[path] || [];
+                    return states.includes('completed') || states.includes('failed');
+                }""",
+                arg=self.path,
+                timeout=timeout,
+                polling=50,
+            )
+        except Exception as exc:
+            raise AssertionError(f"Ctrl+S did not save {self.path}") from exc
+        states = self.page.evaluate("(path) => window.__hnb_saves[path]", self.path)
+        assert "completed" in states, f"saving {self.path} failed: {states}"
+        assert target.stat().st_mtime_ns != before, f"{self.path} unchanged on disk after a save"
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -31,6 +31,15 @@ UIS_AND_KERNELS = pytest.mark.parametrize(
     ],
     indirect=True,
 )
+# JupyterLab on the project venv's kernel and on each other documented ipykernel (scenario 8).
+LAB_KERNELS = pytest.mark.parametrize(
+    ("ui", "kernel"),
+    [
+        pytest.param("lab", None, id="lab"),
+        *(pytest.param("lab", v, id=f"lab-ipykernel{v}") for v in EXTRA_KERNELS),
+    ],
+    indirect=True,
+)
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 STDOUT = "application/vnd.jupyter.stdout"
 
@@ -229,7 +238,10 @@ def test_stop_while_another_cell_blocks(
     nb.wait_cell_done(2)
 
 
-def test_stop_closes_the_provider_connection(open_notebook, hermes_config, sse_server, screenshot):
+@LAB_KERNELS
+def test_stop_closes_the_provider_connection(
+    ui, kernel, open_notebook, hermes_config, sse_server, screenshot
+):
     pieces = [f"w{i:03d} " for i in range(1, 600)]
     sse_server.default = Reply.text(*pieces, chunk_delay=0.05)  # ~30 s unless stopped
     hermes_config(
@@ -263,7 +275,7 @@ def test_stop_closes_the_provider_connection(open_notebook, hermes_config, sse_s
     assert len(shown) >= 5
     assert any(CANCEL_NOTICE in n for n in stopped["notices"]), stopped["notices"]
     assert len(sse_server.chat_requests) == 1, "a stopped run must not retry the request"
-    screenshot("s2-stop-closes-connection-lab", nb.cell(1))
+    screenshot(f"s2-stop-closes-connection-{tag(ui, kernel)}", nb.cell(1))
 
 
 # -- 3. reload mid-stream --------------------------------------------------------------------
@@ -316,7 +328,8 @@ def test_reload_mid_stream_twice_shows_the_transcript_exactly(
 # -- 4. two views ----------------------------------------------------------------------------
 
 
-def test_two_views_of_one_run_stay_identical(open_notebook, page, screenshot):
+@LAB_KERNELS
+def test_two_views_of_one_run_stay_identical(ui, kernel, open_notebook, page, screenshot):
     nb = open_notebook(
         [
             "import hermes_nb",
@@ -356,13 +369,16 @@ def test_two_views_of_one_run_stay_identical(open_notebook, page, screenshot):
     last_b = [e for e in second.history() if not e["static"] and e["state"]][-1]
     if last_a["state"] == last_b["state"] == "done":
         assert last_a["len"] == last_b["len"]
-    screenshot("s4-two-views-lab")
+    screenshot(f"s4-two-views-{tag(ui, kernel)}")
 
 
 # -- 5. saved notebook, no kernel ------------------------------------------------------------
 
 
-def test_saved_answer_shows_after_kernel_shutdown(open_notebook, server, page, screenshot):
+@LAB_KERNELS
+def test_saved_answer_shows_after_kernel_shutdown(
+    ui, kernel, open_notebook, server, page, screenshot
+):
     nb = open_notebook(
         [
             "%load_ext hermes_nb",
@@ -396,7 +412,7 @@ def test_saved_answer_shows_after_kernel_shutdown(open_notebook, server, page, s
     assert "The saved notebook shows this without a kernel." in view["reply"]
     assert "Error displaying widget" not in nb.panel.inner_text()
     assert nb.output(2, "text/plain").inner_text().strip() == "2"
-    screenshot("s5-saved-no-kernel-lab", nb.panel)
+    screenshot(f"s5-saved-no-kernel-{tag(ui, kernel)}", nb.panel)
 
 
 # -- 6. hostile output -----------------------------------------------------------------------
@@ -478,7 +494,8 @@ def assert_inert(nb: NotebookPage, page, where: str) -> None:
     assert page.watch.popups == [], where
 
 
-def test_hostile_output_runs_nothing(open_notebook, hermes_config, page, screenshot):
+@LAB_KERNELS
+def test_hostile_output_runs_nothing(ui, kernel, open_notebook, hermes_config, page, screenshot):
     hermes_config(HOSTILE_CONFIG)
     tool = {"name": "<img src=x onerror=top.__hnb_pwn(3)>", "arguments": {"q": PAYLOAD}}
     nb = open_notebook(
@@ -508,7 +525,7 @@ def test_hostile_output_runs_nothing(open_notebook, hermes_config, page, screens
     assert "<script>window.__hnb_xss=1</script>" in shown["reply"]
     assert api.view()["tools"], "the tool call is shown"
     assert_inert(nb, page, "after the runs settled")
-    screenshot("s6-hostile-lab")
+    screenshot(f"s6-hostile-{tag(ui, kernel)}")
 
     # The saved notebook's static HTML, rendered as trusted output after a reload.
     nb.save()
