@@ -33,12 +33,13 @@ ROOT = Path(__file__).resolve().parents[2]
 KERNEL_ENVS = ROOT / ".venv-kernels"
 
 #: Documented ipykernel versions the browser scenarios also run on, besides the project venv's
-#: (docs/kernel-versions.md). By default the oldest supported one (no subshells: comm messages
-#: queue behind a running cell). ``HERMES_NB_BROWSER_KERNELS="7.3.0,6.29.5"`` chooses others:
-#: 7.3.0 is opt-in because its reload scenario failed once in five runs here (a blank page after
-#: the reload, cause not yet found) and a flaky CI would block every submission.
+#: (docs/kernel-versions.md): the last release before 7.4's comm re-routing (subshells, routed by
+#: the sender) and the oldest supported one (no subshells: comm messages queue behind a running
+#: cell). ``HERMES_NB_BROWSER_KERNELS`` chooses others (comma-separated; empty for none).
 EXTRA_KERNELS = tuple(
-    v.strip() for v in os.environ.get("HERMES_NB_BROWSER_KERNELS", "6.29.5").split(",") if v.strip()
+    v.strip()
+    for v in os.environ.get("HERMES_NB_BROWSER_KERNELS", "7.3.0,6.29.5").split(",")
+    if v.strip()
 )
 
 _STAMP = ".hermes-nb-kernel.json"
