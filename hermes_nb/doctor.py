@@ -161,10 +161,15 @@ def _versions_check() -> tuple[Verdict, str]:
     shown = ", ".join(f"{n} {v}" for n, v in found.items() if v)
     warnings = []
     kernel = found["ipykernel"]
-    if kernel and _parse(kernel) < (7, 3):
+    if kernel and _parse(kernel) < (7,):
         warnings.append(
             f"ipykernel {kernel} handles Stop and replay only after a running cell finishes "
-            "(≥ 7.3 handles them at once)"
+            "(≥ 7.4 handles them at once)"
+        )
+    elif kernel and _parse(kernel) < (7, 4):
+        warnings.append(
+            f"ipykernel {kernel} can leave a request unanswered after a page connects until the "
+            'next connection (ipython/ipykernel#1554); pip install -U "ipykernel>=7.4"'
         )
     lab = found["jupyterlab"]
     if lab and _parse(lab) < (4, 4):

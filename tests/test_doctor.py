@@ -103,3 +103,27 @@ def test_command_line_exit_codes(write_config) -> None:
     )
     assert bad.returncode == 1
     assert "FAIL  endpoint" in bad.stdout
+
+
+@pytest.mark.parametrize(
+    ("ipykernel", "verdict", "says"),
+    [
+        ("6.29.5", Verdict.WARN, "only after a running cell finishes"),
+        ("7.3.0", Verdict.WARN, "ipython/ipykernel#1554"),
+        ("7.0.1", Verdict.WARN, 'pip install -U "ipykernel>=7.4"'),
+        ("7.4.0", Verdict.OK, "ipykernel 7.4.0"),
+    ],
+)
+def test_versions_warn_about_kernels_that_hold_back_or_lose_requests(
+    monkeypatch: pytest.MonkeyPatch, ipykernel: str, verdict: Verdict, says: str
+) -> None:
+    from hermes_nb import doctor
+
+    real = doctor._version
+    monkeypatch.setattr(
+        doctor, "_version", lambda name: ipykernel if name == "ipykernel" else real(name)
+    )
+    report = doctor_report()
+    assert report.verdict("versions") is verdict
+    detail = next(c.detail for c in report.checks if c.name == "versions")
+    assert says in detail

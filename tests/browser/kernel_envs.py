@@ -32,14 +32,14 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Where the per-version virtualenvs live (gitignored).
 KERNEL_ENVS = ROOT / ".venv-kernels"
 
-#: Documented ipykernel versions the browser scenarios also run on, besides the project venv's
-#: (docs/kernel-versions.md): the last release before 7.4's comm re-routing (subshells, routed by
-#: the sender) and the oldest supported one (no subshells: comm messages queue behind a running
-#: cell). ``HERMES_NB_BROWSER_KERNELS`` chooses others (comma-separated; empty for none).
+#: Supported ipykernel versions the browser scenarios also run on, besides the project venv's
+#: 7.4 (docs/kernel-versions.md): the oldest supported one, 6.29.5 (no subshells: comm messages
+#: queue behind a running cell). ``HERMES_NB_BROWSER_KERNELS`` chooses others (comma-separated;
+#: empty for none). 7.0-7.3 are not supported (ipython/ipykernel#1554: a request after a new
+#: connection can stay unread; scripts/kernel_first_request.py measures it) and pyproject.toml
+#: excludes them, so pip refuses to build their environments.
 EXTRA_KERNELS = tuple(
-    v.strip()
-    for v in os.environ.get("HERMES_NB_BROWSER_KERNELS", "7.3.0,6.29.5").split(",")
-    if v.strip()
+    v.strip() for v in os.environ.get("HERMES_NB_BROWSER_KERNELS", "6.29.5").split(",") if v.strip()
 )
 
 _STAMP = ".hermes-nb-kernel.json"
