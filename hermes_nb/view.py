@@ -18,6 +18,9 @@ same classes as the live view, with the stylesheet inline so a saved notebook lo
 ``text/markdown``, a stable ``text/plain`` and ``metadata["hermes_nb"]``.
 
 Where widgets cannot render (terminal IPython, a script) :func:`stream_plain` prints the reply.
+
+The blocks come from :class:`hermes_nb._blocks.Transcript` (the same renderer for the live view
+and the static bundle); the bundle itself is built in :mod:`hermes_nb._static`.
 """
 
 from __future__ import annotations
@@ -28,18 +31,16 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import render
-from ._protocol import BLOCK_KINDS, BlockMsg, FrameMeta, FrameMsg, ViewMsg, frame
+from ._blocks import Transcript
+from ._protocol import BlockMsg, FrameMeta, FrameMsg, ViewMsg, frame
+from ._static import bundle, static_bundle
 from .events import Event, RunState
 
 if TYPE_CHECKING:
-    from .journal import JournalEntry
     from .runtime import Run
     from .widget import ChatWidget
 
@@ -51,199 +52,7 @@ log = logging.getLogger(__name__)
 #: rate limit; DESIGN.md §9).
 MAX_FPS = 30.0
 _FRAME_INTERVAL = 1.0 / MAX_FPS + 0.0005  # a hair over: no one-second window holds 31 frames
-_RESULT_PREVIEW = 2000
 _MIN_PATCH = 64  # a shorter common prefix is sent as a whole block
-_STATIC = Path(__file__).parent / "static"
-_LABELS = {
-    "queued": "Queued",
-    "streaming": "Streaming…",
-    "done": "Done",
-    "stopped": "Stopped",
-    "error": "Error",
-}
-#: The status label of a finished reply that the provider cut short, by finish_reason.
-_CUT_LABELS = {
-    "length": "Done — cut off at the token limit",
-    "content_filter": "Done — cut off by the content filter",
-}
-_OFFLINE_INFO = (
-    "Offline echo model: it repeats your prompt. For real answers set OPENAI_API_KEY, or add a "
-    "profile to config.toml (%hermes profiles shows where)."
-)
-
-
-# -- the transcript as blocks ---------------------------------------------------------------
-
-
-class _Transcript:
-    """Turns a run's events into blocks ``{id: (kind, html)}``, incrementally.
-
-    Fed batches of journal entries in seq order; each call returns only the blocks that changed.
-    Used by the pump (live) and by :func:`static_bundle` (all events at once), so a live view
-    and a saved notebook show the same blocks.
-    """
-
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self.state = RunState.QUEUED.value
-        self.ended = False
-        self.tokens = 0
-        self.usage: dict[str, int] = {}
-        self.finish_reason: str | None = None
-        self._reply = render.MarkdownStream()
-        self._reasoning = render.MarkdownStream()
-        self._tools: dict[str, dict[str, Any]] = {}
-        self._started = False
-
-    def consume(self, entries: Iterable[JournalEntry]) -> dict[str, tuple[str, str]]:
-        changed: dict[str, tuple[str, str]] = {}
-        reply: list[str] = []
-        reasoning: list[str] = []
-        tools: list[str] = []
-        for _seq, event, data in entries:
-            if not self._started:
-                self._started = True
-                changed.update(self._header())
-            if event == Event.TOKEN:
-                reply.append(data["text"])
-                self.tokens += 1
-            elif event == Event.REASONING:
-                reasoning.append(data["text"])
-            elif event in (Event.TOOL_START, Event.TOOL_DELTA, Event.TOOL_END):
-                self._tool_event(event, data)
-                if data["id"] not in tools:
-                    tools.append(data["id"])
-            elif event == Event.USAGE:
-                self.usage.update({k: v for k, v in data.items() if isinstance(v, int)})
-            elif event == Event.STATUS:
-                self.state = str(data["state"])
-                changed["status"] = ("status", self._status_html())
-            elif event == Event.APPERROR:
-                changed["error"] = ("error", _error_html(data))
-            elif event == Event.CANCEL:
-                changed["notice"] = _notice_block(data["message"])
-            elif event == Event.DONE:
-                self.finish_reason = data.get("finish_reason")
-                if data.get("notice"):  # the provider cut the reply short
-                    changed["notice"] = _notice_block(data["notice"])
-            elif event == Event.STREAM_END:
-                self.ended = True
-        if reasoning:
-            changed.update(_blocks("reasoning", self._reasoning.append("".join(reasoning))))
-        for call_id in tools:
-            changed[f"tool:{call_id}"] = ("tool", _tool_html(self._tools[call_id], self.ended))
-        if reply:
-            changed.update(_blocks("reply", self._reply.append("".join(reply))))
-        if self.ended:
-            changed.update(self._finish())
-        return changed
-
-    @property
-    def token_count(self) -> int:
-        return self.usage.get("completion_tokens") or self.tokens
-
-    def _header(self) -> dict[str, tuple[str, str]]:
-        blocks = {"prompt": ("prompt", render.markdown_to_html(self.run.request.prompt))}
-        if getattr(self.run.profile, "provider", "") == "echo":
-            blocks["info"] = ("info", _div("hnb-info", render.escape(_OFFLINE_INFO)))
-        return blocks
-
-    def _tool_event(self, event: str, data: dict[str, Any]) -> None:
-        call = self._tools.setdefault(
-            data["id"], {"name": "", "arguments": "", "result": None, "error": False}
-        )
-        if event == Event.TOOL_START:
-            call["name"] = data.get("name") or call["name"]
-            call["arguments"] += data.get("arguments") or ""
-        elif event == Event.TOOL_DELTA:
-            call["arguments"] += data["text"]
-        else:
-            call["name"] = data.get("name") or call["name"]
-            call["result"] = str(data.get("result", ""))
-            call["error"] = bool(data.get("error"))
-            call["duration_ms"] = data.get("duration_ms")
-
-    def _finish(self) -> dict[str, tuple[str, str]]:
-        """The final render: Markdown re-parsed whole, tools marked unfinished, final status."""
-        changed: dict[str, tuple[str, str]] = {}
-        changed.update(_blocks("reasoning", self._reasoning.final()))
-        changed.update(_blocks("reply", self._reply.final()))
-        for call_id, call in self._tools.items():
-            if call["result"] is None:
-                changed[f"tool:{call_id}"] = ("tool", _tool_html(call, True))
-        changed["status"] = ("status", self._status_html())
-        return changed
-
-    def _status_html(self) -> str:
-        label = _label(self.state, self.finish_reason)
-        detail = ""
-        if self.ended and self.run.finished_at is not None:
-            parts = [_duration(self.run.finished_at - self.run.created_at)]
-            if self.token_count:
-                parts.append(f"{self.token_count} tokens")
-            detail = " · " + " · ".join(parts)
-        return (
-            f'<span class="hnb-status-label">{render.escape(label)}</span>'
-            f'<span class="hnb-status-detail">{render.escape(detail)}</span>'
-        )
-
-
-def _label(state: str, finish_reason: str | None = None) -> str:
-    """The status line's label: ``Done``, ``Stopped``, …, and ``Done — cut off at the token
-    limit`` for a finished reply the provider cut short."""
-    cut = _CUT_LABELS.get(finish_reason or "") if state == RunState.DONE else None
-    return cut or _LABELS.get(state, state.capitalize())
-
-
-def _notice_block(message: str) -> tuple[str, str]:
-    """The ``notice`` block: the cancel marker, or why a finished reply was cut short."""
-    return "notice", _div("hnb-notice", render.escape(message))
-
-
-def _blocks(kind: str, blocks: list[render.Block]) -> dict[str, tuple[str, str]]:
-    """Markdown blocks as ``{"reply:3": ("reply", html)}``; empty html: the block is gone."""
-    return {f"{kind}:{b.index}": (kind, b.html) for b in blocks}
-
-
-def _div(cls: str, inner: str) -> str:
-    return f'<div class="{cls}">{inner}</div>'
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
-
-
-def _error_html(data: dict[str, Any]) -> str:
-    message = render.escape(str(data.get("message") or "The run failed."))
-    hint = str(data.get("hint") or "")
-    inner = _div("hnb-error-message", message)
-    if hint:
-        inner += _div("hnb-hint", render.escape(hint))
-    return f'<div class="hnb-error" role="alert">{inner}</div>'
-
-
-def _tool_html(call: dict[str, Any], ended: bool) -> str:
-    result = call["result"]
-    if result is None:
-        state, meta = ("unfinished", "not finished") if ended else ("running", "running…")
-    else:
-        state = "error" if call["error"] else "done"
-        ms = call.get("duration_ms")
-        meta = "failed" if call["error"] else "done"
-        if isinstance(ms, int | float):
-            meta += f" · {_duration(ms / 1000)}"
-    head = (
-        f'<summary class="hnb-tool-head"><span class="hnb-tool-name">'
-        f"{render.escape(call['name'] or 'tool')}</span> "
-        f'<span class="hnb-tool-meta">{render.escape(meta)}</span></summary>'
-    )
-    body = _div("hnb-tool-args", render.render_tool_args(call["arguments"]))
-    if result:
-        preview = result[:_RESULT_PREVIEW]
-        if len(result) > _RESULT_PREVIEW:
-            preview += f"\n… ({len(result) - _RESULT_PREVIEW} more characters)"
-        body += f'<pre class="hnb-tool-result">{render.escape(preview)}</pre>'
-    return f'<details class="hnb-tool" data-state="{state}">{head}{body}</details>'
 
 
 # -- the controller: cache, pump, replay, displays ---------------------------------------------
@@ -370,7 +179,7 @@ class _Controller:
 
     def _stream(self) -> None:
         run = self.run
-        transcript = _Transcript(run)  # this thread's alone
+        transcript = Transcript(run)  # this thread's alone
         cursor, last = 0, 0.0
         while not transcript.ended:
             run.wait_for_event(cursor)
@@ -389,7 +198,7 @@ class _Controller:
             cursor = seq
 
     def _commit(
-        self, transcript: _Transcript, changed: dict[str, tuple[str, str]], prev: int, seq: int
+        self, transcript: Transcript, changed: dict[str, tuple[str, str]], prev: int, seq: int
     ) -> FrameMsg:
         """Store the changed blocks at ``seq`` and build the live frame for ``(prev, seq]``."""
         blocks: list[BlockMsg] = []
@@ -420,7 +229,7 @@ class _Controller:
             return
         from IPython.display import update_display
 
-        data, metadata = _bundle(self.run, blocks, state) if complete else static_bundle(self.run)
+        data, metadata = bundle(self.run, blocks, state) if complete else static_bundle(self.run)
         for display_id in display_ids:
             update_display(data, metadata=metadata, raw=True, display_id=display_id)
 
@@ -532,133 +341,6 @@ def widgets_available() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def static_bundle(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The run's transcript as ``(data, metadata)``: sanitised ``text/html`` with the live view's
-    classes, ``text/markdown``, a stable ``text/plain`` and ``metadata["hermes_nb"]``.
-
-    Call it once the run has settled (``run.wait()``); before that it shows the run so far.
-    """
-    transcript = _Transcript(run)
-    blocks = transcript.consume(run.events(after_seq=0))
-    return _bundle(run, blocks, transcript.state if blocks else str(run.status))
-
-
-def _bundle(
-    run: Run, blocks: dict[str, tuple[str, str]], state: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    profile = run.profile
-    bot_name = str(getattr(profile, "bot_name", "") or "Hermes")
-    model = str(getattr(profile, "model", "") or "")
-    data = {
-        "text/html": _static_html(blocks, state, bot_name, model),
-        "text/markdown": _markdown(run, state, bot_name),
-        "text/plain": _plain(run, state, bot_name, model),
-    }
-    metadata = {
-        "hermes_nb": {
-            "session": run.session_id,
-            "run": run.run_id,
-            "model": model,
-            "usage": dict(run.usage),
-            "status": state,
-        }
-    }
-    if run.truncated:  # only then: a normal reply's saved metadata stays as it was
-        metadata["hermes_nb"]["finish_reason"] = run.finish_reason
-    return data, metadata
-
-
-@cache
-def _stylesheet() -> str:
-    return (_STATIC / "chat.css").read_text(encoding="utf-8")
-
-
-def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model: str) -> str:
-    """The live view's DOM, frozen: same skeleton and classes as ``static/chat.js`` builds."""
-    by_kind: dict[str, list[str]] = {kind: [] for kind in BLOCK_KINDS}
-    for key, (kind, html) in blocks.items():
-        if html:
-            by_kind.setdefault(kind, []).append(
-                f'<div class="hnb-block" data-block="{render.escape(key)}">{html}</div>'
-            )
-
-    def slot(kind: str) -> str:
-        return "".join(by_kind[kind])
-
-    parts = [
-        f'<div class="hnb-chat hnb-static" data-state="{render.escape(state)}">',
-        '<div class="hnb-head">'
-        f'<span class="hnb-bot">{render.escape(bot)}</span>'
-        f'<span class="hnb-model">{render.escape(model)}</span></div>',
-        f'<div class="hnb-prompt jp-RenderedHTMLCommon">{slot("prompt")}</div>',
-        f'<div class="hnb-infos">{slot("info")}</div>',
-    ]
-    if by_kind["reasoning"]:
-        parts.append(
-            '<details class="hnb-reasoning"><summary>Reasoning</summary>'
-            f'<div class="hnb-reasoning-body jp-RenderedHTMLCommon">{slot("reasoning")}</div>'
-            "</details>"
-        )
-    parts += [
-        f'<div class="hnb-tools">{slot("tool")}</div>',
-        f'<div class="hnb-reply jp-RenderedHTMLCommon">{slot("reply")}</div>',
-        f'<div class="hnb-errors">{slot("error")}</div>',
-        f'<div class="hnb-notices">{slot("notice")}</div>',
-        f'<div class="hnb-footer"><div class="hnb-status">{slot("status")}</div></div>',
-        "</div>",
-    ]
-    html = "".join(parts)
-    css = _stylesheet()
-    if 'class="hnb-hl' in html:  # highlighted code (reply or tool arguments)
-        css += render.highlight_css()
-    return f"<style>{css}</style>{html}"
-
-
-def _quote(text: str) -> str:
-    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
-
-
-def _markdown(run: Run, state: str, bot: str) -> str:
-    parts = [f"**You:**\n\n{_quote(run.request.prompt)}"]
-    if run.reasoning.strip():
-        parts.append(f"*Reasoning:*\n\n{_quote(run.reasoning)}")
-    for call in run.tool_calls.values():
-        line = f"*Tool* `{call.get('name') or 'tool'}`"
-        if "result" in call:
-            line += " (failed)" if call.get("error") else ""
-            fence = "~~~~" if "```" in str(call.get("result")) else "```"
-            line += f":\n\n{fence}\n{str(call.get('result', ''))[:_RESULT_PREVIEW]}\n{fence}"
-        parts.append(line)
-    parts.append(f"**{bot}:**\n\n{run.text.strip()}" if run.text.strip() else f"**{bot}:**")
-    if run.error:
-        hint = run.error.get("hint")
-        parts.append(f"> **Error:** {run.error.get('message', '')}" + (f" {hint}" if hint else ""))
-    if run.notice:
-        parts.append(f"*{run.notice}*")
-    parts.append(f"*{_label(state, run.finish_reason)}*")
-    return "\n\n".join(parts) + "\n"
-
-
-def _plain(run: Run, state: str, bot: str, model: str) -> str:
-    """Stable text: no ids, addresses, times or token counts (nbval compares it)."""
-    lines = [
-        f"{bot} ({model}) · {_label(state, run.finish_reason)}",
-        f"You: {run.request.prompt.strip()}",
-    ]
-    for call in run.tool_calls.values():
-        flag = " (failed)" if call.get("error") else ""
-        lines.append(f"[tool {call.get('name') or 'tool'}{flag}]")
-    if run.text.strip():
-        lines.append(f"{bot}: {run.text.strip()}")
-    if run.error:
-        lines.append(f"Error: {run.error.get('message', '')}")
-        if run.error.get("hint"):
-            lines.append(f"Hint: {run.error['hint']}")
-    if run.notice:
-        lines.append(run.notice)
-    return "\n".join(lines)
 
 
 def stream_plain(run: Run, out: TextIO | None = None) -> None:

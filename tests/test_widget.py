@@ -21,6 +21,7 @@ from kernel_harness import ViewState
 
 import hermes_nb
 from hermes_nb import render, view
+from hermes_nb._blocks import Transcript
 from hermes_nb._protocol import parse_view_msg
 from hermes_nb.widget import ChatWidget
 
@@ -107,7 +108,7 @@ def live_frames(controller: view._Controller) -> list[tuple[float, dict[str, Any
 
 def final_blocks(run: hermes_nb.Run) -> dict[str, dict[str, str]]:
     """The settled transcript's blocks, rendered from scratch (the static path)."""
-    transcript = view._Transcript(run)
+    transcript = Transcript(run)
     changed = transcript.consume(run.events(after_seq=0))
     return {k: {"kind": kind, "html": html} for k, (kind, html) in changed.items() if html}
 

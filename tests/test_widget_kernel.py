@@ -25,11 +25,12 @@ SETUP = """
 import json, time
 import hermes_nb
 from hermes_nb import view
+from hermes_nb._blocks import Transcript
 from hermes_nb.view import show
 
 def settled_blocks(run):
     run.wait(60)
-    blocks = view._Transcript(run).consume(run.events(after_seq=0))
+    blocks = Transcript(run).consume(run.events(after_seq=0))
     print(json.dumps({k: {"kind": c, "html": h} for k, (c, h) in blocks.items() if h}))
 """
 
