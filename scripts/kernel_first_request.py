@@ -49,6 +49,7 @@ def _reply(channel: Any, msg_id: str, timeout: float) -> dict[str, Any] | None:
 
 
 def _kernel_version(page: Any) -> str:
+    """The kernel's ``ipykernel.__version__`` (``kernel_info`` reports IPython's version)."""
     msg_id = page.execute(
         "import ipykernel", silent=False, user_expressions={"v": "ipykernel.__version__"}
     )
