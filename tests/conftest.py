@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,16 @@ def _env_without_pytest() -> dict[str, str]:
 def current_env():
     """A callable returning the environment now, in the same shape as ``env_snapshot``."""
     return _env_without_pytest
+
+
+@pytest.fixture
+def stores_closed() -> Iterator[None]:
+    """After the test: background jobs (titles, compression) finished and every cached store
+    closed, so the next test's ``hermes_home`` gets a fresh store. Modules that open stores use
+    it with ``pytestmark = pytest.mark.usefixtures("stores_closed")``."""
+    yield
+    from hermes_nb.sessions import join_background
+    from hermes_nb.store import close_stores
+
+    join_background(10)
+    close_stores()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,16 +14,12 @@ from hermes_nb.profiles import Profile
 from hermes_nb.providers import register_provider
 from hermes_nb.providers.base import ProviderEvent, ProviderRequest
 from hermes_nb.sessions import Session, join_background
-from hermes_nb.store import NewMessage, close_stores, get_store
+from hermes_nb.store import NewMessage, get_store
 
 FAST_ECHO = Profile(name="fast-echo", options={"delay": 0})
 
 
-@pytest.fixture(autouse=True)
-def _close_stores() -> Iterator[None]:
-    yield
-    join_background(10)
-    close_stores()
+pytestmark = pytest.mark.usefixtures("stores_closed")
 
 
 def _session(turns: int, name: str | None = None) -> Session:

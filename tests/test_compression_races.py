@@ -24,17 +24,13 @@ from hermes_nb.profiles import Profile
 from hermes_nb.providers import register_provider
 from hermes_nb.providers.base import ProviderEvent, ProviderRequest
 from hermes_nb.sessions import Session, join_background
-from hermes_nb.store import NewMessage, SessionRecord, Store, close_stores, get_store
+from hermes_nb.store import NewMessage, SessionRecord, Store, get_store
 from hermes_nb.titles import generate_title
 
 _SUMMARY_REQUEST = "Summarise our conversation so far"
 
 
-@pytest.fixture(autouse=True)
-def _close_stores() -> Iterator[None]:
-    yield
-    join_background(10)
-    close_stores()
+pytestmark = pytest.mark.usefixtures("stores_closed")
 
 
 @pytest.fixture

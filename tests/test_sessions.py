@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,16 +20,11 @@ from hermes_nb.profiles import Profile
 from hermes_nb.providers import register_provider
 from hermes_nb.providers.base import ProviderEvent, ProviderRequest
 from hermes_nb.runtime import Run
-from hermes_nb.sessions import Session, SessionTranscript, join_background
-from hermes_nb.store import NewMessage, close_stores, get_store
+from hermes_nb.sessions import Session, SessionTranscript
+from hermes_nb.store import NewMessage, get_store
 from hermes_nb.turn import TurnOutcome, cancel_marker
 
-
-@pytest.fixture(autouse=True)
-def _close_stores() -> Iterator[None]:
-    yield
-    join_background(10)
-    close_stores()
+pytestmark = pytest.mark.usefixtures("stores_closed")
 
 
 def _until(condition: Callable[[], object], timeout: float = 10.0) -> None:

@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 
 from hermes_nb.exceptions import SessionNotFound, StoreError, StoreVersionError
-from hermes_nb.sessions import Session, join_background
+from hermes_nb.sessions import Session
 from hermes_nb.store import (
     MIGRATIONS,
     PROCESS_TOKEN,
     NewMessage,
     Store,
     StoredMessage,
-    close_stores,
     get_store,
 )
 
@@ -32,11 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "_store_worker.py"
 
 
-@pytest.fixture(autouse=True)
-def _close_stores() -> Iterator[None]:
-    yield
-    join_background(10)
-    close_stores()
+pytestmark = pytest.mark.usefixtures("stores_closed")
 
 
 @pytest.fixture

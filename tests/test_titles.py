@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,15 +12,10 @@ from hermes_nb.profiles import ENV_LOCK, Profile
 from hermes_nb.providers import register_provider
 from hermes_nb.providers.base import ProviderEvent, ProviderRequest
 from hermes_nb.sessions import Session, join_background
-from hermes_nb.store import NewMessage, close_stores, get_store
+from hermes_nb.store import NewMessage, get_store
 from hermes_nb.titles import MAX_TITLE_LENGTH, clean_title, generate_title
 
-
-@pytest.fixture(autouse=True)
-def _close_stores() -> Iterator[None]:
-    yield
-    join_background(10)
-    close_stores()
+pytestmark = pytest.mark.usefixtures("stores_closed")
 
 
 def _answered(prompt: str = "How do I speed up git merges?") -> Session:
