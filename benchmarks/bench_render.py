@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Callable
 
-from hermes_nb.render import MarkdownStream, markdown_to_html
+from hermes_nb.view.render import MarkdownStream, markdown_to_html
 
 CHUNKS = 10_000
 STREAM_SECONDS = 10.0

@@ -40,7 +40,7 @@ from anyio.from_thread import start_blocking_portal  # noqa: E402
 from sse_server import Reply, SSEServer, content  # noqa: E402
 
 import hermes_nb  # noqa: E402
-from hermes_nb.runtime import get_runtime  # noqa: E402
+from hermes_nb.engine.runtime import get_runtime  # noqa: E402
 
 CHUNKS = 20_000
 ROUNDS = 9

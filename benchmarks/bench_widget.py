@@ -32,8 +32,8 @@ import comm  # noqa: E402
 from bench_render import make_reply  # noqa: E402
 
 import hermes_nb  # noqa: E402
-from hermes_nb import view  # noqa: E402
-from hermes_nb.render import markdown_to_html  # noqa: E402
+from hermes_nb.view import display as view  # noqa: E402
+from hermes_nb.view.render import markdown_to_html  # noqa: E402
 
 CHUNK = 5
 SIZE = 50_000

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
-from .config import load_config
-from .profiles import Profile
-from .runtime import Run, get_runtime
-from .turn import MemoryTranscript, Transcript, TurnRequest
+from .core.config import resolve_profile
+from .core.exceptions import HermesError
+from .core.profiles import Profile
+from .engine.runtime import Run, get_runtime
+from .engine.turn import MemoryTranscript, Transcript, TurnRequest
+from .store.sessions import Session
 
-__all__ = ["chat", "resolve_profile"]
-
-_PROFILE_FIELDS = {f.name for f in fields(Profile)} - {"name", "env", "options", "headers"}
-
-
-def resolve_profile(profile: str | Profile | None = None, **overrides: Any) -> tuple[Profile, dict]:
-    """The profile to use (by name, as given, or the configured default) with ``overrides``
-    applied. Returns it and the leftover overrides (per-request provider options)."""
-    base = profile if isinstance(profile, Profile) else load_config().profile(profile)
-    changes = {k: v for k, v in overrides.items() if k in _PROFILE_FIELDS}
-    extra = {k: v for k, v in overrides.items() if k not in _PROFILE_FIELDS}
-    return base.with_overrides(**changes), extra
+__all__ = ["chat"]
 
 
 def chat(
@@ -45,12 +35,8 @@ def chat(
     >>> run.wait().text              # doctest: +SKIP
     """
     if not isinstance(prompt, str) or not prompt.strip():
-        from .exceptions import HermesError
-
         raise HermesError("The prompt is empty.", hint="Pass the question as a non-empty string.")
     if session is not None:
-        from .sessions import Session
-
         sess = session if isinstance(session, Session) else Session.open(session)
         return sess.chat(prompt, profile=profile, system=system, **overrides)
     resolved, extra = resolve_profile(profile, **overrides)

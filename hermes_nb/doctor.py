@@ -15,10 +15,10 @@ from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 
-from ._text import md_table
-from .config import home, load_config
-from .exceptions import ConfigError, ErrorKind
-from .profiles import Profile
+from .core import md_table
+from .core.config import home, load_config
+from .core.exceptions import ConfigError, ErrorKind
+from .core.profiles import Profile
 from .providers.base import HINTS, classify_status
 
 __all__ = ["Check", "DoctorReport", "Verdict", "doctor_report"]

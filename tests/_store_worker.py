@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from hermes_nb.sessions import Session, join_background
+from hermes_nb.store.sessions import Session, join_background
 
 _NO_AUTO_COMPRESSION = 10**9  # context_window: these sessions must keep every message
 

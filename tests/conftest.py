@@ -65,8 +65,8 @@ def stores_closed() -> Iterator[None]:
     closed, so the next test's ``hermes_home`` gets a fresh store. Modules that open stores use
     it with ``pytestmark = pytest.mark.usefixtures("stores_closed")``."""
     yield
-    from hermes_nb.sessions import join_background
     from hermes_nb.store import close_stores
+    from hermes_nb.store.sessions import join_background
 
     join_background(10)
     close_stores()

@@ -40,7 +40,7 @@ def test_import_does_not_start_anything() -> None:
 
 
 def test_chat_run_tells_a_reply_cut_off_at_max_tokens_from_a_finished_one() -> None:
-    from hermes_nb.turn import MemoryTranscript, truncation_notice
+    from hermes_nb.engine.turn import MemoryTranscript, truncation_notice
 
     history = MemoryTranscript()
     run = hermes_nb.chat(

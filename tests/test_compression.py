@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from hermes_nb.compression import estimate_tokens, needs_compression
-from hermes_nb.exceptions import HermesError
-from hermes_nb.profiles import Profile
+from hermes_nb.core.exceptions import HermesError
+from hermes_nb.core.profiles import Profile
 from hermes_nb.providers import register_provider
 from hermes_nb.providers.base import ProviderEvent, ProviderRequest
-from hermes_nb.sessions import Session, join_background
 from hermes_nb.store import NewMessage, get_store
+from hermes_nb.store.compression import estimate_tokens, needs_compression
+from hermes_nb.store.sessions import Session, join_background
 
 FAST_ECHO = Profile(name="fast-echo", options={"delay": 0})
 

@@ -18,14 +18,14 @@ from typing import Any
 import anyio
 import pytest
 
-from hermes_nb.events import RunState
-from hermes_nb.exceptions import HermesError, StoreError
-from hermes_nb.profiles import Profile
+from hermes_nb.core.events import RunState
+from hermes_nb.core.exceptions import HermesError, StoreError
+from hermes_nb.core.profiles import Profile
 from hermes_nb.providers import register_provider
 from hermes_nb.providers.base import ProviderEvent, ProviderRequest
-from hermes_nb.sessions import Session, join_background
 from hermes_nb.store import NewMessage, SessionRecord, Store, get_store
-from hermes_nb.titles import generate_title
+from hermes_nb.store.sessions import Session, join_background
+from hermes_nb.store.titles import generate_title
 
 _SUMMARY_REQUEST = "Summarise our conversation so far"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hermes_nb.config import home, load_config
-from hermes_nb.exceptions import ConfigError
+from hermes_nb.core.config import home, load_config
+from hermes_nb.core.exceptions import ConfigError
 
 
 def test_no_config_means_the_offline_echo_default(hermes_home: Path) -> None:

@@ -22,9 +22,10 @@ import pytest
 from sse_server import Pause, RecordedRequest, Reply, SSEServer, content, finish, tool_call, usage
 
 from hermes_nb import chat
-from hermes_nb.events import RunState
-from hermes_nb.exceptions import ConfigError, ErrorKind
-from hermes_nb.profiles import ENV_LOCK, Profile, Secret
+from hermes_nb.core.events import RunState
+from hermes_nb.core.exceptions import ConfigError, ErrorKind
+from hermes_nb.core.profiles import ENV_LOCK, Profile, Secret
+from hermes_nb.engine.turn import MemoryTranscript, cancel_marker
 from hermes_nb.providers.hermes_agent import (
     MISSING_EXTRA,
     HermesAgentProvider,
@@ -32,8 +33,7 @@ from hermes_nb.providers.hermes_agent import (
     agent_home,
     classify_agent_failure,
 )
-from hermes_nb.titles import ask
-from hermes_nb.turn import MemoryTranscript, cancel_marker
+from hermes_nb.store.titles import ask
 
 KEY = "sk-agent-test-4f1c9a"
 KEY_VAR = "HNB_AGENT_TEST_KEY"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hermes_nb._interpolate import interpolate, summarise
+from hermes_nb.notebook._interpolate import interpolate, summarise
 
 
 def test_defined_names_are_replaced() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 
-from hermes_nb.journal import RunJournal
+from hermes_nb.core.journal import RunJournal
 
 
 def test_invariant_1_seq_is_gap_free_from_one() -> None:

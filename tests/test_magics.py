@@ -20,7 +20,7 @@ def ip() -> Iterator[InteractiveShell]:
 
 
 def _magics(ip: InteractiveShell):
-    from hermes_nb.magics import _magics
+    from hermes_nb.notebook.magics import _magics
 
     return _magics[id(ip)]
 
@@ -99,7 +99,7 @@ def test_every_option_is_documented(ip: InteractiveShell) -> None:
         for option in action.option_strings:
             if option not in ("-h", "--help"):
                 assert f"`{option}" in docs or f", `{option}" in docs, option
-    from hermes_nb.magics import _SUBCOMMANDS
+    from hermes_nb.notebook.magics import _SUBCOMMANDS
 
     for name in _SUBCOMMANDS:
         assert f"`%hermes {name}" in docs, name
@@ -256,7 +256,7 @@ def test_ipython_does_not_expand_variables_in_the_line(ip, capsys, monkeypatch) 
 
 
 def test_unloading_removes_the_question_transformer(ip) -> None:
-    from hermes_nb.magics import _keep_questions
+    from hermes_nb.notebook.magics import _keep_questions
 
     assert _keep_questions in ip.input_transformers_cleanup
     hermes_nb.unload_ipython_extension(ip)

@@ -11,8 +11,8 @@ import anyio
 import pytest
 
 import hermes_nb
-from hermes_nb.events import RunState
-from hermes_nb.profiles import ENV_LOCK, Profile, Secret, profile_env
+from hermes_nb.core.events import RunState
+from hermes_nb.core.profiles import ENV_LOCK, Profile, Secret, profile_env
 from hermes_nb.providers import register_provider
 from hermes_nb.providers.base import ProviderEvent, ProviderRequest
 

@@ -14,7 +14,7 @@ import pytest
 
 import hermes_nb
 from hermes_nb import Profile, Run
-from hermes_nb.exceptions import ErrorKind
+from hermes_nb.core.exceptions import ErrorKind
 from hermes_nb.providers.base import HINTS
 from hermes_nb.providers.echo import echo_reply
 

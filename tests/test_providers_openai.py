@@ -30,9 +30,9 @@ from sse_server import (  # the ``sse_server`` fixture comes from conftest.py
 
 import hermes_nb
 from hermes_nb import Profile, Run
-from hermes_nb.exceptions import ErrorKind
+from hermes_nb.core.exceptions import ErrorKind
+from hermes_nb.engine.turn import MemoryTranscript
 from hermes_nb.providers.base import HINTS
-from hermes_nb.turn import MemoryTranscript
 
 KEY = "sk-test-7f3a9c1e5b2d"
 WAIT = 10.0

@@ -20,8 +20,8 @@ from pygments import highlight as pygments_highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 
-from hermes_nb import _markdown
-from hermes_nb.render import (
+from hermes_nb.view import _markdown
+from hermes_nb.view.render import (
     Block,
     MarkdownStream,
     escape,

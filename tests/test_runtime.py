@@ -11,12 +11,12 @@ import anyio
 import pytest
 
 import hermes_nb
-from hermes_nb.events import RunState
-from hermes_nb.exceptions import RunError
-from hermes_nb.profiles import Profile
+from hermes_nb.core.events import RunState
+from hermes_nb.core.exceptions import RunError
+from hermes_nb.core.profiles import Profile
+from hermes_nb.engine.runtime import Runtime, get_runtime
 from hermes_nb.providers import register_provider
 from hermes_nb.providers.base import ProviderEvent, ProviderRequest
-from hermes_nb.runtime import Runtime, get_runtime
 
 
 def test_chat_returns_at_once_and_streams() -> None:
@@ -90,7 +90,7 @@ def test_cancel_from_another_thread_stops_and_is_idempotent() -> None:
 def test_cancel_before_start_stops_without_streaming() -> None:
     runtime = Runtime()
     try:
-        from hermes_nb.turn import TurnRequest
+        from hermes_nb.engine.turn import TurnRequest
 
         runtime._ensure_started()
         # cancel straight after start, before the loop has picked the turn up
@@ -144,7 +144,7 @@ def test_a_provider_bug_never_leaves_a_run_streaming() -> None:
 
 
 def test_shutdown_stops_the_thread_and_cancels_live_runs() -> None:
-    from hermes_nb.turn import TurnRequest
+    from hermes_nb.engine.turn import TurnRequest
 
     runtime = Runtime()
     run = runtime.start(TurnRequest(prompt="long " * 500, profile=Profile(options={"delay": 0.05})))
@@ -169,7 +169,7 @@ def test_wait_for_event_sleeps_until_something_happens() -> None:
 
 
 def test_memory_transcript_continues_a_conversation() -> None:
-    from hermes_nb.turn import MemoryTranscript
+    from hermes_nb.engine.turn import MemoryTranscript
 
     seen: list[list[dict]] = []
 
@@ -196,8 +196,8 @@ def test_memory_transcript_continues_a_conversation() -> None:
 
 
 def test_every_truncating_finish_reason_has_a_notice_and_no_other_does() -> None:
-    from hermes_nb.events import TRUNCATING_REASONS
-    from hermes_nb.turn import truncation_notice
+    from hermes_nb.core.events import TRUNCATING_REASONS
+    from hermes_nb.engine.turn import truncation_notice
 
     for reason in TRUNCATING_REASONS:
         notice = truncation_notice(reason)
@@ -221,7 +221,7 @@ def test_queue_is_released_when_the_run_settles() -> None:
 
 def test_a_key_with_a_newline_never_leaks_into_errors(sse_server, monkeypatch) -> None:
     """A pasted key ending in a newline is stripped; the escaped form is redacted anyway."""
-    from hermes_nb.profiles import Secret
+    from hermes_nb.core.profiles import Secret
 
     monkeypatch.setenv("HNB_PASTED", "sk-pasted-secret-99\n")
     profile = Profile(
@@ -236,7 +236,7 @@ def test_a_key_with_a_newline_never_leaks_into_errors(sse_server, monkeypatch) -
 
 
 def test_a_failing_write_back_still_settles_the_run() -> None:
-    from hermes_nb.turn import MemoryTranscript
+    from hermes_nb.engine.turn import MemoryTranscript
 
     class Broken(MemoryTranscript):
         def settle(self, run, outcome):
@@ -259,7 +259,7 @@ def test_stop_after_the_stream_completed_is_refused() -> None:
     """A Stop that loses the race to the end of the stream claims nothing and changes nothing."""
     import threading as _threading
 
-    from hermes_nb.turn import MemoryTranscript
+    from hermes_nb.engine.turn import MemoryTranscript
 
     settling = _threading.Event()
 
@@ -276,7 +276,7 @@ def test_stop_after_the_stream_completed_is_refused() -> None:
 
 
 def test_shutdown_stops_with_an_interrupted_notice_not_a_user_cancel() -> None:
-    from hermes_nb.turn import SHUTDOWN_NOTICE, MemoryTranscript, TurnRequest
+    from hermes_nb.engine.turn import SHUTDOWN_NOTICE, MemoryTranscript, TurnRequest
 
     runtime = Runtime()
     transcript = MemoryTranscript()

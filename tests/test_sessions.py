@@ -13,16 +13,15 @@ from typing import Any
 import pytest
 
 import hermes_nb
-from hermes_nb import sessions
-from hermes_nb.events import RunState
-from hermes_nb.exceptions import HermesError, SessionNotFound, StoreError
-from hermes_nb.profiles import Profile
+from hermes_nb.core.events import RunState
+from hermes_nb.core.exceptions import HermesError, SessionNotFound, StoreError
+from hermes_nb.core.profiles import Profile
+from hermes_nb.engine.runtime import Run
+from hermes_nb.engine.turn import TurnOutcome, cancel_marker
 from hermes_nb.providers import register_provider
 from hermes_nb.providers.base import ProviderEvent, ProviderRequest
-from hermes_nb.runtime import Run
-from hermes_nb.sessions import Session, SessionTranscript
-from hermes_nb.store import NewMessage, get_store
-from hermes_nb.turn import TurnOutcome, cancel_marker
+from hermes_nb.store import NewMessage, get_store, sessions
+from hermes_nb.store.sessions import Session, SessionTranscript
 
 pytestmark = pytest.mark.usefixtures("stores_closed")
 
@@ -491,7 +490,7 @@ def test_a_reply_cut_off_at_the_token_limit_is_stored_with_its_notice(sse_server
     from sse_server import Reply, content, finish
 
     from hermes_nb import Profile
-    from hermes_nb.turn import truncation_notice
+    from hermes_nb.engine.turn import truncation_notice
 
     sse_server.enqueue(Reply(chunks=[content("Half an ans"), finish("length")]))
     profile = Profile(name="t", provider="openai", base_url=sse_server.url, model="m")

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hermes_nb.exceptions import SessionNotFound, StoreError, StoreVersionError
-from hermes_nb.sessions import Session
+from hermes_nb.core.exceptions import SessionNotFound, StoreError, StoreVersionError
 from hermes_nb.store import (
     MIGRATIONS,
     PROCESS_TOKEN,
@@ -26,6 +25,7 @@ from hermes_nb.store import (
     StoredMessage,
     get_store,
 )
+from hermes_nb.store.sessions import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "_store_worker.py"

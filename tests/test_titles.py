@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hermes_nb.profiles import ENV_LOCK, Profile
+from hermes_nb.core.profiles import ENV_LOCK, Profile
 from hermes_nb.providers import register_provider
 from hermes_nb.providers.base import ProviderEvent, ProviderRequest
-from hermes_nb.sessions import Session, join_background
 from hermes_nb.store import NewMessage, get_store
-from hermes_nb.titles import MAX_TITLE_LENGTH, clean_title, generate_title
+from hermes_nb.store.sessions import Session, join_background
+from hermes_nb.store.titles import MAX_TITLE_LENGTH, clean_title, generate_title
 
 pytestmark = pytest.mark.usefixtures("stores_closed")
 
@@ -89,7 +89,7 @@ def test_invariant_17_generated_title_keeps_wrapper_words_that_are_not_leading()
 def test_title_failures_are_logged_never_raised(caplog: pytest.LogCaptureFixture) -> None:
     session = _answered()
     broken = Profile(name="broken", options={"delay": 0, "fail": "auth"})
-    with caplog.at_level(logging.WARNING, logger="hermes_nb.titles"):
+    with caplog.at_level(logging.WARNING, logger="hermes_nb.store.titles"):
         assert generate_title(session, broken) is None
     assert session.title is None
     assert any("Could not title session" in r.getMessage() for r in caplog.records)

@@ -20,10 +20,11 @@ import pytest
 from kernel_harness import ViewState
 
 import hermes_nb
-from hermes_nb import render, view
-from hermes_nb._blocks import Transcript
-from hermes_nb._protocol import parse_view_msg
-from hermes_nb.widget import ChatWidget
+from hermes_nb.view import display as view
+from hermes_nb.view import render
+from hermes_nb.view._blocks import Transcript
+from hermes_nb.view._protocol import parse_view_msg
+from hermes_nb.view.widget import ChatWidget
 
 REPLY = (
     "# Title\n\nFirst paragraph with **bold** text.\n\n"
@@ -377,7 +378,7 @@ def test_a_reply_cut_off_at_the_token_limit_shows_the_notice_and_status(
 
 
 def test_route_to_sender_overrides_ipykernel_reply_routing() -> None:
-    from hermes_nb.widget import _route_to_sender
+    from hermes_nb.view.widget import _route_to_sender
 
     class KernelComm:  # what ipykernel 7.4's BaseComm exposes
         def _reply_subshell_for(self, data: Any, default: str | None) -> str | None:

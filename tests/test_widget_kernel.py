@@ -24,9 +24,9 @@ pytestmark = [pytest.mark.kernel, pytest.mark.timeout(90)]
 SETUP = """
 import json, time
 import hermes_nb
-from hermes_nb import view
-from hermes_nb._blocks import Transcript
-from hermes_nb.view import show
+from hermes_nb.view import display as view
+from hermes_nb.view._blocks import Transcript
+from hermes_nb.view.display import show
 
 def settled_blocks(run):
     run.wait(60)

@@ -18,7 +18,7 @@ from typing import Any
 from .exceptions import ConfigError
 from .profiles import PROVIDERS, Profile
 
-__all__ = ["BUILTIN_PROFILES", "Config", "config_path", "home", "load_config"]
+__all__ = ["BUILTIN_PROFILES", "Config", "config_path", "home", "load_config", "resolve_profile"]
 
 _ENV_HOME = "HERMES_NB_HOME"
 _ENV_PROFILE = "HERMES_NB_PROFILE"
@@ -225,3 +225,24 @@ def load_config(path: Path | None = None) -> Config:
     )
     config.profile()  # an unknown default_profile is an error now, not at the first turn
     return config
+
+
+# Fields a caller may override per turn; the rest (name, env overlay, options, headers) belong to
+# the profile as configured.
+_PROFILE_FIELDS = {f.name for f in fields(Profile)} - {"name", "env", "options", "headers"}
+
+
+def resolve_profile(
+    profile: str | Profile | None = None, **overrides: Any
+) -> tuple[Profile, dict[str, Any]]:
+    """The profile to use (by name, as given, or the configured default) with ``overrides``
+    applied. Returns it and the leftover overrides (per-request provider options).
+
+    It lives here, beside the configuration it reads, because both the public
+    :func:`hermes_nb.chat` and the store's sessions resolve profiles the same way, and the
+    store must not import the public API above it.
+    """
+    base = profile if isinstance(profile, Profile) else load_config().profile(profile)
+    changes = {k: v for k, v in overrides.items() if k in _PROFILE_FIELDS}
+    extra = {k: v for k, v in overrides.items() if k not in _PROFILE_FIELDS}
+    return base.with_overrides(**changes), extra

@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from .events import TRUNCATING_REASONS, Event, RunState
-from .exceptions import RunError
-from .journal import JournalEntry, RunJournal
+from ..core.events import TRUNCATING_REASONS, Event, RunState
+from ..core.exceptions import RunError
+from ..core.journal import JournalEntry, RunJournal
+from .turn import TurnRequest, drive_turn
 
 if TYPE_CHECKING:
     import httpx
 
-    from .turn import TurnRequest
 
 __all__ = ["Run", "Runtime", "get_runtime"]
 
@@ -289,12 +289,6 @@ class Run:
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(repr(self))
 
-    def _ipython_display_(self) -> None:
-        """A cell ending in a run shows its live chat view (another view of the same run)."""
-        from .view import show
-
-        show(self)
-
 
 class Runtime:
     """Owns the event-loop thread, the shared HTTP client and the registry of runs.
@@ -405,8 +399,6 @@ class Runtime:
 
     def start(self, request: TurnRequest) -> Run:
         """Start a turn on the loop thread and return its :class:`Run` at once."""
-        from .turn import drive_turn
-
         portal = self._ensure_started()
         run = Run(request, self)
         self._register(run)

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from .events import TRUNCATING_REASONS, Event, RunState
-from .exceptions import ErrorKind, HermesError, ProviderError
-from .profiles import Profile, profile_env
-from .providers import get_provider
-from .providers.base import Message, ProviderRequest, provider_error
+from ..core.events import TRUNCATING_REASONS, Event, RunState
+from ..core.exceptions import ErrorKind, HermesError, ProviderError
+from ..core.profiles import Profile, profile_env
+from ..providers import get_provider
+from ..providers.base import Message, ProviderRequest, provider_error
 
 if TYPE_CHECKING:
     from .runtime import Run, Runtime
@@ -244,7 +244,7 @@ async def drive_turn(run: Run, runtime: Runtime) -> None:
 
 def _converted(exc: HermesError, secret: Any = None) -> ProviderError:
     """A non-provider HermesError as the classified error a turn reports, keeping its hint."""
-    from .exceptions import ConfigError, StoreError
+    from ..core.exceptions import ConfigError, StoreError
 
     kind = (
         ErrorKind.CONFIG

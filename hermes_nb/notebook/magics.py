@@ -22,8 +22,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ._text import md_table, short
-from .exceptions import HermesError, SessionNotFound
+from ..core import md_table, short
+from ..core.exceptions import HermesError, SessionNotFound
 
 __all__ = ["HermesMagics", "load", "unload"]
 
@@ -162,7 +162,7 @@ class HermesMagics(Magics):
     # -- asking ---------------------------------------------------------------------------------
 
     def _ask(self, prompt: str, args: Any) -> Any:
-        from .config import load_config
+        from ..core.config import load_config
 
         overrides = _options(args.option)
         if args.model:
@@ -176,7 +176,7 @@ class HermesMagics(Magics):
             if result.undefined:
                 names = ", ".join(result.undefined)
                 print(f"hermes: left as written (not defined): {{{names.replace(', ', '}, {')}}}")
-        from . import view
+        from .. import view
 
         session = self._session_for(args)
         run = session.chat(prompt, profile=args.profile, system=args.system, **overrides)
@@ -192,7 +192,7 @@ class HermesMagics(Magics):
     def _wait_and_settle(self, run: Any) -> None:
         from IPython.display import clear_output, display
 
-        from . import view
+        from .. import view
 
         view.show(run, include_plain=False)
         try:
@@ -205,7 +205,7 @@ class HermesMagics(Magics):
         display(data, metadata=metadata, raw=True)
 
     def _session_for(self, args: Any) -> Any:
-        from .sessions import Session
+        from ..store.sessions import Session
 
         if args.session:
             if args.new:
@@ -238,7 +238,7 @@ class HermesMagics(Magics):
     # -- sub-commands ---------------------------------------------------------------------------
 
     def _stop(self, arg: str) -> None:
-        from .runtime import get_runtime
+        from ..engine.runtime import get_runtime
 
         runtime = get_runtime()
         targets = [runtime.get(arg)] if arg else [r for r in runtime.runs() if not r.settled]
@@ -246,7 +246,7 @@ class HermesMagics(Magics):
         print(f"hermes: stopped {', '.join(stopped)}" if stopped else "hermes: nothing to stop.")
 
     def _list_runs(self, arg: str) -> Any:
-        from .runtime import get_runtime
+        from ..engine.runtime import get_runtime
 
         _no_args("runs", arg)
         rows = [
@@ -264,7 +264,7 @@ class HermesMagics(Magics):
         return _md(md_table(("run", "status", "profile", "chars", "prompt"), rows))
 
     def _list_sessions(self, arg: str) -> Any:
-        from . import sessions
+        from ..store import sessions
 
         _no_args("sessions", arg)
         current = self._session.id if self._session is not None else None
@@ -283,7 +283,7 @@ class HermesMagics(Magics):
         return _md(md_table(("id", "name", "title", "source", "profile"), rows))
 
     def _switch_session(self, arg: str) -> None:
-        from .sessions import Session
+        from ..store.sessions import Session
 
         if not arg:
             raise UsageError("Usage: %hermes session NAME_OR_ID")
@@ -329,7 +329,7 @@ class HermesMagics(Magics):
         )
 
     def _search(self, arg: str) -> Any:
-        from . import sessions
+        from ..store import sessions
 
         if not arg:
             raise UsageError("Usage: %hermes search TEXT")
@@ -366,7 +366,7 @@ class HermesMagics(Magics):
         return _md(text)
 
     def _profiles(self, arg: str) -> Any:
-        from .config import load_config
+        from ..core.config import load_config
 
         _no_args("profiles", arg)
         config = load_config()
@@ -383,7 +383,7 @@ class HermesMagics(Magics):
 
     def _doctor(self, arg: str) -> Any:
         try:
-            from .doctor import doctor_report
+            from ..doctor import doctor_report
         except ImportError:  # pragma: no cover - doctor lands with its own issue
             raise UsageError("doctor is not available in this version.") from None
         return _md(doctor_report(profile=arg or None).markdown())

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..exceptions import ConfigError
+from ..core.exceptions import ConfigError
 from .base import Provider, ProviderRequest
 
 if TYPE_CHECKING:
     import httpx
 
-    from ..profiles import Profile
+    from ..core.profiles import Profile
 
 __all__ = ["Provider", "ProviderRequest", "get_provider", "register_provider"]
 

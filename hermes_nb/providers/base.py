@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..exceptions import ErrorKind, ProviderError
-from ..profiles import Profile, Secret
+from ..core.exceptions import ErrorKind, ProviderError
+from ..core.profiles import Profile, Secret
 
 __all__ = [
     "HINTS",

@@ -31,8 +31,8 @@ from typing import Any
 
 import anyio
 
-from ..exceptions import ErrorKind
-from ..profiles import Profile
+from ..core.exceptions import ErrorKind
+from ..core.profiles import Profile
 from .base import ProviderEvent, ProviderRequest, provider_error
 
 __all__ = ["EchoProvider", "echo_reply"]

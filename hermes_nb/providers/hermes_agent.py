@@ -67,9 +67,9 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from ..events import Event
-from ..exceptions import ConfigError, ErrorKind, HermesError, ProviderError
-from ..profiles import ENV_LOCK, Profile, Secret, profile_env
+from ..core.events import Event
+from ..core.exceptions import ConfigError, ErrorKind, HermesError, ProviderError
+from ..core.profiles import ENV_LOCK, Profile, Secret, profile_env
 from .base import Message, ProviderEvent, ProviderRequest, classify_status, provider_error
 
 __all__ = [

@@ -41,9 +41,9 @@ from typing import Any
 import anyio
 import httpx
 
-from ..events import Event
-from ..exceptions import ErrorKind, ProviderError
-from ..profiles import Profile
+from ..core.events import Event
+from ..core.exceptions import ErrorKind, ProviderError
+from ..core.profiles import Profile
 from .base import ProviderEvent, ProviderRequest, classify_status, provider_error
 
 __all__ = ["OpenAIProvider"]

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .exceptions import HermesError
-from .providers.base import Message
-from .store import NewMessage, StoredMessage
+from ..core.config import resolve_profile
+from ..core.exceptions import HermesError
+from ..providers.base import Message
+from .database import NewMessage, StoredMessage
 from .titles import ask
 
 if TYPE_CHECKING:
-    from .profiles import Profile
+    from ..core.profiles import Profile
     from .sessions import Session
 
 __all__ = ["DEFAULT_KEEP_LAST", "compress", "estimate_tokens", "needs_compression"]
@@ -82,8 +83,6 @@ def compress(
     is nothing to summarise, a turn is running, the session is an archive, the model fails, or
     the session changed while the summary was being written.
     """
-    from .api import resolve_profile
-
     record = session._record()
     short = session.id[:8]
     if record.archived:

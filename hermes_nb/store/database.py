@@ -41,7 +41,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import config
+from ..core import config
+from ..core.exceptions import SessionNotFound, StoreError, StoreVersionError
 
 # Also imported from here by callers and tests (MIGRATIONS, PROCESS_TOKEN and the records).
 from ._owner import PROCESS_TOKEN, owner_alive
@@ -61,7 +62,6 @@ from ._records import (
     _session,
 )
 from ._schema import _READ_ONLY, MIGRATIONS, _applied, _apply_pending
-from .exceptions import SessionNotFound, StoreError, StoreVersionError
 
 __all__ = [
     "RUN_STATES",

@@ -32,12 +32,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..core.config import resolve_profile
+from ..core.events import RunState
+from ..core.exceptions import ErrorKind, HermesError, SessionNotFound, StoreError
+from ..core.profiles import Profile
+from ..engine.runtime import get_runtime
+from ..engine.turn import TurnOutcome, TurnRequest, cancel_marker
+from ..providers.base import HINTS, Message
 from .compression import DEFAULT_KEEP_LAST, needs_compression
-from .events import RunState
-from .exceptions import ErrorKind, HermesError, SessionNotFound, StoreError
-from .profiles import Profile
-from .providers.base import HINTS, Message
-from .store import (
+from .database import (
     NewMessage,
     SearchHit,
     SessionRecord,
@@ -47,10 +50,9 @@ from .store import (
     get_store,
 )
 from .titles import generate_title
-from .turn import TurnOutcome, cancel_marker
 
 if TYPE_CHECKING:
-    from .runtime import Run
+    from ..engine.runtime import Run
 
 __all__ = [
     "SearchHit",
@@ -190,10 +192,6 @@ class Session:
         ``profile`` defaults to the one the session last used; ``overrides`` are as for
         :func:`hermes_nb.chat`. The run's session is ``run.request.transcript.session_id``.
         """
-        from .api import resolve_profile
-        from .runtime import get_runtime
-        from .turn import TurnRequest
-
         if not isinstance(prompt, str) or not prompt.strip():
             raise HermesError(
                 "The prompt is empty.", hint="Pass the question as a non-empty string."
@@ -304,8 +302,6 @@ class Session:
 
 
 def _profile(profile: str | Profile | None) -> Profile:
-    from .api import resolve_profile
-
     return resolve_profile(profile)[0]
 
 

@@ -16,10 +16,11 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import ErrorKind, HermesError
-from .profiles import Profile, profile_env
-from .providers import get_provider
-from .providers.base import Message, ProviderRequest, provider_error
+from ..core.exceptions import ErrorKind, HermesError
+from ..core.profiles import Profile, profile_env
+from ..engine.runtime import get_runtime
+from ..providers import get_provider
+from ..providers.base import Message, ProviderRequest, provider_error
 
 if TYPE_CHECKING:
     from .sessions import Session
@@ -88,8 +89,6 @@ def ask(profile: Profile, messages: list[Message], *, timeout: float = 120.0) ->
     uses them. Blocks the calling thread (never the runtime's own); a failure is raised as a
     :class:`~hermes_nb.exceptions.ProviderError`.
     """
-    from .runtime import get_runtime
-
     runtime = get_runtime()
 
     async def request() -> str:

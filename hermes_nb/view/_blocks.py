@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..core.events import Event, RunState
 from . import render
-from .events import Event, RunState
 
 if TYPE_CHECKING:
-    from .journal import JournalEntry
-    from .runtime import Run
+    from ..core.journal import JournalEntry
+    from ..engine.runtime import Run
 
 __all__ = ["RESULT_PREVIEW", "Transcript", "status_label"]
 

@@ -18,7 +18,7 @@ from ._blocks import RESULT_PREVIEW, Transcript, status_label
 from ._protocol import BLOCK_KINDS
 
 if TYPE_CHECKING:
-    from .runtime import Run
+    from ..engine.runtime import Run
 
 __all__ = ["bundle", "static_bundle"]
 

@@ -34,14 +34,14 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
+from ..core.events import Event, RunState
 from . import render
 from ._blocks import Transcript
 from ._protocol import BlockMsg, FrameMeta, FrameMsg, ViewMsg, frame
 from ._static import bundle, static_bundle
-from .events import Event, RunState
 
 if TYPE_CHECKING:
-    from .runtime import Run
+    from ..engine.runtime import Run
     from .widget import ChatWidget
 
 __all__ = ["MAX_FPS", "show", "static_bundle", "stream_plain", "widgets_available"]
