@@ -40,7 +40,10 @@ def chat(
         sess = session if isinstance(session, Session) else Session.open(session)
         return sess.chat(prompt, profile=profile, system=system, **overrides)
     resolved, extra = resolve_profile(profile, **overrides)
-    transcript = history if hasattr(history, "settle") else MemoryTranscript(history)  # type: ignore[arg-type]
+    if history is None or isinstance(history, list | tuple):
+        transcript: Transcript = MemoryTranscript(list(history or ()))
+    else:
+        transcript = history
     request = TurnRequest(
         prompt=prompt, profile=resolved, transcript=transcript, system=system, extra=extra
     )

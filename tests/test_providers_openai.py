@@ -427,6 +427,25 @@ def test_a_base_url_without_scheme_is_a_clear_network_error() -> None:
     assert "is not a usable http(s) URL" in run.error["message"]
 
 
+@pytest.mark.parametrize(
+    ("base_url", "reason"),
+    [
+        ("http://[::1/v1", "Invalid port"),  # httpx.InvalidURL, which is not an httpx.HTTPError
+        ("http://127.0.0.1:99999/v1", "port 99999 is not 1-65535"),  # an OverflowError below
+    ],
+)
+def test_a_malformed_base_url_is_a_clear_network_error_not_a_bug(
+    base_url: str, reason: str
+) -> None:
+    # Found by mypy: these reached the user as "a bug in hermes_nb" with a traceback.
+    profile = Profile(name="t", provider="openai", base_url=base_url, model="m")
+    run = hermes_nb.chat("hi", profile=profile).wait(WAIT)
+    assert run.error is not None
+    assert run.error["kind"] == "network"
+    assert f"The base_url {base_url!r} is not a usable http(s) URL" in run.error["message"]
+    assert reason in run.error["message"]
+
+
 def test_a_server_that_never_answers_times_out(sse_server: SSEServer) -> None:
     sse_server.enqueue(Reply(hang=True))
     start = time.perf_counter()

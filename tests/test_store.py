@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hermes_nb.core.exceptions import SessionNotFound, StoreError, StoreVersionError
-from hermes_nb.store import (
+from hermes_nb.store.database import (
     MIGRATIONS,
     PROCESS_TOKEN,
     NewMessage,

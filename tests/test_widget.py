@@ -408,6 +408,29 @@ def test_same_run_reuses_one_widget_model(comms: list[RecordingComm]) -> None:
     assert view._controller_for(run) is None  # settled: shown as the static bundle
 
 
+def test_a_closed_widget_is_displayed_as_a_snapshot_not_a_type_error(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by mypy: ipywidgets sets ``_repr_mimebundle_`` to None on close
+    # (``Widget.close_all()``), and displaying the run again raised "'NoneType' object is not
+    # callable". The run's transcript so far is shown instead.
+    import IPython.display
+
+    shown: list[dict[str, Any]] = []
+    monkeypatch.setattr(IPython.display, "display", lambda data, **kw: shown.append(data))
+    controller = live("one two three " * 200, delay=0.01)
+    try:
+        controller.widget.close()
+        controller.display()
+        assert len(shown) == 1
+        assert "application/vnd.jupyter.widget-view+json" not in shown[0]
+        assert {"text/html", "text/markdown", "text/plain"} <= set(shown[0])
+    finally:
+        controller.run.cancel()
+        controller.run.wait(30)
+        controller.join(30)
+
+
 # -- static bundle and plain text -------------------------------------------------------------
 
 

@@ -218,3 +218,15 @@ def test_a_settled_run_is_shown_as_the_static_bundle(kernel: KernelHarness) -> N
     assert "application/vnd.jupyter.widget-view+json" not in data
     assert 'data-state="done"' in data["text/html"]
     assert display["content"]["metadata"]["hermes_nb"]["status"] == "done"
+
+
+def test_a_cell_ending_in_a_run_shows_its_view_through_the_registered_hook(
+    kernel: KernelHarness,
+) -> None:
+    # The engine does not import the view: ``import hermes_nb`` registers the view's ``show``
+    # with IPython's display formatter, and a cell ending in a run displays its chat view.
+    result = kernel.execute(f'r_hook = hermes_nb.chat("{PROMPT}", profile="echo", delay=0)\nr_hook')
+    views = list(kernel.widget_views(result))
+    assert len(views) == 1
+    _, w = views[0]
+    assert wait_settled_frame(w)["status"] == "done"

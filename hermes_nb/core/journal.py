@@ -42,7 +42,7 @@ class _Folded:
     first_seq: int
     event: str
     text: str
-    lengths: array  # lengths[i] is the length of event first_seq + i's text
+    lengths: array[int]  # lengths[i] is the length of event first_seq + i's text
 
     @property
     def last_seq(self) -> int:
@@ -153,7 +153,7 @@ class RunJournal:
         return "".join(e.data.get("text", "") for e in self.since(0) if e.event == event)
 
 
-def _packed(lengths: list[int]) -> array:
+def _packed(lengths: list[int]) -> array[int]:
     """``lengths`` in the smallest array that holds them: one byte per token for the usual short
     tokens, a quarter of what 4-byte end offsets cost."""
     top = max(lengths, default=0)

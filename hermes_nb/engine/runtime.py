@@ -26,7 +26,8 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Run", "Runtime", "get_runtime"]
 
+T = TypeVar("T")
 _run_numbers = itertools.count(1)
 
 
@@ -391,7 +393,7 @@ class Runtime:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(func)
 
-    def submit(self, func: Callable[[], Awaitable[Any]]) -> Any:
+    def submit(self, func: Callable[[], Awaitable[T]]) -> Future[T]:
         """Run an async function on the loop and return a ``concurrent.futures.Future``."""
         if threading.get_ident() == self.thread_id:
             raise RunError("The runtime cannot wait on itself; call this from another thread.")

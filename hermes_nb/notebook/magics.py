@@ -171,7 +171,7 @@ class HermesMagics(Magics):
         if not args.no_interpolate:
             from ._interpolate import interpolate
 
-            result = interpolate(prompt, self.shell.user_ns)
+            result = interpolate(prompt, self.shell.user_ns if self.shell is not None else {})
             prompt = result.text
             if result.undefined:
                 names = ", ".join(result.undefined)

@@ -59,7 +59,9 @@ class ProviderRequest:
 class Provider(Protocol):
     """Anything with ``stream(request)`` returning an async iterator of events."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The provider's name, as a profile's ``provider`` field spells it."""
 
     def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]: ...
 

@@ -303,7 +303,7 @@ def _startup_failure(exc: BaseException, turn: _Turn, secrets: list[Secret]) -> 
 
 def _dotenv(home: Path) -> dict[str, str]:
     """The home's ``.env`` (what the Hermes CLI loads into its environment)."""
-    from agent.secret_scope import load_env_file  # type: ignore[import-not-found]
+    from agent.secret_scope import load_env_file
 
     return dict(load_env_file(home / ".env"))
 
@@ -319,13 +319,13 @@ def _load_agent(home: Path) -> Any:
         if loaded is not None:
             return loaded
         try:
-            import hermes_constants  # type: ignore[import-not-found]
+            import hermes_constants
         except ImportError as exc:
             raise ConfigError(MISSING_EXTRA, hint=_MISSING_HINT) from exc
         before = _environ()
         token = hermes_constants.set_hermes_home_override(str(home))
         try:
-            import run_agent  # type: ignore[import-not-found]
+            import run_agent
         except ImportError as exc:
             raise ConfigError(MISSING_EXTRA, hint=_MISSING_HINT) from exc
         finally:
@@ -366,7 +366,7 @@ def _environ() -> dict[str, str]:
 def _overlay(turn: _Turn, dotenv: Mapping[str, str], session_id: str) -> dict[str, str]:
     """What the agent reads from ``os.environ`` for this turn: the home's ``.env`` (the
     profile's own ``env`` wins), its ``terminal.*`` settings, the home and the session id."""
-    from hermes_cli.config import apply_terminal_config_to_env  # type: ignore[import-not-found]
+    from hermes_cli.config import apply_terminal_config_to_env
 
     overlay = {k: v for k, v in dotenv.items() if k not in turn.profile.env}
     current = _environ()
@@ -390,7 +390,7 @@ def _looks_failed(result: Any) -> bool:
         try:
             result = json.loads(result)
         except ValueError:
-            return result.lstrip().lower().startswith("error")
+            return bool(result.lstrip().lower().startswith("error"))
     return isinstance(result, dict) and bool(result.get("error"))
 
 
@@ -604,8 +604,8 @@ def _work(turn: _Turn, bridge: _Bridge, control: _Control) -> None:
 
 def _run(turn: _Turn, bridge: _Bridge, control: _Control) -> dict[str, Any]:
     run_agent = _load_agent(turn.home)
-    from agent.secret_scope import set_secret_scope  # type: ignore[import-not-found]
-    from hermes_constants import set_hermes_home_override  # type: ignore[import-not-found]
+    from agent.secret_scope import set_secret_scope
+    from hermes_constants import set_hermes_home_override
 
     # Context-local, so concurrent agents of other homes are not affected; the thread (and its
     # context) ends with the turn, so nothing needs resetting.
@@ -613,8 +613,8 @@ def _run(turn: _Turn, bridge: _Bridge, control: _Control) -> dict[str, Any]:
     dotenv = _dotenv(turn.home)
     set_secret_scope({**_environ(), **dotenv, **turn.profile.env})
     if turn.approvals == "deny":
-        from tools.approval import set_hermes_interactive_context  # type: ignore[import-not-found]
-        from tools.terminal_tool import set_approval_callback  # type: ignore[import-not-found]
+        from tools.approval import set_hermes_interactive_context
+        from tools.terminal_tool import set_approval_callback
 
         set_hermes_interactive_context(True)
         set_approval_callback(_deny)
@@ -642,7 +642,7 @@ def _run(turn: _Turn, bridge: _Bridge, control: _Control) -> dict[str, Any]:
 def _resolve(turn: _Turn) -> dict[str, Any]:
     """Provider, endpoint and key as the Hermes CLI would pick them for this home, with the
     profile's ``base_url`` and key (from ``api_key_env``) taking precedence."""
-    from hermes_cli.runtime_provider import (  # type: ignore[import-not-found]
+    from hermes_cli.runtime_provider import (
         resolve_runtime_provider,
     )
 
@@ -659,7 +659,7 @@ def _resolve(turn: _Turn) -> dict[str, Any]:
 
 
 def _home_model() -> str | None:
-    from hermes_cli.config import load_config  # type: ignore[import-not-found]
+    from hermes_cli.config import load_config
 
     model = load_config().get("model")
     if isinstance(model, dict):
@@ -670,8 +670,8 @@ def _home_model() -> str | None:
 def _home_toolsets() -> list[str] | None:
     """The toolsets the Hermes CLI enables with this home (``hermes tools``), if readable."""
     try:
-        from hermes_cli.config import load_config  # type: ignore[import-not-found]
-        from hermes_cli.tools_config import (  # type: ignore[import-not-found]
+        from hermes_cli.config import load_config
+        from hermes_cli.tools_config import (
             _get_platform_tools,
         )
 

@@ -104,6 +104,7 @@ class OpenAIProvider:
                 ErrorKind.NETWORK,
                 f"The profile {profile.name!r} has no base_url to send the request to.",
             )
+        _check_port(base, request)
         timeout = httpx.Timeout(
             connect=profile.connect_timeout,
             read=profile.read_timeout,
@@ -130,14 +131,29 @@ class OpenAIProvider:
                     yield item
         except ProviderError:
             raise
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
             raise _transport_error(exc, base, profile, request) from exc
+
+
+def _check_port(base: str, request: ProviderRequest) -> None:
+    """Refuse a port outside 1-65535 here: httpx accepts it and the socket layer would fail
+    with an ``OverflowError`` that no httpx class describes."""
+    try:
+        port = httpx.URL(base).port
+    except httpx.InvalidURL:
+        return  # said by the request itself, through the table below
+    if port is not None and not 0 < port < 65536:
+        raise provider_error(
+            ErrorKind.NETWORK,
+            f"The base_url {base!r} is not a usable http(s) URL (port {port} is not 1-65535).",
+            secret=request.api_key,
+        )
 
 
 # Each httpx failure class → (kind, message); the first matching row wins, so subclasses
 # (ConnectTimeout is a TimeoutException; ConnectError is a TransportError) come first.
 _TRANSPORT_ERRORS: tuple[
-    tuple[type[httpx.HTTPError] | tuple[type[httpx.HTTPError], ...], ErrorKind, str], ...
+    tuple[type[Exception] | tuple[type[Exception], ...], ErrorKind, str], ...
 ] = (
     (httpx.ConnectTimeout, ErrorKind.NETWORK, "Could not connect to {base} within {connect:g} s."),
     (
@@ -171,7 +187,7 @@ _TRANSPORT_ERRORS: tuple[
 
 
 def _transport_error(
-    exc: httpx.HTTPError, base: str, profile: Profile, request: ProviderRequest
+    exc: httpx.HTTPError | httpx.InvalidURL, base: str, profile: Profile, request: ProviderRequest
 ) -> ProviderError:
     """The classified, one-sentence error for an httpx failure (the key redacted)."""
     for types, kind, template in _TRANSPORT_ERRORS:
@@ -183,7 +199,7 @@ def _transport_error(
                 reason=_reason(exc),
             )
             return provider_error(kind, message, secret=request.api_key)
-    raise AssertionError("httpx.HTTPError matches the last row")  # pragma: no cover
+    raise AssertionError("every httpx failure matches a row")  # pragma: no cover
 
 
 def _body(request: ProviderRequest) -> dict[str, Any]:

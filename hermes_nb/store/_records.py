@@ -127,11 +127,21 @@ def _loads(text: str | None) -> Any:
 
 
 def _session(row: Sequence[Any]) -> SessionRecord:
-    return SessionRecord(*row[:7], bool(row[7]), *row[8:13], json.loads(row[13] or "{}"))
+    (id_, name, title, profile, model, parent, source, archived, created, updated) = row[:10]
+    stream_id, pending, pending_at, usage = row[10:14]
+    return SessionRecord(
+        id_, name, title, profile, model, parent, source, bool(archived), created, updated,
+        stream_id, pending, pending_at, json.loads(usage or "{}"),
+    )  # fmt: skip
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(*row[:6], _loads(row[6]), json.loads(row[7] or "{}"), *row[8:])
+    run_id, session_id, stream_id, state, profile, model, error, usage = row[:8]
+    pid, proc_token, started_at, finished_at = row[8:12]
+    return RunRecord(
+        run_id, session_id, stream_id, state, profile, model, _loads(error),
+        json.loads(usage or "{}"), pid, proc_token, started_at, finished_at,
+    )  # fmt: skip
 
 
 def _message_rows(rows: Iterable[Sequence[Any]]) -> list[StoredMessage]:

@@ -545,11 +545,14 @@ class Store:
     def content_chars(self, session_id: str) -> int:
         """Characters of text the model would be sent (for a context estimate)."""
         return self._read(
-            lambda db: db.execute(
-                "SELECT COALESCE(SUM(length(content) + COALESCE(length(reasoning), 0)), 0) "
-                "FROM messages WHERE session_id = ? AND role IN ('user', 'assistant', 'system')",
-                (session_id,),
-            ).fetchone()[0]
+            lambda db: int(
+                db.execute(
+                    "SELECT COALESCE(SUM(length(content) + COALESCE(length(reasoning), 0)), 0) "
+                    "FROM messages WHERE session_id = ? "
+                    "AND role IN ('user', 'assistant', 'system')",
+                    (session_id,),
+                ).fetchone()[0]
+            )
         )
 
     def last_position(self, session_id: str) -> int:
@@ -866,9 +869,10 @@ class Store:
 
 def _last_position(db: sqlite3.Connection, session_id: str) -> int:
     # Served by the (session_id, position) unique index: O(log n), no scan.
-    return db.execute(
+    row = db.execute(
         "SELECT COALESCE(MAX(position), 0) FROM messages WHERE session_id = ?", (session_id,)
-    ).fetchone()[0]
+    ).fetchone()
+    return int(row[0])
 
 
 def _insert_messages(

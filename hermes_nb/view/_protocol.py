@@ -137,7 +137,12 @@ def parse_view_msg(content: Any) -> ViewMsg | None:
         return {"type": "cancel"}
     if kind == "replay":
         after, rid = content.get("after"), content.get("rid")
-        valid_after = isinstance(after, int) and not isinstance(after, bool) and after >= 0
-        if valid_after and isinstance(rid, str) and 0 < len(rid) <= 200:
-            return {"type": "replay", "after": after, "rid": rid}
+        if (
+            isinstance(after, int)
+            and not isinstance(after, bool)
+            and after >= 0
+            and isinstance(rid, str)
+            and 0 < len(rid) <= 200
+        ):
+            return ReplayMsg(type="replay", after=after, rid=rid)
     return None

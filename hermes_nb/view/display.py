@@ -245,16 +245,21 @@ class _Controller:
         from IPython.display import display
 
         with self._lock:
-            if not self._finalized:
+            # ipywidgets sets ``_repr_mimebundle_`` to None when a widget is closed
+            # (``Widget.close_all()``): such a view can no longer be shown live, and the
+            # snapshot below stands in for it.
+            repr_bundle = self.widget._repr_mimebundle_
+            live = None if self._finalized or repr_bundle is None else repr_bundle()
+            if live is not None:
                 display_id = uuid.uuid4().hex
-                data, metadata = self.widget._repr_mimebundle_()
+                data, metadata = live
                 if not include_plain:
                     data = {k: v for k, v in data.items() if k != "text/plain"}
                 # Inside the lock: the final update cannot overtake this display.
                 display(data, metadata=metadata, raw=True, display_id=display_id)
                 self._display_ids.append(display_id)
                 return
-        if include_plain:  # else the caller displays the static bundle itself
+        if include_plain or not self._finalized:  # else the caller shows the settled bundle
             data, metadata = static_bundle(self.run)
             display(data, metadata=metadata, raw=True)
 
