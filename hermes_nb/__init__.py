@@ -30,6 +30,7 @@ from .core.exceptions import (
 )
 from .core.profiles import Profile
 from .engine.runtime import Run
+from .engine.tools import Tool, tool
 from .store import sessions as sessions
 from .store.sessions import Session
 
@@ -44,9 +45,11 @@ __all__ = [
     "SessionNotFound",
     "StoreError",
     "StoreVersionError",
+    "Tool",
     "__version__",
     "chat",
     "load_ipython_extension",
+    "tool",
     "unload_ipython_extension",
 ]
 

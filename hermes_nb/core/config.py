@@ -67,8 +67,9 @@ _KEY_DEFAULTS = (("OPENAI_API_KEY", "openai"), ("OPENROUTER_API_KEY", "openroute
 
 _TOP_KEYS = {"default_profile", "bot_name", "profiles"}
 _PROFILE_KEYS = {f.name for f in fields(Profile)} - {"name"}
-_FLOAT_KEYS = {"compress_at", "temperature", "connect_timeout", "read_timeout"}
-_INT_KEYS = {"context_window", "max_tokens"}
+_FLOAT_KEYS = {"compress_at", "temperature", "connect_timeout", "read_timeout", "prompt_timeout"}
+_INT_KEYS = {"context_window", "max_tokens", "max_steps", "tool_result_limit"}
+_LIST_KEYS = {"tools"}
 _TABLE_KEYS = {"headers", "env", "options"}
 
 
@@ -145,7 +146,13 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
         elif key in _FLOAT_KEYS:
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise ConfigError(f"{where} must be a number, not {value!r}.")
+            if key == "prompt_timeout" and value < 0:
+                raise ConfigError(f"{where} must be 0 (wait for ever) or more seconds.")
             values[key] = float(value)
+        elif key in _LIST_KEYS:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where} must be a list of strings, not {value!r}.")
+            values[key] = tuple(value)
         elif key in _INT_KEYS:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{where} must be a positive whole number, not {value!r}.")
@@ -229,7 +236,7 @@ def load_config(path: Path | None = None) -> Config:
 
 # Fields a caller may override per turn; the rest (name, env overlay, options, headers) belong to
 # the profile as configured.
-_PROFILE_FIELDS = {f.name for f in fields(Profile)} - {"name", "env", "options", "headers"}
+_PROFILE_FIELDS = {f.name for f in fields(Profile)} - {"name", "env", "options", "headers", "tools"}
 
 
 def resolve_profile(

@@ -18,8 +18,11 @@ __all__ = [
     "Event",
     "EventData",
     "FinishData",
+    "PromptAnsweredData",
+    "PromptData",
     "RunState",
     "StatusData",
+    "StepData",
     "StreamEndData",
     "TextData",
     "ToolDeltaData",
@@ -37,6 +40,9 @@ class Event(StrEnum):
     TOOL_START = "tool_start"
     TOOL_DELTA = "tool_delta"
     TOOL_END = "tool_end"
+    STEP = "step"
+    PROMPT = "prompt"
+    PROMPT_ANSWERED = "prompt_answered"
     USAGE = "usage"
     FINISH = "finish"
     STATUS = "status"
@@ -47,10 +53,14 @@ class Event(StrEnum):
 
 
 class RunState(StrEnum):
-    """A run's lifecycle: queued → streaming → done | stopped | error."""
+    """A run's lifecycle: queued → streaming ⇄ waiting → done | stopped | error.
+
+    ``waiting``: a prompt (an approval or a question) is open and the run waits for the person.
+    """
 
     QUEUED = "queued"
     STREAMING = "streaming"
+    WAITING = "waiting"
     DONE = "done"
     STOPPED = "stopped"
     ERROR = "error"
@@ -66,7 +76,8 @@ class RunState(StrEnum):
 _SETTLED = frozenset({RunState.DONE, RunState.STOPPED, RunState.ERROR})
 _TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.QUEUED: frozenset({RunState.STREAMING, RunState.STOPPED, RunState.ERROR}),
-    RunState.STREAMING: _SETTLED,
+    RunState.STREAMING: _SETTLED | {RunState.WAITING},
+    RunState.WAITING: _SETTLED | {RunState.STREAMING},
     RunState.DONE: frozenset(),
     RunState.STOPPED: frozenset(),
     RunState.ERROR: frozenset(),
@@ -104,6 +115,37 @@ class ToolEndData(TypedDict):
     duration_ms: NotRequired[float | None]
 
 
+class StepData(TypedDict):
+    """``step``: the tool loop asks the model again (step ``n`` ≥ 2) after running the tools of
+    the previous reply; what follows is a new assistant message in the same run."""
+
+    n: int
+
+
+class PromptData(TypedDict):
+    """``prompt``: the run asks the person and waits (an approval or a question).
+
+    ``detail`` is, for an approval, the exact command or tool call with its arguments;
+    ``choices`` is empty for a free-text question; ``deadline`` is epoch seconds or None.
+    """
+
+    id: str
+    kind: Literal["approval", "question"]
+    text: str
+    detail: str
+    choices: list[str]
+    deadline: float | None
+
+
+class PromptAnsweredData(TypedDict):
+    """``prompt_answered``: the prompt ``id`` got its one answer, and from whom: ``view``,
+    ``magic`` or ``api`` (a person), ``timeout``, ``stop`` or ``shutdown`` (for the person)."""
+
+    id: str
+    value: str
+    by: str
+
+
 class UsageData(TypedDict, total=False):
     """``usage``: token counts as the provider reported them."""
 
@@ -121,9 +163,9 @@ class FinishData(TypedDict):
     finish_reason: str
 
 
-#: Finish reasons that mean the reply was cut short by the provider, not finished by the model:
-#: the output-token limit, or the provider's content filter.
-TRUNCATING_REASONS = frozenset({"length", "content_filter"})
+#: Finish reasons that mean the reply was cut short, not finished by the model: the output-token
+#: limit, the provider's content filter, or the tool loop's ``max_steps``.
+TRUNCATING_REASONS = frozenset({"length", "content_filter", "max_steps"})
 
 
 class StatusData(TypedDict):
@@ -134,7 +176,8 @@ class StatusData(TypedDict):
 
 
 class ApperrorData(TypedDict):
-    """``apperror``: the run failed; ``kind`` is an :class:`~hermes_nb.exceptions.ErrorKind`."""
+    """``apperror``: the run failed; ``kind`` is an
+    :class:`~hermes_nb.core.exceptions.ErrorKind`."""
 
     kind: str
     message: str
@@ -172,6 +215,9 @@ EventName = Literal[
     "tool_start",
     "tool_delta",
     "tool_end",
+    "step",
+    "prompt",
+    "prompt_answered",
     "usage",
     "finish",
     "status",

@@ -79,6 +79,15 @@ class Profile:
     headers: Mapping[str, str] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     hermes_home: str | None = None
+    #: Seconds a prompt (approval or question) waits for the person; 0 waits for ever.
+    prompt_timeout: float = 300.0
+    #: How many model replies one turn's tool loop may ask for before it stops.
+    max_steps: int = 10
+    #: The tools every turn of this profile offers: toolset names (``"notebook"``,
+    #: ``"ask_user"``) or names of functions registered with :func:`hermes_nb.tool`.
+    tools: tuple[str, ...] = ()
+    #: A tool result longer than this many characters reaches the model cut, with a note.
+    tool_result_limit: int = 20_000
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def api_key(self) -> Secret | None:

@@ -35,6 +35,8 @@ from anyio.from_thread import BlockingPortal
 from ..core.events import TRUNCATING_REASONS, Event, RunState
 from ..core.exceptions import RunError
 from ..core.journal import JournalEntry, RunJournal
+from ..core.prompts import Prompt
+from .prompts import PromptBroker
 from .turn import TurnRequest, drive_turn
 
 if TYPE_CHECKING:
@@ -84,13 +86,51 @@ class Run:
         self._completed = False
         self._cancel: Callable[[], None] | None = None
         self._first_token_at: float | None = None
+        #: The run's prompts (approvals and questions for the person): the broker journals them
+        #: through :meth:`put`; :attr:`pending` and :meth:`answer` are its public face.
+        self.prompts = PromptBroker(self.put, timeout=request.profile.prompt_timeout or None)
+        self.prompts.on_change = self._prompts_changed
+        #: The tool loop's completed steps (assistant messages with their calls, tool results).
+        self._steps: list[dict[str, Any]] = []
 
     # -- reading -----------------------------------------------------------------------------
 
     @property
     def status(self) -> RunState:
-        """The lifecycle state: queued → streaming → done | stopped | error."""
+        """The lifecycle state: queued → streaming ⇄ waiting → done | stopped | error."""
         return self._state
+
+    @property
+    def pending(self) -> list[Prompt]:
+        """The prompts of this run still waiting for the person, oldest first."""
+        return [] if self.settled else self.prompts.pending
+
+    def prompt_record(self) -> list[dict[str, Any]]:
+        """Every prompt this run asked, with its answer once it has one (``value``, ``by``),
+        oldest first: what the settled transcript and the session store keep."""
+        asked: dict[str, dict[str, Any]] = {}
+        for entry in self.journal.since(0):
+            if entry.event == Event.PROMPT:
+                asked[entry.data["id"]] = dict(entry.data)
+            elif entry.event == Event.PROMPT_ANSWERED and entry.data["id"] in asked:
+                asked[entry.data["id"]].update(value=entry.data["value"], by=entry.data["by"])
+        return list(asked.values())
+
+    def refusal(self, prompt_id: str, value: object) -> str | None:
+        """Why :meth:`answer` would refuse ``value`` for ``prompt_id``, in one sentence that
+        says what to do instead; None if it would take it."""
+        if self.settled:
+            return f"{self.run_id} has already finished; no prompt of it is waiting."
+        return self.prompts.refusal(prompt_id, value)
+
+    def answer(self, prompt_id: str, value: str, by: str = "api") -> bool:
+        """Answer one of :attr:`pending`, from any thread. The first answer wins; a second one,
+        an unknown id, an answer after the deadline, an empty answer or an approval that is
+        not ``once``, ``session``, ``always`` or ``deny`` returns False and changes nothing
+        (:meth:`refusal` says why). ``by`` names the channel: ``api``, ``magic`` or ``view``."""
+        if self.settled:
+            return False
+        return self.prompts.answer(prompt_id, value, by=by)
 
     @property
     def text(self) -> str:
@@ -237,6 +277,20 @@ class Run:
             if data.get("notice"):
                 self.notice = data["notice"]
 
+    def _prompts_changed(self, waiting: bool) -> None:
+        """The broker opened its first prompt or answered its last: waiting ⇄ streaming.
+        Only those two states move; a run that is settling keeps its way."""
+        old, new = (
+            (RunState.STREAMING, RunState.WAITING)
+            if waiting
+            else (RunState.WAITING, RunState.STREAMING)
+        )
+        with self._lock:
+            if self._state is not old:
+                return
+            self._state = new
+        self.put(Event.STATUS, {"state": str(new)})
+
     def set_state(self, state: RunState, detail: str = "") -> None:
         """Move to ``state`` (a legal transition) and journal a ``status`` event."""
         with self._lock:
@@ -281,6 +335,9 @@ class Run:
             self._cancel_requested = True
             self.cancel_reason = reason
             cancel = self._cancel
+        # Open prompts are answered for the person first (deny / no answer, by "stop" or
+        # "shutdown"), so a worker thread parked on one is released as the stream closes.
+        self.prompts.close("shutdown" if reason == "shutdown" else "stop")
         if cancel is not None:
             self._runtime.call_soon(cancel)
         return True

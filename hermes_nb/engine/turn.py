@@ -9,6 +9,16 @@ finaliser writes nothing and emits no cancel event (DESIGN.md §3, invariant 10)
 The transcript is an interface so that a plain in-memory history (``chat(history=...)``) and the
 persistent session store plug in the same way.
 
+**The tool loop.** When the turn offers tools and a reply ends with ``finish_reason ==
+"tool_calls"``, the calls run (concurrently; async tools on the loop, sync ones in worker
+threads; ``ask=True`` ones after the person's approval; ``ask_user`` as a question prompt), the
+assistant message with its ``tool_calls`` and one ``tool`` message per call are appended, and
+the model is asked again — up to the profile's ``max_steps`` replies. A failing tool or invalid
+arguments become an error *result* the model reads; the run goes on. Stop cancels whatever is in
+flight: the HTTP stream, an async tool, the wait for an answer; a sync tool's thread is
+abandoned and its late result dropped (and logged). The completed steps' messages go to the
+transcript with the reply, so the next turn's history is valid for OpenAI-compatible APIs.
+
 A reply the provider cut short — ``finish_reason`` ``"length"`` (the output-token limit) or
 ``"content_filter"`` — settles as *done*, but its outcome carries the provider's
 ``finish_reason`` and a one-sentence :func:`truncation_notice`, which the ``done`` event, the
@@ -18,7 +28,12 @@ looks complete.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,8 +42,10 @@ import anyio
 from ..core.events import TRUNCATING_REASONS, Event, RunState
 from ..core.exceptions import ErrorKind, HermesError, ProviderError
 from ..core.profiles import Profile, profile_env
+from ..core.prompts import APPROVAL_VALUES
 from ..providers import get_provider
-from ..providers.base import Message, ProviderRequest, provider_error
+from ..providers.base import Message, Provider, ProviderRequest, provider_error
+from .tools import Tool, ToolArgumentsError, resolve_tools
 
 if TYPE_CHECKING:
     from .runtime import Run, Runtime
@@ -44,6 +61,7 @@ __all__ = [
     "cancel_marker",
     "drive_turn",
     "truncation_notice",
+    "turn_tools",
 ]
 
 
@@ -63,7 +81,7 @@ def cancel_marker(bot_name: str | None) -> str:
     )
 
 
-#: Per truncating finish reason (:data:`~hermes_nb.events.TRUNCATING_REASONS`): what happened
+#: Per truncating finish reason (:data:`~hermes_nb.core.events.TRUNCATING_REASONS`): what happened
 #: to the reply, and what to do about it.
 _TRUNCATED: dict[str, tuple[str, str]] = {
     "length": (
@@ -75,17 +93,21 @@ _TRUNCATED: dict[str, tuple[str, str]] = {
         "by the provider's content filter",
         "rephrase the request, or check the provider's moderation settings",
     ),
+    "max_steps": (
+        "when the tool loop reached its limit of model replies",
+        "raise max_steps in the profile (for one turn: max_steps=N in chat())",
+    ),
 }
 
 
 def truncation_notice(finish_reason: str | None) -> str:
     """The sentence that follows a reply the provider cut short (``finish_reason`` in
-    :data:`~hermes_nb.events.TRUNCATING_REASONS`); ``""`` for any other reason."""
+    :data:`~hermes_nb.core.events.TRUNCATING_REASONS`); ``""`` for any other reason."""
     cut = _TRUNCATED.get(finish_reason or "")
     if cut is None:
         return ""
     what, fix = cut
-    extra = " or ask it to continue" if finish_reason == "length" else ""
+    extra = " or ask it to continue" if finish_reason in ("length", "max_steps") else ""
     return f'The reply was cut off {what} (finish_reason "{finish_reason}"); {fix}{extra}.'
 
 
@@ -119,11 +141,18 @@ class TurnOutcome:
     notice: str = ""
     #: why the provider stopped generating (``stop``, ``length``, …); None unless DONE
     finish_reason: str | None = None
+    #: the tool loop's completed steps, in order, before the reply: each an assistant message
+    #: (its text and ``tool_calls``, each call with its ``result``) followed by one ``tool``
+    #: message per call (``tool_call_id``, ``name``, ``content``)
+    steps: list[Message] = field(default_factory=list)
+    #: the prompts the run asked and their answers (``id``, ``kind``, ``text``, ``detail``,
+    #: ``choices``, ``value``, ``by``), oldest first
+    prompts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def has_reply(self) -> bool:
         """True if the turn produced any assistant content at all."""
-        return bool(self.text.strip() or self.reasoning.strip() or self.tool_calls)
+        return bool(self.text.strip() or self.reasoning.strip() or self.tool_calls or self.steps)
 
     @property
     def partial(self) -> bool:
@@ -167,7 +196,8 @@ class MemoryTranscript:
         if self.active_stream_id != run.stream_id:
             return False
         self.active_stream_id = None
-        if outcome.has_reply:
+        self.messages.extend(dict(m) for m in outcome.steps)
+        if outcome.text.strip() or outcome.reasoning.strip() or outcome.tool_calls:
             message: Message = {"role": "assistant", "content": outcome.text}
             if outcome.partial:
                 message["partial"] = True
@@ -188,16 +218,68 @@ class TurnRequest:
     transcript: Transcript = field(default_factory=MemoryTranscript)
     system: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the tools the model may call this turn (see :func:`turn_tools`); empty: none
+    tools: tuple[Tool, ...] = ()
+
+
+def turn_tools(profile: Profile, tools: Iterable[Any] | None = None) -> tuple[Tool, ...]:
+    """The tools a turn offers: the profile's ``tools`` names, then ``tools`` (tools, functions
+    or names); ``ask_user`` joins whenever there is any. An unknown name raises
+    :class:`HermesError` before anything is stored or sent."""
+    return tuple(resolve_tools([*profile.tools, *(tools or ())]))
+
+
+def _api_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool call as OpenAI-compatible APIs take it back in the history."""
+    if "function" in call:
+        return {k: call[k] for k in ("id", "type", "function") if k in call}
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": call.get("name", ""), "arguments": call.get("arguments") or "{}"},
+    }
 
 
 def _provider_messages(request: TurnRequest, history: list[Message]) -> list[Message]:
+    """The history as the API takes it: the system prompt first; user, assistant and system
+    messages; an assistant's ``tool_calls`` only for calls a ``tool`` message answers (a call
+    an agent ran itself, or one a Stop cut off, has none: sent alone it would be refused), and
+    those ``tool`` messages. Notices and errors are for the person, never sent."""
     system = request.system if request.system is not None else request.profile.system_prompt
     messages: list[Message] = [{"role": "system", "content": system}] if system else []
+    called = {
+        c.get("id")
+        for m in history
+        if m.get("role") == "assistant"
+        for c in m.get("tool_calls") or ()
+    }
+    answered = {
+        m.get("tool_call_id")
+        for m in history
+        if m.get("role") == "tool" and m.get("tool_call_id") in called
+    }
+    answered.discard(None)
     for m in history:
-        if m.get("role") in ("user", "assistant", "system", "tool") and (
-            m.get("content") or m.get("tool_calls")
-        ):
-            messages.append({k: v for k, v in m.items() if k in ("role", "content", "tool_calls")})
+        role = m.get("role")
+        if role == "tool":
+            if m.get("tool_call_id") in answered:
+                messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": m["tool_call_id"],
+                        "content": str(m.get("content") or ""),
+                    }
+                )
+            continue
+        if role not in ("user", "assistant", "system"):
+            continue
+        calls = [_api_call(c) for c in m.get("tool_calls") or () if c.get("id") in answered]
+        if not (m.get("content") or calls):
+            continue
+        message: Message = {"role": role, "content": m.get("content") or ""}
+        if calls:
+            message["tool_calls"] = calls
+        messages.append(message)
     return messages
 
 
@@ -218,15 +300,7 @@ async def drive_turn(run: Run, runtime: Runtime) -> None:
             provider = get_provider(profile, runtime.client)
             with profile_env(profile):
                 secret = profile.api_key()
-                provider_request = ProviderRequest(
-                    profile=profile,
-                    messages=_provider_messages(request, history),
-                    model=profile.model,
-                    api_key=secret,
-                    extra=request.extra,
-                )
-                async for event, data in provider.stream(provider_request):
-                    run.put(event, data)
+                await _loop(run, provider, _provider_messages(request, history), secret)
             completed = True
             run._stream_completed()
     except ProviderError as exc:
@@ -240,6 +314,209 @@ async def drive_turn(run: Run, runtime: Runtime) -> None:
         )
     outcome = _outcome(run, completed=completed, error=error)
     await _settle(run, outcome)
+
+
+@dataclass
+class _Step:
+    """What one model reply of the loop produced."""
+
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    call_ids: list[str] = field(default_factory=list)
+
+
+async def _loop(run: Run, provider: Provider, messages: list[Message], secret: Any) -> None:
+    """Ask the model, run the tools it calls, ask again — up to ``max_steps`` replies."""
+    request = run.request
+    profile = request.profile
+    tools = {t.name: t for t in request.tools}
+    specs = [t.spec() for t in request.tools]
+    for n in range(1, max(1, profile.max_steps) + 1):
+        if n > 1:
+            run.put(Event.STEP, {"n": n})
+        step = _Step()
+        provider_request = ProviderRequest(
+            profile=profile,
+            messages=messages,
+            model=profile.model,
+            api_key=secret,
+            extra=request.extra,
+            tools=specs,
+            asker=run.prompts,
+        )
+        async for event, data in provider.stream(provider_request):
+            run.put(event, data)
+            if event == Event.TOKEN:
+                step.text.append(data["text"])
+            elif event == Event.REASONING:
+                step.reasoning.append(data["text"])
+            elif event == Event.FINISH:
+                step.finish_reason = data["finish_reason"]
+            elif event == Event.TOOL_START and data["id"] not in step.call_ids:
+                step.call_ids.append(data["id"])
+        calls = [run.tool_calls[i] for i in step.call_ids if "result" not in run.tool_calls[i]]
+        if not tools or step.finish_reason != "tool_calls" or not calls:
+            return
+        results = await _run_calls(run, calls, tools)
+        assistant: Message = {
+            "role": "assistant",
+            "content": "".join(step.text),
+            "tool_calls": [dict(run.tool_calls[c["id"]]) for c in calls],
+        }
+        if step.reasoning:
+            assistant["reasoning"] = "".join(step.reasoning)
+        replies = [
+            {"role": "tool", "tool_call_id": c["id"], "name": c["name"], "content": result}
+            for c, result in zip(calls, results, strict=True)
+        ]
+        run._steps.extend([assistant, *replies])
+        messages = [*messages, _sent(assistant), *(_sent(r) for r in replies)]
+    run.put(Event.FINISH, {"finish_reason": "max_steps"})
+
+
+def _sent(message: Message) -> Message:
+    """A loop message as the API takes it."""
+    if message["role"] == "tool":
+        return {k: message[k] for k in ("role", "tool_call_id", "content")}
+    return {
+        "role": "assistant",
+        "content": message["content"],
+        "tool_calls": [_api_call(c) for c in message["tool_calls"]],
+    }
+
+
+async def _run_calls(run: Run, calls: list[dict[str, Any]], tools: dict[str, Tool]) -> list[str]:
+    """Run one reply's calls concurrently; their results (as the model reads them) in order."""
+    results: list[str] = [""] * len(calls)
+
+    async def one(i: int, call: dict[str, Any]) -> None:
+        results[i] = await _run_call(run, call, tools.get(call["name"]))
+
+    async with anyio.create_task_group() as group:
+        for i, call in enumerate(calls):
+            group.start_soon(one, i, call)
+    return results
+
+
+# Approvals given "for this session" (session id, tool) or "always" (None, tool), per process.
+_approved: set[tuple[str | None, str]] = set()
+_approved_lock = threading.Lock()
+
+
+async def _run_call(run: Run, call: dict[str, Any], found: Tool | None) -> str:
+    """One call, to its end: the result the model reads, journaled as ``tool_end``."""
+    started = time.perf_counter()
+    error = False
+    name = call["name"]
+    try:
+        if found is None:
+            error = True
+            content = f"Error: there is no tool named {name!r}; the tools offered are listed."
+        else:
+            content, error = await _call(run, found, call["arguments"] or "")
+    except anyio.get_cancelled_exc_class():
+        run.put(
+            Event.TOOL_END,
+            {
+                "id": call["id"],
+                "name": name,
+                "result": "Stopped before the tool finished.",
+                "error": True,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        raise
+    limit = max(1, run.profile.tool_result_limit)
+    if len(content) > limit:
+        content = (
+            content[:limit] + f"\n[… cut: {len(content) - limit:,} more characters; the profile's "
+            f"tool_result_limit is {limit:,}]"
+        )
+    run.put(
+        Event.TOOL_END,
+        {
+            "id": call["id"],
+            "name": name,
+            "result": content,
+            "error": error,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return content
+
+
+async def _call(run: Run, found: Tool, raw: str) -> tuple[str, bool]:
+    """Validate, ask if needed, and call; ``(result text, failed)``."""
+    try:
+        arguments = found.arguments(raw)
+    except ToolArgumentsError as exc:
+        return f"Error: {exc}", True
+    if found.builtin:  # ask_user: a question for the person
+        choices = [str(c) for c in arguments.get("choices") or ()]
+        answer = await run.prompts.ask("question", str(arguments.get("question", "")), "", choices)
+        return answer.value, False
+    if found.ask and not _preapproved(run, found):
+        call_text = found.describe_call(arguments)
+        answer = await run.prompts.ask(
+            "approval", f"Allow the tool {found.name} to run?", call_text, APPROVAL_VALUES
+        )
+        if not answer.approved:
+            why = {"timeout": "no answer came in time", "stop": "the run was stopped"}.get(
+                answer.by, "the person denied it"
+            )
+            return f"Not run: {why}. Do not retry this call unless the person asks.", False
+        if answer.value in ("session", "always"):
+            key = None if answer.value == "always" else (run.session_id or run.run_id)
+            with _approved_lock:
+                _approved.add((key, found.name))
+    try:
+        if found.is_async:
+            assert found.function is not None
+            value = await found.function(**arguments)
+        else:
+            value = await anyio.to_thread.run_sync(
+                functools.partial(_in_thread, run, found, arguments), abandon_on_cancel=True
+            )
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception as exc:
+        return f"Error: {type(exc).__name__}: {exc}", True
+    return _as_text(value), False
+
+
+def _preapproved(run: Run, found: Tool) -> bool:
+    with _approved_lock:
+        return (None, found.name) in _approved or (
+            run.session_id or run.run_id,
+            found.name,
+        ) in _approved
+
+
+def _in_thread(run: Run, found: Tool, arguments: dict[str, Any]) -> Any:
+    """A sync tool in a worker thread. After Stop its thread is abandoned: a late result is
+    dropped, and the log says so (the run has settled; nothing reads it)."""
+    assert found.function is not None
+    value = found.function(**arguments)
+    if run.cancel_requested:
+        log.warning(
+            "The tool %s finished after %s was stopped; its result was dropped.",
+            found.name,
+            run.run_id,
+        )
+    return value
+
+
+def _as_text(value: Any) -> str:
+    """A tool's return value as the model reads it: text as is, data as JSON, else ``repr``."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "Done (no result)."
+    try:
+        return json.dumps(value, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _converted(exc: HermesError, secret: Any = None) -> ProviderError:
@@ -259,12 +536,19 @@ def _converted(exc: HermesError, secret: Any = None) -> ProviderError:
 
 
 def _outcome(run: Run, *, completed: bool, error: ProviderError | None) -> TurnOutcome:
+    in_steps = {c["id"] for m in run._steps for c in m.get("tool_calls") or ()}
+    said = [m for m in run._steps if m["role"] == "assistant"]
+    steps_text = sum(len(m.get("content") or "") for m in said)
+    steps_reasoning = sum(len(m.get("reasoning") or "") for m in said)
     outcome = TurnOutcome(
         state=RunState.DONE,
-        text=run.text,
-        reasoning=run.reasoning,
-        tool_calls=[dict(c) for c in run.tool_calls.values()],
+        # The reply is the last step's text; earlier steps' text is in their own messages.
+        text=run.text[steps_text:],
+        reasoning=run.reasoning[steps_reasoning:],
+        tool_calls=[dict(c) for i, c in run.tool_calls.items() if i not in in_steps],
         usage=dict(run.usage),
+        steps=[dict(m) for m in run._steps],
+        prompts=run.prompt_record(),
     )
     if error is not None:
         outcome.state, outcome.error = RunState.ERROR, error.to_payload()

@@ -1,24 +1,27 @@
 """The provider contract: one method that streams events for one request.
 
 A provider turns a :class:`ProviderRequest` into an async iterator of ``(event, data)`` pairs
-(see :mod:`hermes_nb.events`): ``token``, ``reasoning``, ``tool_start``/``tool_delta``/``tool_end``
-and ``usage``. It ends by returning normally (the reply is complete) or by raising
-:class:`~hermes_nb.exceptions.ProviderError` with a classified ``kind``. Cancellation is the
+(see :mod:`hermes_nb.core.events`): ``token``, ``reasoning``, ``tool_start``/``tool_delta``/
+``tool_end`` and ``usage``. It ends by returning normally (the reply is complete) or by raising
+:class:`~hermes_nb.core.exceptions.ProviderError` with a classified ``kind``. Cancellation is the
 caller's job: the runtime cancels the task iterating the stream, and a provider must release its
 connection in ``finally``/``async with`` so the server sees the disconnect at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ..core.exceptions import ErrorKind, ProviderError
 from ..core.profiles import Profile, Secret
+from ..core.prompts import Answer, PromptKind
 
 __all__ = [
     "HINTS",
+    "Asker",
     "Message",
     "Provider",
     "ProviderEvent",
@@ -31,12 +34,37 @@ Message = dict[str, Any]
 ProviderEvent = tuple[str, dict[str, Any]]
 
 
+class Asker(Protocol):
+    """How a provider asks the person in front of the notebook and waits for the answer (the
+    engine's prompt broker, one per run). Only a person's answer, a deadline or Stop comes
+    back; nothing the model writes can answer. An approval answer is ``once``, ``session``,
+    ``always`` or ``deny``; a question's is one of its choices or the person's own text."""
+
+    async def ask(
+        self, kind: PromptKind, text: str, detail: str = "", choices: Sequence[str] = ()
+    ) -> Answer:
+        """Ask from the run's event loop (the tool loop, an async provider)."""
+        ...
+
+    def ask_blocking(
+        self,
+        kind: PromptKind,
+        text: str,
+        detail: str = "",
+        choices: Sequence[str] = (),
+        *,
+        cancelled: threading.Event | None = None,
+    ) -> Answer:
+        """Ask from a worker thread (an in-process agent's callback); blocks that thread only."""
+        ...
+
+
 @dataclass(frozen=True)
 class ProviderRequest:
     """One request to a model: the conversation so far and how to reach the model.
 
     ``api_key`` was read from the profile's variable when the turn started; it is a
-    :class:`~hermes_nb.profiles.Secret` so it never shows in a repr, a log or the journal.
+    :class:`~hermes_nb.core.profiles.Secret` so it never shows in a repr, a log or the journal.
     """
 
     profile: Profile
@@ -44,6 +72,11 @@ class ProviderRequest:
     model: str
     api_key: Secret | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The tools the model may call, as OpenAI ``tools`` entries (``{"type": "function",
+    #: "function": {"name", "description", "parameters"}}``); empty: none offered.
+    tools: Sequence[Mapping[str, Any]] = ()
+    #: How to ask the person (approvals, questions); None where nobody can be asked.
+    asker: Asker | None = None
 
     @property
     def prompt(self) -> str:

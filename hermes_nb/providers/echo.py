@@ -10,8 +10,13 @@ arguments to :func:`hermes_nb.chat`) script everything the tests and examples ne
 ``reply``       the exact reply text instead of the echo
 ``repeat``      echo the prompt this many times (long replies)
 ``reasoning``   text streamed as ``reasoning`` before the reply
-``tool_calls``  a list of ``{"name", "arguments", "result"}`` reported as tool events
-``fail``        an :class:`~hermes_nb.exceptions.ErrorKind` to fail with …
+``tool_calls``  a list of ``{"name", "arguments"}`` calls. One with a ``"result"`` is only
+                reported (as an agent that ran it itself would). Without one, when the turn
+                offers tools, the reply ends with ``finish_reason`` ``"tool_calls"`` so the
+                engine's tool loop runs them; the next reply (the last message is a ``tool``
+                result) then says what the tools returned (or ``reply``)
+``tool_steps``  a list of such lists: the calls of step 1, 2, … (a longer tool loop)
+``fail``        an :class:`~hermes_nb.core.exceptions.ErrorKind` to fail with …
 ``fail_after``  … after this many reply chunks (default 0: before any text)
 ``usage``       report token usage at the end (default true)
 ``max_tokens``  stop after this many reply chunks and report ``finish_reason`` ``"length"``,
@@ -55,6 +60,42 @@ def echo_reply(prompt: str, repeat: int = 1) -> str:
     )
 
 
+def _step(messages: list[dict[str, Any]]) -> int:
+    """How many tool-loop replies this turn has had: assistant messages with ``tool_calls``
+    after the last user message."""
+    count = 0
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            break
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            count += 1
+    return count
+
+
+def _scripted_calls(opts: Mapping[str, Any], step: int) -> list[dict[str, Any]]:
+    """The calls scripted for this step: ``tool_steps[step]``, or ``tool_calls`` at step 0."""
+    steps = opts.get("tool_steps")
+    if steps is not None:
+        return list(steps[step]) if step < len(steps) else []
+    return list(opts.get("tool_calls") or ()) if step == 0 else []
+
+
+def _tool_results(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The tool results since the last assistant message: ``(tool_call_id, content)``."""
+    found: list[tuple[str, str]] = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        found.append((str(message.get("tool_call_id", "")), str(message.get("content", ""))))
+    return found[::-1]
+
+
+def _results_reply(results: list[tuple[str, str]]) -> str:
+    """What the echo model says after its tool calls ran: each result, as it came back."""
+    lines = "\n".join(f"- `{call_id}`: {content}" for call_id, content in results)
+    return f"**Echo** (offline model) — the tools returned:\n\n{lines}\n"
+
+
 def _chunks(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
@@ -75,9 +116,17 @@ class EchoProvider:
         size = max(1, int(opts.get("chunk_size", 4)))
         delay = float(opts.get("delay", 0.01))
         reply = opts.get("reply")
+        step = _step(request.messages)
+        scripted = _scripted_calls(opts, step)
+        loop_calls = [c for c in scripted if "result" not in c] if request.tools else []
+        results = _tool_results(request.messages) if step > 0 else []
         text = (
-            str(reply)
+            ""
+            if loop_calls
+            else str(reply)
             if reply is not None
+            else _results_reply(results)
+            if results
             else echo_reply(request.prompt, int(opts.get("repeat", 1)))
         )
         fail = opts.get("fail")
@@ -96,8 +145,8 @@ class EchoProvider:
             for piece in _chunks(str(reasoning), size):
                 yield "reasoning", {"text": piece}
                 await pause()
-        for n, call in enumerate(opts.get("tool_calls") or ()):
-            call_id = f"call_{n}"
+        for n, call in enumerate(scripted):
+            call_id = f"call_{step}_{n}" if step else f"call_{n}"
             arguments = call.get("arguments", {})
             args = arguments if isinstance(arguments, str) else json.dumps(arguments)
             yield (
@@ -133,6 +182,8 @@ class EchoProvider:
             raise provider_error(
                 kind, f"The echo model was scripted to fail with {kind}.", status=_STATUS.get(kind)
             )
+        if loop_calls:
+            finish_reason = "tool_calls"
         if finish_reason != "stop":  # a plain end is "stop"; the turn reports it as such
             yield "finish", {"finish_reason": finish_reason}
         if opts.get("usage", True):

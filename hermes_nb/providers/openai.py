@@ -1,7 +1,7 @@
 """OpenAI-compatible chat completions over httpx, streamed as server-sent events.
 
 One POST to ``{base_url}/chat/completions`` with ``stream: true`` per turn, on the runtime's
-shared ``httpx.AsyncClient``. The reply's SSE lines become events (:mod:`hermes_nb.events`):
+shared ``httpx.AsyncClient``. The reply's SSE lines become events (:mod:`hermes_nb.core.events`):
 
 * ``delta.content`` → ``token``; ``delta.reasoning_content`` or ``delta.reasoning`` →
   ``reasoning``;
@@ -18,9 +18,9 @@ a slow model sends one delta per read anyway, so nothing is delayed, while a fas
 does not pay the journal and fan-out cost per token (a 20,000-chunk reply becomes about a
 hundred events).
 
-Every failure becomes a :class:`~hermes_nb.exceptions.ProviderError` with a classified
-:class:`~hermes_nb.exceptions.ErrorKind` and a one-sentence message that never contains the key.
-A stream must end with ``data: [DONE]``; a stream that stops without it (and without a
+Every failure becomes a :class:`~hermes_nb.core.exceptions.ProviderError` with a classified
+:class:`~hermes_nb.core.exceptions.ErrorKind` and a one-sentence message that never contains the
+key. A stream must end with ``data: [DONE]``; a stream that stops without it (and without a
 ``finish_reason``) is reported as ``malformed_stream`` — the text received so far stays in the run.
 
 Stop cancels the task iterating :meth:`OpenAIProvider.stream`; the ``async with`` around the
@@ -215,6 +215,8 @@ def _body(request: ProviderRequest) -> dict[str, Any]:
         body["temperature"] = profile.temperature
     if profile.max_tokens is not None:
         body["max_tokens"] = profile.max_tokens
+    if request.tools:  # the turn's tool loop runs what the model calls (engine/turn.py)
+        body["tools"] = [dict(t) for t in request.tools]
     body.update(profile.options)
     body.update(request.extra)
     return body
