@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .core import md_table
-from .core.config import home, load_config
+from .core.config import config_path, home, load_config
 from .core.exceptions import ConfigError, ErrorKind
 from .core.profiles import Profile
 from .providers.base import HINTS, classify_status
@@ -190,8 +190,13 @@ def doctor_report(profile: str | None = None, *, timeout: float = 5.0) -> Doctor
     except ConfigError as exc:
         report.add("config", Verdict.FAIL, str(exc))
         return report
-    where = config.path if config.path and config.path.exists() else "none (built-in defaults)"
-    report.add("config", Verdict.OK, str(where))
+    path = config.path or config_path()
+    where = (
+        str(path)
+        if path.exists()
+        else f"none: built-in defaults (a config.toml would go at {path})"
+    )
+    report.add("config", Verdict.OK, where)
     try:
         chosen = config.profile(profile)
     except ConfigError as exc:

@@ -9,6 +9,7 @@ import sys
 import pytest
 from sse_server import Reply, SSEServer
 
+import hermes_nb
 from hermes_nb.doctor import Verdict, doctor_report
 
 
@@ -127,3 +128,31 @@ def test_versions_warn_about_kernels_that_hold_back_or_lose_requests(
     assert report.verdict("versions") is verdict
     detail = next(c.detail for c in report.checks if c.name == "versions")
     assert says in detail
+
+
+def test_without_a_config_it_names_where_one_would_go(hermes_home) -> None:
+    report = doctor_report()
+    line = next(c.detail for c in report.checks if c.name == "config")
+    assert line == f"none: built-in defaults (a config.toml would go at {hermes_home}/config.toml)"
+
+
+def test_with_a_config_it_names_the_file_it_read(hermes_home, write_config) -> None:
+    write_config('bot_name = "Ada"\n')
+    report = doctor_report()
+    assert next(c.detail for c in report.checks if c.name == "config") == str(
+        hermes_home / "config.toml"
+    )
+
+
+def test_the_command_has_a_version_and_plain_help() -> None:
+    version = subprocess.run(
+        [sys.executable, "-m", "hermes_nb", "--version"], capture_output=True, text=True
+    )
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"hermes-nb {hermes_nb.__version__}"
+    shown = subprocess.run(
+        [sys.executable, "-m", "hermes_nb", "--help"], capture_output=True, text=True
+    )
+    assert shown.returncode == 0
+    assert "doctor" in shown.stdout
+    assert "``" not in shown.stdout and ":func:" not in shown.stdout  # no raw reST
