@@ -130,7 +130,9 @@ def bench_answer(report: Report) -> None:
         prompt = run.pending[0]
         answered_at = [0.0]
 
-        def answer(prompt_id: str = prompt.id, target: list[float] = answered_at) -> None:
+        def answer(
+            prompt_id: str = prompt.id, target: list[float] = answered_at, run: Any = run
+        ) -> None:
             target[0] = time.perf_counter()
             run.answer(prompt_id, "once")
 
@@ -141,9 +143,7 @@ def bench_answer(report: Report) -> None:
         latencies.append(unblocked_at[-1] - answered_at[0])
         run.wait(10)
     report.figure("b. answer -> waiting tool unblocked, median", median(latencies) * 1000, "ms", 20)
-    report.figure(
-        "b. answer -> waiting tool unblocked, worst", max(latencies) * 1000, "ms", 100
-    )
+    report.figure("b. answer -> waiting tool unblocked, worst", max(latencies) * 1000, "ms", 100)
 
 
 def main() -> int:

@@ -290,3 +290,30 @@ def test_shutdown_stops_with_an_interrupted_notice_not_a_user_cancel() -> None:
     runtime.shutdown(timeout=5)
     assert run.status is RunState.STOPPED
     assert transcript.messages[-1] == {"role": "notice", "content": SHUTDOWN_NOTICE}
+
+
+def test_shutdown_while_a_prompt_waits_settles_the_run_as_interrupted() -> None:
+    # The prompt's answer (by "shutdown") wakes the waiting tool before the run's own cancel
+    # lands, so the runtime's task group cancellation could win and kill the turn unsettled.
+    from hermes_nb.engine.tools import resolve_tools
+    from hermes_nb.engine.turn import SHUTDOWN_NOTICE, MemoryTranscript, TurnRequest
+
+    runtime = Runtime()
+    transcript = MemoryTranscript()
+    run = runtime.start(
+        TurnRequest(
+            prompt="ask",
+            profile=Profile(options={"delay": 0}),
+            transcript=transcript,
+            tools=tuple(resolve_tools(["ask_user"])),
+            extra={"tool_calls": [{"name": "ask_user", "arguments": {"question": "Colour?"}}]},
+        )
+    )
+    while not run.pending:
+        time.sleep(0.005)
+    runtime.shutdown(timeout=5)
+    assert run.settled and run.status is RunState.STOPPED
+    assert run.notice == SHUTDOWN_NOTICE
+    answered = [e.data for e in run.events() if e.event == "prompt_answered"]
+    assert [a["by"] for a in answered] == ["shutdown"]
+    assert transcript.messages[-1] == {"role": "notice", "content": SHUTDOWN_NOTICE}

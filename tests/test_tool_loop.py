@@ -164,7 +164,9 @@ def test_a_raising_tool_returns_one_sentence_and_the_run_goes_on(sse_server: SSE
     sse_server.enqueue(_calls(("c", "boom", {"n": 7})), _echo_results)
     run = hermes_nb.chat("x", profile=_profile(sse_server), tools=[boom]).wait(WAIT)
     assert run.status == "done"
-    assert _tool_messages(sse_server.chat_requests[1])[0]["content"] == "Error: ValueError: no 7 today"
+    assert (
+        _tool_messages(sse_server.chat_requests[1])[0]["content"] == "Error: ValueError: no 7 today"
+    )
 
 
 def test_an_unknown_tool_name_from_the_model_is_an_error_result(sse_server: SSEServer) -> None:
@@ -213,9 +215,9 @@ def test_a_long_result_is_cut_with_a_note(sse_server: SSEServer) -> None:
         return "x" * 5000
 
     sse_server.enqueue(_calls(("c", "big", {})), _echo_results)
-    hermes_nb.chat(
-        "x", profile=_profile(sse_server, tool_result_limit=1000), tools=[big]
-    ).wait(WAIT)
+    hermes_nb.chat("x", profile=_profile(sse_server, tool_result_limit=1000), tools=[big]).wait(
+        WAIT
+    )
     result = _tool_messages(sse_server.chat_requests[1])[0]["content"]
     assert result.startswith("x" * 1000 + "\n[… cut: 4,000 more characters")
     assert "tool_result_limit is 1,000" in result
@@ -330,7 +332,11 @@ def test_ask_user_becomes_a_question_and_the_answer_is_the_result(sse_server: SS
     )
     run = hermes_nb.chat("x", profile=_profile(sse_server), tools=["ask_user"])
     prompt = _wait_for(lambda: run.pending)[0]
-    assert (prompt.kind, prompt.text, prompt.choices) == ("question", "Which colour?", ("red", "blue"))
+    assert (prompt.kind, prompt.text, prompt.choices) == (
+        "question",
+        "Which colour?",
+        ("red", "blue"),
+    )
     assert run.refusal(prompt.id, "  ") is not None
     assert run.answer(prompt.id, "green, actually")  # the person's own words are fine
     run.wait(WAIT)
@@ -418,7 +424,10 @@ def test_the_schema_comes_from_the_signature_hints_and_docstring() -> None:
     assert forecast.name == "weather" and forecast.ask
     params = forecast.parameters
     assert params["required"] == ["city"]
-    assert params["properties"]["city"] == {"type": "string", "description": 'The city, e.g. "Paris".'}
+    assert params["properties"]["city"] == {
+        "type": "string",
+        "description": 'The city, e.g. "Paris".',
+    }
     assert params["properties"]["days"]["default"] == 3
     assert params["properties"]["metric"]["type"] == "boolean"
     assert forecast.description == "Forecast the weather."

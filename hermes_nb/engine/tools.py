@@ -23,11 +23,12 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
-
-import pydantic
+from typing import TYPE_CHECKING, Any, overload
 
 from ..core.exceptions import HermesError
+
+if TYPE_CHECKING:  # imported where a tool is made or called: ``import hermes_nb`` stays light
+    import pydantic
 
 __all__ = [
     "ASK_USER",
@@ -102,6 +103,8 @@ class Tool:
             )
         if self._model is None:
             return data
+        import pydantic
+
         try:
             validated = self._model.model_validate(data)
         except pydantic.ValidationError as exc:
@@ -149,6 +152,8 @@ def _doc_parts(doc: str) -> tuple[str, dict[str, str]]:
 
 def _model_for(func: Callable[..., Any], name: str, arg_docs: Mapping[str, str]) -> Any:
     """A pydantic model of ``func``'s parameters (its JSON Schema and its validator)."""
+    import pydantic
+
     signature = inspect.signature(func)
     try:
         hints = inspect.get_annotations(func, eval_str=True)

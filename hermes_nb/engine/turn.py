@@ -284,12 +284,14 @@ def _provider_messages(request: TurnRequest, history: list[Message]) -> list[Mes
 
 
 async def drive_turn(run: Run, runtime: Runtime) -> None:
-    """Run one turn to the end. Never raises: every ending is an outcome."""
+    """Run one turn to the end. Every ending is an outcome, settled and written back; the only
+    exception that leaves is the runtime's own cancellation (its shutdown), after settling."""
     request = run.request
     profile = request.profile
     completed = False
     error: ProviderError | None = None
     secret = None
+    outside: BaseException | None = None
     scope = anyio.CancelScope()
     if not run._bind_cancel(scope.cancel):
         scope.cancel()
@@ -307,6 +309,11 @@ async def drive_turn(run: Run, runtime: Runtime) -> None:
         error = exc
     except HermesError as exc:  # a profile or store problem: the user can fix it, not a bug
         error = _converted(exc, secret)
+    except anyio.get_cancelled_exc_class() as exc:
+        # Not this run's Stop (its scope swallowed that) but the runtime's task group, stopping
+        # at kernel exit: it can win the race when the run's own cancel was queued behind a
+        # wake-up (a prompt answered for the person). Settle first, as a stopped run, then go.
+        outside = exc
     except Exception as exc:  # a bug must not leave the run "streaming" forever
         log.exception("Turn %s failed unexpectedly.", run.run_id)
         error = provider_error(
@@ -314,6 +321,8 @@ async def drive_turn(run: Run, runtime: Runtime) -> None:
         )
     outcome = _outcome(run, completed=completed, error=error)
     await _settle(run, outcome)
+    if outside is not None:
+        raise outside
 
 
 @dataclass
