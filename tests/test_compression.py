@@ -191,3 +191,11 @@ def test_a_reply_over_the_threshold_compresses_in_the_background() -> None:
     assert continuation != session and continuation.parent_session_id == session.id
     assert session.archived
     assert _pairs(continuation)[-2:] == [("user", "one more"), ("assistant", "tipping point")]
+
+
+def test_keep_last_zero_summarises_everything() -> None:
+    session = _session(2)
+    continuation = session.compress(keep_last=0, profile=FAST_ECHO)
+    (summary,) = continuation.messages
+    assert summary.role == "system" and summary.metadata
+    assert summary.metadata["summarised_messages"] == 4

@@ -328,3 +328,38 @@ def test_compressing_a_session_compressed_meanwhile_says_so_in_one_sentence(
         )
     assert err.value.message == f"Session {record.id[:8]} is already archived."
     assert err.value.hint
+
+
+def test_a_tool_loop_turn_begun_on_an_archived_session_lands_whole_in_the_continuation(
+    kernels: tuple[Store, Store],
+) -> None:
+    a, b = kernels
+    record = _conversation(a)
+    archive_before = _pairs(a, record.id)
+    continuation = _compress(b, record.id)
+    began = _begin(a, record.id)
+    call = {"id": "c1", "name": "f", "arguments": "{}", "result": "42"}
+    assert a.settle_turn(
+        record.id,  # the stale id: the write-back follows the run row
+        run_id="r1",
+        stream_id="s1",
+        state="done",
+        messages=[
+            NewMessage("assistant", "", tool_calls=[call]),
+            NewMessage("tool", "42", metadata={"tool_call_id": "c1", "name": "f"}),
+            NewMessage("assistant", "It is 42."),
+        ],
+    )
+    assert began.id == continuation.id
+    assert _pairs(a, continuation.id)[-4:] == [
+        ("user", "q3"),
+        ("assistant", ""),
+        ("tool", "42"),
+        ("assistant", "It is 42."),
+    ]
+    assert _pairs(a, record.id) == archive_before
+    assert a.history(continuation.id)[-3:] == [
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "name": "f", "content": "42"},
+        {"role": "assistant", "content": "It is 42."},
+    ]

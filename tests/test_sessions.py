@@ -506,3 +506,25 @@ def test_a_reply_cut_off_at_the_token_limit_is_stored_with_its_notice(sse_server
     notice = Session.open("cut").messages[-1]
     assert notice.metadata == {"kind": "truncated", "finish_reason": "length"}
     assert truncation_notice("length") in Session.open("cut").export("md")
+
+
+def test_a_title_is_drawn_from_the_final_reply_of_a_turn_that_ran_tools() -> None:
+    from hermes_nb.store.titles import _first_exchange
+
+    session = Session.new(profile="echo")
+    get_store().append_messages(
+        session.id,
+        [
+            NewMessage("user", "What is in the bucket?"),
+            NewMessage(
+                "assistant",
+                "Let me look.",
+                tool_calls=[{"id": "c", "name": "ls", "arguments": "{}", "result": "a.csv"}],
+            ),
+            NewMessage("tool", "a.csv", metadata={"tool_call_id": "c", "name": "ls"}),
+            NewMessage("assistant", "One CSV file."),
+            NewMessage("user", "And then?"),
+            NewMessage("assistant", "Nothing else."),
+        ],
+    )
+    assert _first_exchange(session) == ("What is in the bucket?", "One CSV file.")

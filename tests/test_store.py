@@ -93,6 +93,45 @@ def test_migrations_are_recorded_by_name_and_run_once(store: Store) -> None:
         again.close()
 
 
+def test_the_messages_rebuild_recreates_exactly_what_the_first_migrations_made(
+    store: Store,
+) -> None:
+    # 006 rebuilt ``messages`` to take ``tool`` rows; its index and triggers must read exactly
+    # as 002, 004 and 005 wrote them (the file stores a statement's text as it was given).
+    shipped = {m.name: m.statements for m in MIGRATIONS}
+    expected = [
+        *shipped["002_messages"][1:],
+        *shipped["004_messages_fts"][1:],
+        *shipped["005_archive_guards"][:3],
+    ]
+    with _raw(store.path) as db:
+        stored = [
+            r[0]
+            for r in db.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'messages' "
+                "AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY rowid"
+            )
+        ]
+        assert sorted(stored) == sorted(expected)
+        table = db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'"
+        ).fetchone()[0]
+        assert "'tool'" in table and "messages_006" not in " ".join(
+            r[0] for r in db.execute("SELECT name FROM sqlite_master")
+        )
+        db.execute("INSERT INTO sessions (id, created_at, updated_at) VALUES ('s', 0, 0)")
+        db.execute(
+            "INSERT INTO messages (session_id, position, role, content, metadata, created_at) "
+            """VALUES ('s', 1, 'tool', 'result', '{"tool_call_id":"c"}', 0)"""
+        )
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            db.execute(
+                "INSERT INTO messages (session_id, position, role, created_at) "
+                "VALUES ('s', 2, 'function', 0)"
+            )
+    db.close()
+
+
 def test_store_lives_in_hermes_home_by_default(hermes_home: Path) -> None:
     assert get_store().path == hermes_home / "sessions.db"
     assert (hermes_home / "sessions.db").exists()

@@ -2,9 +2,9 @@
 
 A run row records the pid and a start token of the process that began it, so a run left
 unfinished by a process that died can be marked ``interrupted`` — and a reused pid is not
-mistaken for the owner. Kept apart from :mod:`hermes_nb.store` because it is about processes,
-not SQL: Linux is answered from ``/proc``, Windows through ``OpenProcess``, anything else with
-``os.kill(pid, 0)``.
+mistaken for the owner. Kept apart from :mod:`hermes_nb.store.database` because it is about
+processes, not SQL: Linux is answered from ``/proc``, Windows through ``OpenProcess``, anything
+else with ``os.kill(pid, 0)``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The store's values: frozen dataclasses for its rows, and the conversions from SQLite rows.
 
-Kept apart from :mod:`hermes_nb.store` because they are plain values with no SQL or I/O, which
-sessions and compression pass around. The column lists fix the order every ``SELECT`` of the
+Kept apart from :mod:`hermes_nb.store.database` because they are plain values with no SQL or I/O,
+which sessions and compression pass around. The column lists fix the order every ``SELECT`` of the
 store reads, which the row converters rely on; JSON columns are encoded with :func:`_dumps` and
 decoded with :func:`_loads` (``NULL`` stays ``None``).
 """
@@ -40,7 +40,12 @@ class StoredMessage:
 
 @dataclass(frozen=True)
 class NewMessage:
-    """A message to append (the store assigns id, position and time)."""
+    """A message to append (the store assigns id, position and time).
+
+    A ``tool`` message (a tool's result, which the model reads) names the call it answers and
+    the tool in ``metadata``: ``{"tool_call_id": …, "name": …}``; without the call id it could
+    never be sent, so it is refused here.
+    """
 
     role: str
     content: str = ""
@@ -49,6 +54,10 @@ class NewMessage:
     partial: bool = False
     error: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.role == "tool" and not (self.metadata or {}).get("tool_call_id"):
+            raise ValueError('A tool message needs metadata={"tool_call_id": …, "name": …}.')
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The session store's schema: an append-only list of named migrations (llm's ``migrations.py``).
 
-Kept apart from :mod:`hermes_nb.store` so the SQL that defines the file — tables, indexes and
-the triggers through which the database itself enforces the store's guarantees — reads in one
+Kept apart from :mod:`hermes_nb.store.database` so the SQL that defines the file — tables, indexes
+and the triggers through which the database itself enforces the store's guarantees — reads in one
 place, without the transaction and retry code around it:
 
 * Archived sessions are immutable: triggers refuse inserts, updates and deletes of their
@@ -9,6 +9,9 @@ place, without the transaction and retry code around it:
   parent that was deleted (DESIGN.md §3, invariant 15).
 * ``name`` is unique among live (non-archived) sessions.
 * The full-text index follows the messages table through triggers.
+* A message's ``role`` is one of ``user``, ``assistant``, ``system``, ``tool`` (a tool's result,
+  since ``006_tool_messages``: its ``tool_call_id`` and tool ``name`` are in ``metadata``),
+  ``notice`` or ``error``.
 
 The migrations that ran are recorded by name in ``_hermes_migrations``; a name this code does
 not know means a newer hermes_nb wrote the file (the store refuses it).
@@ -36,7 +39,8 @@ class _Migration:
 
 _RAISE = f"SELECT RAISE(ABORT, '{_READ_ONLY}');"
 
-#: Append-only: never edit or reorder a migration that has shipped; add a new one.
+#: Append-only: never edit or reorder a migration that has shipped; add a new one (the steps
+#: from 006 on are appended below this tuple).
 MIGRATIONS: tuple[_Migration, ...] = (
     _Migration(
         "001_sessions",
@@ -159,6 +163,57 @@ MIGRATIONS: tuple[_Migration, ...] = (
                     AND (old.parent_session_id IS NULL
                          OR EXISTS (SELECT 1 FROM sessions WHERE id = old.parent_session_id))))
             BEGIN {_RAISE} END""",
+        ),
+    ),
+)
+
+
+def _shipped(name: str) -> tuple[str, ...]:
+    """The statements of a shipped migration, to re-create exactly what it created."""
+    return next(m.statements for m in MIGRATIONS if m.name == name)
+
+
+#: Every column of ``messages``, in table order (what a rebuild copies).
+_MESSAGES_ALL = (
+    "id, session_id, position, role, content, reasoning, tool_calls, partial, error, metadata, "
+    "run_id, created_at"
+)
+
+# 006: ``tool`` messages (the tool loop's results, issue 13), so a stored history is valid for the
+# API. SQLite cannot alter a CHECK, so ``messages`` is rebuilt inside the migration transaction:
+# the new table (the same columns, the wider CHECK) takes every row with its id and position,
+# the old one is dropped — which drops its index and triggers with it, firing none — and the new
+# one takes its name. Then what depended on it is re-created from the migrations that made it:
+# the ``messages_run`` index, the full-text triggers and the three message archive guards. The
+# ids (the FTS rowids) are unchanged, so the external-content index ``messages_fts`` stays valid
+# as it is. Rows are copied before any guard exists on the new table, archives included.
+MIGRATIONS = (
+    *MIGRATIONS,
+    _Migration(
+        "006_tool_messages",
+        (
+            """CREATE TABLE messages_006 (
+                id INTEGER PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                role TEXT NOT NULL
+                    CHECK (role IN ('user', 'assistant', 'tool', 'notice', 'error', 'system')),
+                content TEXT NOT NULL DEFAULT '',
+                reasoning TEXT,
+                tool_calls TEXT,
+                partial INTEGER NOT NULL DEFAULT 0 CHECK (partial IN (0, 1)),
+                error TEXT,
+                metadata TEXT,
+                run_id TEXT,
+                created_at REAL NOT NULL,
+                UNIQUE (session_id, position)
+            )""",
+            f"INSERT INTO messages_006 ({_MESSAGES_ALL}) SELECT {_MESSAGES_ALL} FROM messages",
+            "DROP TABLE messages",
+            "ALTER TABLE messages_006 RENAME TO messages",
+            *_shipped("002_messages")[1:],  # the messages_run index
+            *_shipped("004_messages_fts")[1:],  # the three full-text triggers
+            *_shipped("005_archive_guards")[:3],  # the three guards on archived messages
         ),
     ),
 )

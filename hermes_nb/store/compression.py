@@ -52,19 +52,65 @@ def needs_compression(session: Session, profile: Profile) -> bool:
 
 def _split(messages: list[StoredMessage], keep_last: int) -> int:
     """Index of the first kept message: ``keep_last`` from the end, moved back to the start
-    of that turn (a user message) so a reply is never kept without its question."""
+    of that turn (a user message) so a reply is never kept without its question — and, where
+    no user message allows that, at least to before the assistant message whose tool calls
+    the kept messages would otherwise begin to answer: a ``tool`` message is never kept
+    without its call, nor a call summarised apart from its results."""
     cut = max(0, len(messages) - keep_last)
+    if cut >= len(messages):  # keep nothing
+        return len(messages)
     for i in range(cut, 0, -1):
         if messages[i].role == "user":
             return i
+    while 0 < cut < len(messages) and messages[cut].role == "tool":
+        cut -= 1
     return cut
 
 
+#: How much of one tool call's arguments or result the summary request shows.
+_TOOL_TEXT = 4000
+
+
+def _cut(text: str) -> str:
+    if len(text) <= _TOOL_TEXT:
+        return text
+    return text[:_TOOL_TEXT] + f" [… {len(text) - _TOOL_TEXT:,} more characters]"
+
+
 def _summary_request(older: list[StoredMessage]) -> list[Message]:
+    """The conversation to summarise, as plain text turns: a tool call and its result are
+    written into the assistant's text (``[tool f called with {…}]``, ``[tool f returned: …]``),
+    never sent as ``tool_calls`` or ``tool`` messages, which an API takes only in strict
+    order and which the summary does not need as such."""
     messages: list[Message] = [{"role": "system", "content": _INSTRUCTIONS}]
-    for m in older:
-        if m.role in ("user", "assistant", "system") and m.content.strip():
-            messages.append({"role": m.role, "content": m.content})
+
+    def say(role: str, text: str) -> None:
+        last = messages[-1]
+        if role == "assistant" and last["role"] == "assistant":  # the loop's next step
+            last["content"] = f"{last['content']}\n\n{text}"
+        else:
+            messages.append({"role": role, "content": text})
+
+    for i, m in enumerate(older):
+        if m.role in ("user", "system") and m.content.strip():
+            say(m.role, m.content)
+        elif m.role == "assistant":
+            answered = set()  # calls whose result a tool message right after this one carries
+            for later in older[i + 1 :]:
+                if later.role != "tool":
+                    break
+                answered.add((later.metadata or {}).get("tool_call_id"))
+            parts = [m.content] if m.content.strip() else []
+            for call in m.tool_calls or ():
+                name = call.get("name") or "tool"
+                parts.append(f"[tool {name} called with {_cut(str(call.get('arguments') or ''))}]")
+                if "result" in call and call.get("id") not in answered:  # an agent's own call
+                    parts.append(f"[tool {name} returned: {_cut(str(call['result']))}]")
+            if parts:
+                say("assistant", "\n".join(parts))
+        elif m.role == "tool":
+            name = (m.metadata or {}).get("name") or "tool"
+            say("assistant", f"[tool {name} returned: {_cut(m.content)}]")
     messages.append({"role": "user", "content": _REQUEST})
     return messages
 

@@ -22,9 +22,14 @@ Runs record the process that owns them (pid plus a start token, so a reused pid 
 for the owner). A run left ``queued``/``streaming`` by a process that has died is marked
 ``interrupted`` when the store is opened and its session is freed (invariant 18).
 
+Messages are ``user``, ``assistant``, ``system``, ``tool`` (the tool loop's results, each naming
+the call it answers in its metadata), ``notice`` and ``error``; :meth:`Store.history` turns them
+into what a model is sent, valid for OpenAI-compatible APIs.
+
 This module is the database handle and its transactions. The migrations and triggers live in
-:mod:`hermes_nb._schema`, the process-ownership checks in :mod:`hermes_nb._owner`, and the row
-dataclasses in :mod:`hermes_nb._records`; the names callers use are importable from here.
+:mod:`hermes_nb.store._schema`, the process-ownership checks in :mod:`hermes_nb.store._owner`, and
+the row dataclasses in :mod:`hermes_nb.store._records`; the names callers use are importable from
+here.
 """
 
 from __future__ import annotations
@@ -89,7 +94,6 @@ _INTERRUPTED_NOTICE = (
     "The previous turn was interrupted: the kernel stopped before a reply was stored. "
     "Your prompt is kept above; ask again to continue."
 )
-_SENT_ROLES = ("user", "assistant", "system")
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -526,20 +530,26 @@ class Store:
         )
 
     def history(self, session_id: str) -> list[dict[str, Any]]:
-        """What a model is sent: user, assistant and system messages with text, in order.
+        """What a model is sent, in order: user, assistant and system messages with text, and
+        the tool loop's messages — an assistant message's ``tool_calls`` (each with its ``id``)
+        followed by the ``tool`` messages that answer them (``tool_call_id``, ``name``,
+        ``content``).
 
-        Notices (cancel markers) and error rows are for the reader, not for the model.
+        Valid for the API by construction: a call is kept only when a ``tool`` message right
+        after its assistant message answers it, and a ``tool`` message only when it answers a
+        kept call. A call an agent ran itself (its result is in its record), one a Stop cut
+        off, or a group a branch cut in two is therefore left out, never sent half. Notices
+        (cancel markers) and error rows are for the reader, not for the model.
         """
         return self._read(
-            lambda db: [
-                {"role": role, "content": content}
-                for role, content in db.execute(
-                    "SELECT role, content FROM messages WHERE session_id = ? "
-                    "AND role IN ('user', 'assistant', 'system') AND content != '' "
-                    "ORDER BY position",
+            lambda db: _history(
+                db.execute(
+                    "SELECT role, content, tool_calls, metadata FROM messages "
+                    "WHERE session_id = ? AND (role = 'tool' OR role IN ('user', 'assistant', "
+                    "'system') AND (content != '' OR tool_calls IS NOT NULL)) ORDER BY position",
                     (session_id,),
-                )
-            ]
+                ).fetchall()
+            )
         )
 
     def content_chars(self, session_id: str) -> int:
@@ -549,7 +559,7 @@ class Store:
                 db.execute(
                     "SELECT COALESCE(SUM(length(content) + COALESCE(length(reasoning), 0)), 0) "
                     "FROM messages WHERE session_id = ? "
-                    "AND role IN ('user', 'assistant', 'system')",
+                    "AND role IN ('user', 'assistant', 'system', 'tool')",
                     (session_id,),
                 ).fetchone()[0]
             )
@@ -753,7 +763,13 @@ class Store:
 
     def fork(self, session_id: str, count: int, *, title: str | None = None) -> SessionRecord:
         """A new session (source ``fork``, parent ``session_id``) holding its first ``count``
-        messages, copied in one statement."""
+        messages, copied in one statement — ``tool`` messages like every other.
+
+        Exactly ``count``, also when that cuts a tool call from its results: the branch's
+        history then leaves the unanswered call out (:meth:`history`), so nothing invalid is
+        sent. :meth:`Session.branch <hermes_nb.store.sessions.Session.branch>` refuses such a
+        cut before it gets here.
+        """
 
         def run(db: sqlite3.Connection) -> SessionRecord:
             parent = self._get(db, session_id)
@@ -873,6 +889,49 @@ def _last_position(db: sqlite3.Connection, session_id: str) -> int:
         "SELECT COALESCE(MAX(position), 0) FROM messages WHERE session_id = ?", (session_id,)
     ).fetchone()
     return int(row[0])
+
+
+def _history(rows: Sequence[tuple[str, str, str | None, str | None]]) -> list[dict[str, Any]]:
+    """:meth:`Store.history` from ``(role, content, tool_calls, metadata)`` rows in order: each
+    assistant message with calls takes the ``tool`` rows right after it, and keeps only the
+    calls they answer (the first answer to each); every other ``tool`` row is dropped."""
+    out: list[dict[str, Any]] = []
+    i, count = 0, len(rows)
+    while i < count:
+        role, content, calls_json, _ = rows[i]
+        i += 1
+        if role == "tool":  # no assistant message before it in its group: answers nothing
+            continue
+        if role != "assistant" or calls_json is None:
+            if content:
+                out.append({"role": role, "content": content})
+            continue
+        calls = [c for c in json.loads(calls_json) or () if isinstance(c, dict) and c.get("id")]
+        ids = {c["id"] for c in calls}
+        answers: dict[Any, dict[str, Any]] = {}
+        while i < count and rows[i][0] == "tool":
+            metadata = _loads(rows[i][3]) or {}
+            call_id = metadata.get("tool_call_id")
+            if call_id in ids and call_id not in answers:
+                answers[call_id] = {
+                    "role": "tool",
+                    "tool_call_id": call_id,
+                    "name": metadata.get("name") or "",
+                    "content": rows[i][1],
+                }
+            i += 1
+        kept: list[dict[str, Any]] = []
+        for call in calls:  # in the order called; an id twice would be answered once
+            if call["id"] in answers and all(k["id"] != call["id"] for k in kept):
+                kept.append(call)
+        if not (content or kept):
+            continue
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if kept:
+            message["tool_calls"] = kept
+        out.append(message)
+        out.extend(answers.values())
+    return out
 
 
 def _insert_messages(

@@ -2,16 +2,19 @@
 
 :class:`Session` is the handle users hold (``Session.open("notes").chat("…")``);
 :class:`SessionTranscript` is how a turn reads and writes a session (it implements
-:class:`hermes_nb.turn.Transcript`):
+:class:`hermes_nb.engine.turn.Transcript`):
 
 * ``begin`` makes the prompt durable *before* the request is sent — it is stored as the user
   message, and as the session's pending message until the turn settles — claims the session's
   ``active_stream_id`` and records the run with its owning process, all in one transaction
   (DESIGN.md §3, invariant 18).
 * ``settle`` writes back only while the run's stream still owns the session (compare-and-clear in
-  one transaction, invariant 10): the reply; or what was streamed before Stop as a ``partial``
-  message and the cancel marker (invariants 7–9); or the partial text and the classified error
-  (invariant 14). What is written is decided from this turn's outcome alone.
+  one transaction, invariant 10): the tool loop's completed steps — each assistant message with
+  its ``tool_calls``, then a ``tool`` message per call, so the next turn's history is valid for
+  the API — then the reply; or what was streamed before Stop as a ``partial`` message and the
+  cancel marker (invariants 7–9); or the partial text and the classified error (invariant 14).
+  The prompts the run asked and their answers go in the reply's metadata. What is written is
+  decided from this turn's outcome alone.
 
 After a session's first reply a background job titles it; after any reply that brings the context
 over ``context_window * compress_at`` a background job compresses it. Both are best-effort: a
@@ -26,9 +29,10 @@ import builtins
 import dataclasses
 import json
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +41,7 @@ from ..core.events import RunState
 from ..core.exceptions import ErrorKind, HermesError, SessionNotFound, StoreError
 from ..core.profiles import Profile
 from ..engine.runtime import get_runtime
-from ..engine.turn import TurnOutcome, TurnRequest, cancel_marker
+from ..engine.turn import TurnOutcome, TurnRequest, cancel_marker, turn_tools
 from ..providers.base import HINTS, Message
 from .compression import DEFAULT_KEEP_LAST, needs_compression
 from .database import (
@@ -185,12 +189,14 @@ class Session:
         prompt: str,
         profile: str | Profile | None = None,
         system: str | None = None,
+        tools: Iterable[Any] | None = None,
         **overrides: Any,
     ) -> Run:
-        """Start a turn in this session and return its :class:`~hermes_nb.runtime.Run` at once.
+        """Start a turn in this session and return its :class:`~hermes_nb.engine.Run` at once.
 
-        ``profile`` defaults to the one the session last used; ``overrides`` are as for
-        :func:`hermes_nb.chat`. The run's session is ``run.request.transcript.session_id``.
+        ``profile`` defaults to the one the session last used; ``tools`` and ``overrides`` are
+        as for :func:`hermes_nb.chat`. The run's session is
+        ``run.request.transcript.session_id``.
         """
         if not isinstance(prompt, str) or not prompt.strip():
             raise HermesError(
@@ -206,6 +212,7 @@ class Session:
             transcript=SessionTranscript(self.id, store=self._store, handle=self),
             system=system,
             extra=extra,
+            tools=turn_tools(resolved, tools),
         )
         return get_runtime().start(request)
 
@@ -222,12 +229,31 @@ class Session:
     # -- changing ------------------------------------------------------------------------------
 
     def branch(self, k: int) -> Session:
-        """A new session (source ``fork``, parent this one) holding the first ``k`` messages."""
+        """A new session (source ``fork``, parent this one) holding the first ``k`` messages.
+
+        ``tool`` messages are copied like every other. A ``k`` that would keep a tool call
+        without all of its results (the message after the k-th is a ``tool`` message) is
+        refused, naming the two nearest places to cut instead: before the call, or after its
+        last result. (Such a cut would be harmless — the history sent leaves an unanswered call
+        out — but the branch would not hold what the conversation said.)
+        """
         count = self._store.last_position(self.id)
         if not isinstance(k, int) or not 0 <= k <= count:
             raise HermesError(
                 f"Cannot branch session {self.id[:8]} after message {k!r}.",
                 hint=f"Pass k between 0 and {count} (the number of messages to keep).",
+            )
+        messages = self.messages if k < count else []
+        if messages and messages[k].role == "tool":
+            before = after = k
+            while before > 0 and messages[before].role == "tool":
+                before -= 1
+            while after < len(messages) and messages[after].role == "tool":
+                after += 1
+            raise HermesError(
+                f"Cannot branch session {self.id[:8]} after message {k}: that would keep a tool "
+                "call without its results.",
+                hint=f"Pass k={before} (before the call) or k={after} (after its results).",
             )
         title = self.title
         record = self._store.fork(self.id, k, title=f"{title} (branch)" if title else None)
@@ -317,7 +343,7 @@ def _name(name: str | None) -> str | None:
 
 
 class SessionTranscript:
-    """:class:`hermes_nb.turn.Transcript` against the store, for one session.
+    """:class:`hermes_nb.engine.turn.Transcript` against the store, for one session.
 
     If compression archives the session between the turn's start and ``begin`` (the background
     job of the previous reply, another kernel), the turn lands in the continuation:
@@ -394,22 +420,33 @@ class SessionTranscript:
 def _outcome_messages(
     outcome: TurnOutcome, profile: Profile
 ) -> tuple[str, builtins.list[NewMessage]]:
-    """The run's terminal state and the messages a turn's outcome adds to its session.
+    """The run's terminal state and the messages a turn's outcome adds to its session, in order:
+    the tool loop's completed steps (each assistant message with its ``tool_calls``, then one
+    ``tool`` message per call), the reply (partial unless the turn is done), then the cancel or
+    truncation notice or the error.
 
-    Decided from this turn's outcome only — never from earlier history (invariant 14).
+    Decided from this turn's outcome only — never from earlier history (invariant 14): a turn
+    whose only output is steps is not an empty reply. The prompts the run asked, with their
+    answers, go in the ``metadata["prompts"]`` of the reply, else of the notice or error row,
+    else of the last step; the model and usage go on the reply, else on the last step.
     """
-    messages: builtins.list[NewMessage] = []
+    messages = _step_messages(outcome.steps)
+    steps = [i for i, m in enumerate(messages) if m.role == "assistant"]
+    last_step = steps[-1] if steps else None
+    reply: int | None = None
     state = str(outcome.state)
-    reply = NewMessage(
-        "assistant",
-        outcome.text,
-        reasoning=outcome.reasoning or None,
-        tool_calls=outcome.tool_calls or None,
-        partial=outcome.state is not RunState.DONE,
-        metadata={"model": profile.model, "usage": outcome.usage} if outcome.usage else None,
-    )
-    if outcome.has_reply:
-        messages.append(reply)
+    if outcome.text.strip() or outcome.reasoning.strip() or outcome.tool_calls:
+        reply = len(messages)
+        messages.append(
+            NewMessage(
+                "assistant",
+                outcome.text,
+                reasoning=outcome.reasoning or None,
+                tool_calls=outcome.tool_calls or None,
+                partial=outcome.state is not RunState.DONE,
+            )
+        )
+    ending = len(messages)  # the notice or the error row, if one follows
     if outcome.state is RunState.STOPPED:
         messages.append(
             NewMessage(
@@ -435,7 +472,49 @@ def _outcome_messages(
         }
         messages.append(NewMessage("error", str(error.get("message", "")), error=dict(error)))
         state = "error"
+    said = reply if reply is not None else last_step
+    if said is not None and outcome.usage:
+        _annotate(messages, said, model=profile.model, usage=outcome.usage)
+    if outcome.prompts:
+        ended = ending if ending < len(messages) else None
+        asked = reply if reply is not None else ended if ended is not None else last_step
+        if asked is not None:
+            _annotate(messages, asked, prompts=outcome.prompts)
     return state, messages
+
+
+def _step_messages(steps: Iterable[Message]) -> builtins.list[NewMessage]:
+    """The tool loop's completed steps as stored messages: assistant (text, reasoning, the
+    calls' display records) and ``tool`` (the result; call id and tool name in metadata)."""
+    out: builtins.list[NewMessage] = []
+    for step in steps:
+        role = step.get("role")
+        if role == "assistant":
+            out.append(
+                NewMessage(
+                    "assistant",
+                    str(step.get("content") or ""),
+                    reasoning=step.get("reasoning") or None,
+                    tool_calls=[dict(c) for c in step.get("tool_calls") or ()] or None,
+                )
+            )
+        elif role == "tool":
+            out.append(
+                NewMessage(
+                    "tool",
+                    str(step.get("content") or ""),
+                    metadata={"tool_call_id": step["tool_call_id"], "name": step.get("name", "")},
+                )
+            )
+    return out
+
+
+def _annotate(messages: builtins.list[NewMessage], index: int, **metadata: Any) -> None:
+    """Add keys to ``messages[index]``'s metadata (the records are frozen: replace it)."""
+    message = messages[index]
+    messages[index] = dataclasses.replace(
+        message, metadata={**(message.metadata or {}), **metadata}
+    )
 
 
 def _auto_compress(session: Session, profile: Profile) -> None:
@@ -511,6 +590,25 @@ atexit.register(_at_exit)
 # -- export ------------------------------------------------------------------------------------
 
 
+#: How much of a tool's arguments or result the Markdown export shows (the JSON export has all).
+_MD_CUT = 2000
+#: How an approval's answer reads in the transcript, and who (or what) gave an answer.
+_DECISIONS = {
+    "once": "Allowed once",
+    "session": "Allowed for this session",
+    "always": "Always allowed",
+    "deny": "Denied",
+}
+_BY = {
+    "view": "by you",
+    "magic": "by you",
+    "api": "by you",
+    "timeout": "time ran out",
+    "stop": "the run was stopped",
+    "shutdown": "the kernel shut down",
+}
+
+
 def _markdown(record: SessionRecord, messages: builtins.list[StoredMessage]) -> str:
     when = datetime.fromtimestamp(record.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# {record.title or record.name or 'Untitled session'}", ""]
@@ -519,13 +617,23 @@ def _markdown(record: SessionRecord, messages: builtins.list[StoredMessage]) -> 
     if record.parent_session_id:
         lines.append(f"- {record.source} of session `{record.parent_session_id}`")
     lines.append(f"- created: {when}" + (" · archived" if record.archived else ""))
-    for m in messages:
+    for i, m in enumerate(messages):
+        # The ids the tool messages right after this one answer: those calls' results come
+        # from them; any other call's (an agent's own, one Stop cut off) from its record.
+        answered = set()
+        for later in messages[i + 1 :] if m.tool_calls else ():
+            if later.role != "tool":
+                break
+            answered.add((later.metadata or {}).get("tool_call_id"))
+        for prompt in (m.metadata or {}).get("prompts") or ():
+            lines.append("")
+            lines.extend(_markdown_prompt(prompt))
         lines.append("")
-        lines.extend(_markdown_message(m))
+        lines.extend(_markdown_message(m, answered))
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _markdown_message(m: StoredMessage) -> builtins.list[str]:
+def _markdown_message(m: StoredMessage, answered: set[Any]) -> builtins.list[str]:
     if m.role == "notice":
         return [f"> *{m.content}*"]
     if m.role == "error":
@@ -538,15 +646,69 @@ def _markdown_message(m: StoredMessage) -> builtins.list[str]:
     if m.role == "system":
         summary = (m.metadata or {}).get("kind") == "summary"
         return ["## Summary" if summary else "## System", "", m.content]
+    if m.role == "tool":
+        metadata = m.metadata or {}
+        name, call_id = metadata.get("name") or "tool", metadata.get("tool_call_id", "")
+        return [f"**Result** of `{name}` (`{call_id}`):", "", *_fenced(m.content, "text")]
     out = ["## Assistant" + (" (partial)" if m.partial else ""), ""]
     if m.reasoning:
         out += ["<details><summary>Reasoning</summary>", "", m.reasoning, "", "</details>", ""]
+    calls: builtins.list[str] = []
     for call in m.tool_calls or []:
-        out.append(f"- tool `{call.get('name', 'tool')}` `{call.get('arguments', '')}`")
-    if m.tool_calls:
-        out.append("")
-    out.append(m.content)
+        calls += _markdown_call(call, with_result=call.get("id") not in answered)
+    text = [m.content, ""] if m.content else []
+    # A step of the tool loop says its text, then calls (the results follow as tool messages);
+    # an agent reports the tools it ran itself before its answer.
+    out += [*text, *calls] if answered else [*calls, *text]
+    return out[:-1] if out[-1] == "" else out
+
+
+def _markdown_call(call: dict[str, Any], *, with_result: bool) -> builtins.list[str]:
+    """A tool call: its name and arguments (pretty JSON), and its result when no ``tool``
+    message carries it."""
+    facts = [f"`{call.get('id')}`"] if call.get("id") else []
+    if isinstance(call.get("duration_ms"), int | float):
+        facts.append(f"{call['duration_ms']:,.0f} ms")
+    if call.get("error"):
+        facts.append("failed")
+    raw = call.get("arguments") or ""
+    try:
+        arguments = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+    except (TypeError, ValueError):
+        arguments = str(raw)
+    about = f" ({', '.join(facts)})" if facts else ""
+    out = [f"**Tool call** `{call.get('name') or 'tool'}`{about}:", ""]
+    out += [*_fenced(arguments, "json"), ""]
+    if with_result and "result" in call:
+        out += ["Result:", "", *_fenced(str(call["result"]), "text"), ""]
     return out
+
+
+def _markdown_prompt(prompt: dict[str, Any]) -> builtins.list[str]:
+    """A prompt the run asked the person, and the answer, as a quote."""
+    approval = prompt.get("kind") == "approval"
+    lines = [f"**{'Approval' if approval else 'Question'}:** {prompt.get('text', '')}"]
+    if prompt.get("detail"):
+        lines += ["", *_fenced(str(prompt["detail"]), "text")]
+    if not approval and prompt.get("choices"):
+        lines += ["", "Choices: " + ", ".join(str(c) for c in prompt["choices"])]
+    value, by = prompt.get("value"), prompt.get("by")
+    if value is None:
+        answer = "*No answer.*"
+    else:
+        said = _DECISIONS.get(str(value), str(value)) if approval else str(value)
+        who = _BY.get(str(by), f"by {by}") if by else ""
+        answer = f"**Answer:** {said}" + (f" — {who}" if who else "")
+    lines += ["", answer]
+    return [f"> {line}" if line else ">" for line in lines]
+
+
+def _fenced(text: str, language: str) -> builtins.list[str]:
+    """``text`` as a fenced code block that nothing in it can close, cut if long."""
+    if len(text) > _MD_CUT:
+        text = text[:_MD_CUT] + f"\n[… cut: {len(text) - _MD_CUT:,} more characters]"
+    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+    return [fence + language, *text.splitlines(), fence]
 
 
 # -- module functions --------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Session titles: asked of the model after the first reply, cleaned, stored once.
 
 Title generation is a background nicety, so it must never get in the way: it runs in its own
-thread (started by :mod:`hermes_nb.sessions`), its request goes through the runtime's loop like
-any turn, the profile's environment is applied with the narrow :func:`profile_env` pattern
+thread (started by :mod:`hermes_nb.store.sessions`), its request goes through the runtime's loop
+like any turn, the profile's environment is applied with the narrow :func:`profile_env` pattern
 (``ENV_LOCK`` is never held while the request runs — DESIGN.md §3, invariant 12), and any
 failure is logged and dropped.
 
@@ -87,7 +87,7 @@ def ask(profile: Profile, messages: list[Message], *, timeout: float = 120.0) ->
 
     The provider, the HTTP client and the profile's env overlay are used exactly as a turn
     uses them. Blocks the calling thread (never the runtime's own); a failure is raised as a
-    :class:`~hermes_nb.exceptions.ProviderError`.
+    :class:`~hermes_nb.core.exceptions.ProviderError`.
     """
     runtime = get_runtime()
 
@@ -114,14 +114,17 @@ def ask(profile: Profile, messages: list[Message], *, timeout: float = 120.0) ->
 
 
 def _first_exchange(session: Session) -> tuple[str, str]:
-    """The first prompt that got a reply, and that reply (failed turns are skipped)."""
-    prompt = ""
+    """The first prompt that got a reply, and that reply (failed turns are skipped). A turn
+    that ran tools answers last: its final text, not a step's "let me look that up"."""
+    prompt = reply = ""
     for message in session.messages:
         if message.role == "user":
+            if reply:
+                break
             prompt = message.content
         elif message.role == "assistant" and prompt and message.content.strip():
-            return prompt, message.content
-    return "", ""
+            reply = message.content
+    return (prompt, reply) if reply else ("", "")
 
 
 def _asks_model(profile: Profile) -> bool:
