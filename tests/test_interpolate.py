@@ -63,3 +63,65 @@ def test_dataframes_are_summarised_with_shape_columns_and_head() -> None:
 
 def test_short_values_are_not_fenced() -> None:
     assert interpolate("n={n}", {"n": [1, 2]}).text == "n=[1, 2]"
+
+
+def _history() -> dict[str, object]:
+    """A namespace as IPython keeps it after three cells: ``In`` holds the transformed code,
+    ``_i<n>`` the cell as typed, ``Out`` the values cells returned."""
+    return {
+        "In": ["", "x = 20", "get_ipython().run_line_magic('time', 'y = x + 1')\ny * 2", "z"],
+        "_i1": "x = 20",
+        "_i2": "%time y = x + 1\ny * 2",
+        "_i3": "z",
+        "Out": {2: 42, 3: "text"},
+        "x": 20,
+    }
+
+
+def test_in_n_is_the_cell_as_typed_as_code() -> None:
+    got = interpolate("Why is {In[1]} slow? And {In[2]}", _history())
+    assert got.text == "Why is `x = 20` slow? And \n```python\n%time y = x + 1\ny * 2\n```\n"
+    assert got.used == ("In[1]", "In[2]")
+    assert got.undefined == ()
+
+
+def test_negative_in_counts_back_as_python_reads_it() -> None:
+    assert interpolate("{In[-1]} after {In[-3]}", _history()).text == "`z` after `x = 20`"
+
+
+def test_in_falls_back_to_in_without_the_typed_copy() -> None:
+    assert interpolate("{In[1]}", {"In": ["", "a = 1"]}).text == "`a = 1`"
+
+
+def test_out_n_is_the_value_summarised() -> None:
+    got = interpolate("{Out[2]} and {Out[3]} and {x}", _history())
+    assert got.text == "42 and text and 20"
+    assert got.used == ("Out[2]", "Out[3]", "x")
+
+
+def test_out_tables_are_fenced_like_variables() -> None:
+    pd = __import__("pytest").importorskip("pandas")
+    df = pd.DataFrame({"a": [1, 2]})
+    text = interpolate("see {Out[5]}", {"Out": {5: df}}).text
+    assert text.startswith("see \n```\nDataFrame with 2 rows × 1 columns (a):")
+
+
+def test_missing_cells_and_outputs_are_left_and_reported() -> None:
+    got = interpolate("{In[9]} {Out[1]} {In[0]} {Out[-1]} {In[9]} {In[2]}", _history())
+    assert got.text.startswith("{In[9]} {Out[1]} {In[0]} {Out[-1]} {In[9]} ")
+    assert got.undefined == ("In[9]", "Out[1]", "In[0]", "Out[-1]")
+    assert interpolate("{In[1]} {Out[1]}", {}).undefined == ("In[1]", "Out[1]")
+
+
+def test_double_braces_keep_in_and_out_literal() -> None:
+    assert interpolate("{{In[1]}} {{Out[2]}}", _history()).text == "{In[1]} {Out[2]}"
+
+
+def test_code_that_indexes_in_or_out_is_left_alone() -> None:
+    prompt = "f'{In[1]!r}' {Out[x]} {In [1]} {In[1:2]}"
+    assert interpolate(prompt, _history()).text == prompt
+
+
+def test_a_cell_holding_a_fence_gets_a_longer_fence() -> None:
+    ns = {"_i1": 'print("""\n```\n""")', "In": ["", ""]}
+    assert "````python\n" in interpolate("{In[1]}", ns).text

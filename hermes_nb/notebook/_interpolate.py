@@ -3,18 +3,25 @@
 Only a bare identifier in single braces is replaced, and only when it names a variable; every
 other brace — code, JSON, format strings — stays exactly as written. ``{{`` and ``}}`` give
 literal braces. Values are summarised so a DataFrame or a big array does not flood the prompt.
+
+``{In[3]}`` and ``{Out[3]}`` read as they do in IPython: the source of cell 3 as it was typed
+(IPython keeps it as ``_i3``; ``In`` holds the transformed code) and the value that cell
+returned. A negative index counts back from the current cell, as ``In[-2]`` does (``In[-1]`` is
+the cell being run); ``Out`` is a dict, so only cell numbers that produced a value are there.
+The source goes in as code (inline for one line, a ``python`` fence for several); a cell number
+with no source or no value is left as written and reported as undefined, like a missing name.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Interpolated", "interpolate", "summarise"]
+__all__ = ["Interpolated", "as_code", "cell_source", "interpolate", "summarise"]
 
-_PATTERN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PATTERN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|\{(In|Out)\[\s*(-?\d+)\s*\]\}")
 _LIMIT = 2000
 
 
@@ -62,8 +69,56 @@ def summarise(value: Any, limit: int = _LIMIT) -> str:
     return _cut(text, limit)
 
 
+def cell_source(namespace: Mapping[str, Any], n: int) -> str | None:
+    """The source of cell ``n`` as it was typed (``_i<n>``), else as ``In[n]`` holds it; a
+    negative ``n`` counts back from the end of ``In``. ``None`` if there is no such cell."""
+    history = namespace.get("In")
+    count = len(history) if isinstance(history, Sequence) else 0
+    number = count + n if n < 0 else n
+    if number < 1:  # In[0] is IPython's empty placeholder
+        return None
+    raw = namespace.get(f"_i{number}")
+    if isinstance(raw, str):
+        return raw
+    if number < count and isinstance(history, Sequence):
+        entry = history[number]
+        return entry if isinstance(entry, str) else None
+    return None
+
+
+def as_code(source: str) -> str:
+    """Cell source as Markdown code: inline for one short line, else a ``python`` fence."""
+    text = source.strip("\n")
+    if "\n" not in text and "`" not in text and len(text) <= 120:
+        return f"`{text}`"
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"\n{fence}python\n{text}\n{fence}\n"
+
+
+def _cell_text(namespace: Mapping[str, Any], which: str, n: int) -> str | None:
+    """``{In[n]}`` as code, ``{Out[n]}`` as the summarised value; ``None`` if there is none."""
+    if which == "In":
+        source = cell_source(namespace, n)
+        return None if source is None or not source.strip() else as_code(source)
+    outputs = namespace.get("Out")
+    if not isinstance(outputs, Mapping) or n not in outputs:
+        return None
+    return _as_prompt_text(outputs[n])
+
+
+def _as_prompt_text(value: Any) -> str:
+    text = summarise(value)
+    if "\n" in text and not isinstance(value, str):
+        # a table or array keeps its lines (and reads as data, not prose) in a fence
+        return f"\n```\n{text}\n```\n"
+    return text
+
+
 def interpolate(prompt: str, namespace: Mapping[str, Any]) -> Interpolated:
-    """Replace ``{name}`` by the summarised value of ``namespace[name]``."""
+    """Replace ``{name}`` by the summarised value of ``namespace[name]``, ``{In[n]}`` by the
+    source of cell ``n`` and ``{Out[n]}`` by its summarised value."""
     used: list[str] = []
     undefined: list[str] = []
 
@@ -73,15 +128,19 @@ def interpolate(prompt: str, namespace: Mapping[str, Any]) -> Interpolated:
             return "{"
         if token == "}}":
             return "}"
+        if match.group(2):
+            label = f"{match.group(2)}[{int(match.group(3))}]"
+            text = _cell_text(namespace, match.group(2), int(match.group(3)))
+            if text is None:
+                if label not in undefined:
+                    undefined.append(label)
+                return token
+            used.append(label)
+            return text
         name = match.group(1)
         if name in namespace:
             used.append(name)
-            value = namespace[name]
-            text = summarise(value)
-            if "\n" in text and not isinstance(value, str):
-                # a table or array keeps its lines (and reads as data, not prose) in a fence
-                return f"\n```\n{text}\n```\n"
-            return text
+            return _as_prompt_text(namespace[name])
         if name not in undefined:
             undefined.append(name)
         return token

@@ -1,9 +1,11 @@
 """``%hermes`` and ``%%hermes``: the notebook's way in.
 
 ``%hermes <prompt>`` or a ``%%hermes [options]`` cell starts a turn and shows the live chat view
-under the cell; the cell finishes at once. ``%hermes <sub-command>`` manages runs and sessions.
+under the cell; the cell finishes at once. ``%hermes <sub-command>`` manages runs and sessions,
+answers the questions and approvals a run asks the person (``answer``, ``approve``, ``deny``),
+and sends the last failure to the model (``fix``, ``explain``).
 Every user mistake raises :class:`~IPython.core.error.UsageError` (one line, no traceback), and
-every :class:`~hermes_nb.exceptions.HermesError` is turned into one.
+every :class:`~hermes_nb.core.exceptions.HermesError` is turned into one.
 
 Options are declared with IPython's ``@magic_arguments`` so ``%hermes?`` shows help generated
 from this code. They are parsed by hand from the front of the line only, so a prompt may contain
@@ -13,8 +15,10 @@ anything (apostrophes, quotes, dashes) without shell-style quoting.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +36,30 @@ _TOKEN = re.compile(r"""\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"'])+)""")
 _QUOTED = re.compile(r""""((?:[^"\\]|\\.)*)"|'([^']*)'""")
 # A one-line ``%hermes`` question ending in ``?`` (not ``%hermes?``, the magic's own help).
 _QUESTION_LINE = re.compile(r"^([ \t]*)%hermes[ \t]+(.*\S.*\?)[ \t]*$")
+# How long the wait loops sleep between looks at the run (and at the main thread's queued work).
+_POLL = 0.05
+
+# Every sub-command with its usage and what it does: ``%hermes help`` prints this table, and the
+# ``prompt`` argument's help (``%hermes?``) lists the usages.
+_USAGE: tuple[tuple[str, str], ...] = (
+    ("stop [RUN]", "stop a run (default: every live run of this kernel)"),
+    ("runs", "runs of this kernel, with their status (waiting ones with their question)"),
+    ("answer [--run RUN] [--prompt ID] [--wait] TEXT", "answer the oldest open prompt"),
+    ("approve [once|session|always] [--run RUN] [--prompt ID] [--wait]", "allow a tool call"),
+    ("deny [--run RUN] [--prompt ID] [--wait]", "refuse a tool call"),
+    ("fix [OPTIONS]", "send the last failing cell and its traceback; ask for a corrected cell"),
+    ("explain [OPTIONS]", "send the last failing cell and its traceback; ask what went wrong"),
+    ("sessions", "stored sessions, most recent first"),
+    ("session NAME", "switch to a session (by name or id), creating it if the name is new"),
+    ("history", "the current session's messages"),
+    ("branch [K]", "fork the current session after its first K messages"),
+    ("compress", "summarise the current session into a continuation"),
+    ("search TEXT", "full-text search over every session"),
+    ("export [md|json] [FILE]", "the current session as Markdown or JSON"),
+    ("profiles", "the profiles, the default, and whether each key is set"),
+    ("doctor [PROFILE]", "check config, key, endpoint, store and versions"),
+    ("help", "this help"),
+)
 
 
 def _unquote(token: str) -> str:
@@ -60,6 +88,9 @@ class HermesMagics(Magics):
         super().__init__(shell)
         self._session: Any = None
         self._runs: list[Any] = []
+        # Runs streamed as plain text whose printing stopped at an open prompt: run id -> the
+        # seq printed so far, so the answer goes on printing the rest where it stopped.
+        self._plain_at: dict[str, int] = {}
 
     # -- the magic ------------------------------------------------------------------------------
 
@@ -79,6 +110,12 @@ class HermesMagics(Magics):
     )
     @argument("--plain", action="store_true", help="Stream plain text to the output, no widget.")
     @argument(
+        "--tools",
+        metavar="NAMES",
+        help="Tools the model may call, comma-separated: functions or @hermes_nb.tool tools of "
+        "the notebook, else registered tool or toolset names (notebook, ask_user).",
+    )
+    @argument(
         "--no-interpolate", action="store_true", help="Leave {name} in the prompt as written."
     )
     @argument(
@@ -87,21 +124,31 @@ class HermesMagics(Magics):
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="A provider option for this turn, e.g. -o temperature=0.2 (echo: -o delay=0.05).",
+        help="A per-turn option, e.g. -o temperature=0.2, -o prompt_timeout=60 (echo: -o "
+        "delay=0.05); values are read as TOML, else JSON, else text.",
     )
     @argument(
         "prompt",
         nargs="*",
-        help="The question, or a sub-command: stop [run], runs, sessions, session NAME, history, "
-        "branch [k], compress, search TEXT, export [md|json] [FILE], profiles, doctor, help.",
+        help="The question, or a sub-command: " + "; ".join(u for u, _ in _USAGE) + ".",
     )
     @line_cell_magic
     @_friendly
     def hermes(self, line: str, cell: str | None = None) -> Any:
         """Ask the model: ``%hermes <prompt>`` or a ``%%hermes [options]`` cell."""
-        args, rest = self._parse(line)
+        args, pos = self._parse_span(line)
+        rest = line[pos:].strip()
         if cell is None:
             word, _, tail = rest.partition(" ")
+            if not args.explicit_prompt and word in _FAILURE_MODES:
+                # ``%hermes --wait fix`` and ``%hermes fix --wait``: options on either side.
+                args, extra = self._parse(f"{line[:pos]} {tail}")
+                if extra:
+                    raise UsageError(
+                        f"%hermes {word} takes options only, not {extra!r}: "
+                        f"it sends the last failing cell and its traceback."
+                    )
+                return self._failure(word, args)
             if not args.explicit_prompt and word in _SUBCOMMANDS:
                 return _SUBCOMMANDS[word](self, tail.strip())
             prompt = rest
@@ -118,6 +165,11 @@ class HermesMagics(Magics):
 
     def _parse(self, line: str) -> tuple[Any, str]:
         """Options from the front of ``line``; the rest, verbatim, is the prompt."""
+        args, pos = self._parse_span(line)
+        return args, line[pos:].strip()
+
+    def _parse_span(self, line: str) -> tuple[Any, int]:
+        """:meth:`_parse`, returning where the prompt starts in ``line`` instead of the prompt."""
         parser = self.hermes.parser
         takes_value = {
             opt: bool(action.nargs != 0)
@@ -157,18 +209,19 @@ class HermesMagics(Magics):
         except UsageError as exc:
             raise UsageError(str(exc).splitlines()[-1]) from None
         args.explicit_prompt = explicit
-        return args, line[pos:].strip()
+        return args, pos
 
     # -- asking ---------------------------------------------------------------------------------
 
-    def _ask(self, prompt: str, args: Any) -> Any:
+    def _ask(self, prompt: str, args: Any, *, expand: bool = True) -> Any:
         from ..core.config import load_config
 
         overrides = _options(args.option)
         if args.model:
             overrides["model"] = args.model
         load_config().profile(args.profile)  # an unknown profile fails before anything is stored
-        if not args.no_interpolate:
+        tools = self._tools(args.tools)  # so does an unknown tool name
+        if expand and not args.no_interpolate:
             from ._interpolate import interpolate
 
             result = interpolate(prompt, self.shell.user_ns if self.shell is not None else {})
@@ -179,30 +232,133 @@ class HermesMagics(Magics):
         from .. import view
 
         session = self._session_for(args)
-        run = session.chat(prompt, profile=args.profile, system=args.system, **overrides)
+        run = session.chat(
+            prompt, profile=args.profile, system=args.system, tools=tools, **overrides
+        )
         self._runs.append(run)
-        if args.plain or not view.widgets_available():
-            view.stream_plain(run)
+        widgets = view.widgets_available()
+        if args.plain or not widgets:
+            # Terminal IPython can ask on the terminal while a --wait turn blocks; elsewhere
+            # (--plain in a notebook, or no --wait) the cell says how to answer and returns.
+            self._plain(run, ask=args.wait and not widgets)
             return None
         if args.wait:
             return self._wait_and_settle(run)
         view.show(run)
         return None
 
+    def _tools(self, spec: str | None) -> list[Any] | None:
+        """``--tools f,g``: each name is looked up in the notebook's namespace first (a
+        ``@hermes_nb.tool`` tool or a function there is that object), else taken as the name of
+        a registered tool or toolset. An unknown name is one UsageError, before anything is
+        stored."""
+        if spec is None:
+            return None
+        from ..engine.tools import Tool, resolve_tools
+
+        names = [n.strip() for n in spec.split(",")]
+        if not any(names):
+            raise UsageError("--tools takes names separated by commas, e.g. --tools f,g.")
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        items: list[Any] = []
+        for name in names:
+            if not name:
+                continue
+            found = namespace.get(name)
+            item = (
+                found
+                if isinstance(found, Tool) or inspect.isfunction(found) or inspect.ismethod(found)
+                else name
+            )
+            try:
+                resolve_tools([item])
+            except HermesError as exc:
+                if isinstance(item, str):
+                    known = str(getattr(exc, "hint", "")).split(". ")[0]
+                    raise UsageError(
+                        f"--tools: nothing is named {name!r}: it is neither a function or "
+                        f"@hermes_nb.tool in the notebook nor a registered tool or toolset "
+                        f"({known.removeprefix('Known: ') or 'none registered'})."
+                    ) from None
+                raise UsageError(f"--tools {name}: {exc}") from None
+            items.append(item)
+        return items
+
     def _wait_and_settle(self, run: Any) -> None:
+        """``--wait`` in a notebook: show the live view and block until the run settles — then
+        the static transcript replaces it — or until it asks the person, when the cell ends
+        with the view (and its card) in place and one line on how to answer, so the next cell
+        (or the person) can."""
         from IPython.display import clear_output, display
 
         from .. import view
 
         view.show(run, include_plain=False)
         try:
-            run.wait()
+            waiting = self._wait_for_settle_or_prompt(run)
         except KeyboardInterrupt:
             run.cancel()
             run.wait(10)
+            waiting = None
+        if waiting is not None:
+            print(_how_to_answer(run, waiting, view=True))
+            return
         data, metadata = view.static_bundle(run)
         clear_output(wait=True)
         display(data, metadata=metadata, raw=True)
+
+    def _wait_for_settle_or_prompt(self, run: Any) -> Any:
+        """Block until ``run`` settles (None) or has an open prompt (the oldest one)."""
+        seq = 0
+        while not run.settled:
+            pending = run.pending
+            if pending:
+                return pending[0]
+            self._serve_main_thread()
+            seq = run.wait_for_event(seq, timeout=_POLL)
+        return None
+
+    def _serve_main_thread(self) -> None:
+        """A waiting cell holds the kernel's main thread: run the ``run_python`` code the
+        notebook tools queued for it (it runs between cells, on this thread), so a run that
+        waits for its code does not wait for this cell, which waits for the run."""
+        if threading.current_thread() is threading.main_thread():  # not on a kernel subshell
+            from .tools import run_queued
+
+            run_queued()
+
+    def _plain(self, run: Any, *, ask: bool, after_seq: int = 0) -> None:
+        """Print ``run`` as plain text (the view's :func:`stream_plain`, which also prints each
+        prompt with how to answer it) until it settles or asks. When it asks: with ``ask`` (a
+        ``--wait`` turn in terminal IPython) read the answer from the terminal with
+        :func:`input`, answer, and go on; without, return — the cell ends, and ``%hermes
+        answer`` / ``approve`` / ``deny`` go on printing from where it stopped."""
+        from .. import view
+
+        seq = after_seq
+        while True:
+            seq = view.stream_plain(run, after_seq=seq, until_prompt=True)
+            entries = run.events(after_seq=seq - 1) if seq > 0 else []
+            if not entries or entries[0].event != "prompt":  # the stream ended
+                self._plain_at.pop(run.run_id, None)
+                return
+            prompt = next((p for p in run.pending if p.id == entries[0].data["id"]), None)
+            if prompt is None:  # answered meanwhile (another channel, its deadline): go on
+                continue
+            self._plain_at[run.run_id] = seq
+            if not ask:
+                return
+            try:
+                while prompt.id in {p.id for p in run.pending}:
+                    value = _read_answer(prompt)
+                    if value is None:
+                        continue
+                    if not run.answer(prompt.id, value, by="magic"):
+                        print(f"hermes: {run.refusal(prompt.id, value) or 'not taken.'}")
+            except KeyboardInterrupt:  # Ctrl-C at the question stops the run, as Stop does
+                run.cancel()
+            except EOFError:  # no terminal to read from after all: the printed hint stands
+                return
 
     def _session_for(self, args: Any) -> Any:
         from ..store.sessions import Session
@@ -249,19 +405,140 @@ class HermesMagics(Magics):
         from ..engine.runtime import get_runtime
 
         _no_args("runs", arg)
-        rows = [
-            (
-                f"`{r.run_id}`",
-                f"{r.status} (cut off: {r.finish_reason})" if r.truncated else r.status,
-                r.profile.name,
-                len(r.text),
-                short(r.request.prompt),
+        rows = []
+        waiting = False
+        for r in get_runtime().runs():
+            status = f"{r.status} (cut off: {r.finish_reason})" if r.truncated else str(r.status)
+            pending = r.pending
+            if pending:
+                waiting = True
+                status = f"waiting: {_prompt_words(pending[0])}"
+                if len(pending) > 1:
+                    status += f" (+{len(pending) - 1} more)"
+            rows.append(
+                (f"`{r.run_id}`", status, r.profile.name, len(r.text), short(r.request.prompt))
             )
-            for r in get_runtime().runs()
-        ]
         if not rows:
             return _md("No runs yet in this kernel.")
-        return _md(md_table(("run", "status", "profile", "chars", "prompt"), rows))
+        table = md_table(("run", "status", "profile", "chars", "prompt"), rows)
+        if waiting:
+            table += (
+                "\n\nWaiting for you: answer in the chat view, or with `%hermes answer TEXT`, "
+                "`%hermes approve` or `%hermes deny`."
+            )
+        return _md(table)
+
+    # -- answering prompts ----------------------------------------------------------------------
+
+    def _answer(self, arg: str) -> None:
+        """``%hermes answer [--run RUN] [--prompt ID] [--wait] TEXT``."""
+        picks, value = _answer_options("answer", arg)
+        run, prompt = self._open_prompt(picks, approval=False)
+        self._give(run, prompt, _unquote_whole(value), wait=picks["wait"])
+
+    def _approve(self, arg: str) -> None:
+        """``%hermes approve [once|session|always] [--run RUN] [--prompt ID] [--wait]``."""
+        picks, value = _answer_options("approve", arg)
+        choice = value.strip() or "once"
+        if choice not in ("once", "session", "always"):
+            raise UsageError(
+                f"%hermes approve takes once, session or always, not {choice!r} "
+                "(%hermes deny refuses)."
+            )
+        run, prompt = self._open_prompt(picks, approval=True)
+        self._give(run, prompt, choice, wait=picks["wait"])
+
+    def _deny(self, arg: str) -> None:
+        """``%hermes deny [--run RUN] [--prompt ID] [--wait]``."""
+        picks, value = _answer_options("deny", arg)
+        if value.strip():
+            raise UsageError(f"%hermes deny takes no answer (got {value.strip()!r}).")
+        run, prompt = self._open_prompt(picks, approval=True)
+        self._give(run, prompt, "deny", wait=picks["wait"])
+
+    def _open_prompt(self, picks: dict[str, Any], *, approval: bool) -> tuple[Any, Any]:
+        """The run and the prompt an answer goes to: ``--prompt`` by id, else the oldest open
+        prompt (an approval, for approve and deny) of ``--run`` or of any run of this kernel."""
+        from ..engine.runtime import get_runtime
+
+        runtime = get_runtime()
+        what = "approval" if approval else "prompt"
+        if picks["run"] is not None:
+            run = runtime.get(picks["run"])  # an unknown run: RunError, one line
+            if run.settled:
+                raise UsageError(
+                    f"{run.run_id} has already finished ({run.status}); nothing of it waits."
+                )
+            runs = [run]
+        else:
+            runs = runtime.runs()
+        if picks["prompt"] is not None:
+            for run in runs:
+                prompt = run.prompts.get(picks["prompt"])
+                if prompt is not None:
+                    break
+            else:
+                where = f"{runs[0].run_id}" if picks["run"] is not None else "this kernel's runs"
+                raise UsageError(
+                    f"There is no prompt {picks['prompt']!r} in {where}; %hermes runs shows "
+                    "what is waiting."
+                )
+            if approval and prompt.kind != "approval":
+                raise UsageError(
+                    f"Prompt {prompt.id} is a question, not an approval: answer it with "
+                    "%hermes answer TEXT."
+                )
+            return run, prompt
+        open_prompts = [(r, p) for r in runs for p in r.pending]
+        wanted = [(r, p) for r, p in open_prompts if p.kind == "approval" or not approval]
+        if wanted:
+            return wanted[0]
+        scope = f"{runs[0].run_id}" if picks["run"] is not None else "this kernel"
+        if open_prompts:  # only questions are open, and approve/deny was asked for
+            run, prompt = open_prompts[0]
+            raise UsageError(
+                f"No approval is waiting in {scope}; {run.run_id} asks a question "
+                f"(“{short(prompt.text, 80)}”): answer it with %hermes answer TEXT."
+            )
+        live = [r.run_id for r in runs if not r.settled]
+        if live:
+            raise UsageError(
+                f"No {what} is waiting in {scope}: {', '.join(live)} "
+                f"{'is' if len(live) == 1 else 'are'} still running and has not asked anything "
+                "(%hermes --wait returns once a run asks)."
+            )
+        raise UsageError(f"No {what} is waiting for an answer in {scope}.")
+
+    def _give(self, run: Any, prompt: Any, value: str, *, wait: bool) -> None:
+        """Answer ``prompt`` of ``run`` as the person (``by="magic"``) and say so in one line;
+        a refusal is one UsageError and changes nothing. With ``wait``, block until the run
+        settles or asks again."""
+        if not run.answer(prompt.id, value, by="magic"):
+            raise UsageError(run.refusal(prompt.id, value) or "The answer was not taken.")
+        print(_answered(run, prompt, value))
+        seq = self._plain_at.pop(run.run_id, None)
+        if seq is not None:  # a plain-text turn: print the rest (until it ends or asks again)
+            self._plain(run, ask=False, after_seq=seq)
+        elif wait:
+            try:
+                again = self._wait_for_settle_or_prompt(run)
+            except KeyboardInterrupt:
+                run.cancel()
+                run.wait(10)
+                again = None
+            if again is not None:
+                print(_how_to_answer(run, again, view=True))
+            else:
+                print(f"hermes: {run.run_id} {run.status}.")
+
+    def _failure(self, mode: str, args: Any) -> Any:
+        """``%hermes fix`` / ``%hermes explain``: the last failure of this kernel, as a turn in
+        the current session (with the usual options)."""
+        from ._fix import failure_prompt
+
+        prompt = failure_prompt(self.shell, "fix" if mode == "fix" else "explain")
+        # (nothing failed yet in this kernel: a HermesError, one line)
+        return self._ask(prompt, args, expand=False)  # code and tracebacks hold braces
 
     def _list_sessions(self, arg: str) -> Any:
         from ..store import sessions
@@ -391,11 +668,24 @@ class HermesMagics(Magics):
     def _help(self, arg: str) -> None:
         print(self.hermes.__doc__)
         print(self.hermes.parser.format_help())
+        print("sub-commands:")
+        for usage, what in _USAGE:
+            print(f"  %hermes {usage}\n      {what}")
+        print(
+            "\nA run that asks (an approval, a question) waits: answer in the chat view or with "
+            "%hermes answer / approve / deny; --run and --prompt pick which one."
+        )
 
+
+# Sub-commands that start a turn and take the turn's options: the last failure, sent as a prompt.
+_FAILURE_MODES = ("fix", "explain")
 
 _SUBCOMMANDS: dict[str, Callable[[HermesMagics, str], Any]] = {
     "stop": HermesMagics._stop,
     "runs": HermesMagics._list_runs,
+    "answer": HermesMagics._answer,
+    "approve": HermesMagics._approve,
+    "deny": HermesMagics._deny,
     "sessions": HermesMagics._list_sessions,
     "session": HermesMagics._switch_session,
     "history": HermesMagics._history,
@@ -410,7 +700,10 @@ _SUBCOMMANDS: dict[str, Callable[[HermesMagics, str], Any]] = {
 
 
 def _options(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings → a dict, values parsed as TOML scalars where they parse."""
+    """``KEY=VALUE`` strings → a dict. A value is read as a TOML value where it parses
+    (``0.2``, ``true``, ``'x'``, ``[1, 2]``), else as JSON (``[{"name": "f"}]``, for the echo
+    model's scripted ``tool_calls``), else kept as text."""
+    import json
     import tomllib
 
     out: dict[str, Any] = {}
@@ -418,12 +711,122 @@ def _options(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"-o takes KEY=VALUE, not {item!r}.")
+        value: Any
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
-            value = raw
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = raw
         out[key.strip()] = value
+    timeout = out.get("prompt_timeout")
+    if "prompt_timeout" in out and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
+    ):
+        raise UsageError(f"-o prompt_timeout takes seconds (0 waits for ever), not {timeout!r}.")
     return out
+
+
+def _answer_options(name: str, arg: str) -> tuple[dict[str, Any], str]:
+    """``--run RUN``, ``--prompt ID`` and ``--wait`` from the front of an answer's line (also
+    ``--run=RUN``; ``--`` ends them); the rest, verbatim, is the answer."""
+    picks: dict[str, Any] = {"run": None, "prompt": None, "wait": False}
+    rest = arg.strip()
+    while rest.startswith("--"):
+        token, _, tail = rest.partition(" ")
+        if token == "--":
+            rest = tail.strip()
+            break
+        option, eq, value = token.partition("=")
+        if option == "--wait" and not eq:
+            picks["wait"] = True
+        elif option in ("--run", "--prompt"):
+            if not eq:
+                value, _, tail = tail.strip().partition(" ")
+            if not value:
+                raise UsageError(f"%hermes {name} {option} needs a value.")
+            picks[option[2:]] = value
+        else:
+            break  # not ours: the answer itself starts with dashes
+        rest = tail.strip()
+    return picks, rest
+
+
+def _unquote_whole(value: str) -> str:
+    """An answer written in matching quotes (``"blue sky"``, ``''``) loses them."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+_APPROVAL_WORDS = {
+    "once": "allowed once",
+    "session": "allowed for this session",
+    "always": "always allowed",
+    "deny": "denied",
+}
+
+
+def _prompt_words(prompt: Any) -> str:
+    """A prompt in a few words: the question, or the call to approve."""
+    if prompt.kind == "approval":
+        return f"approve {short(prompt.detail or prompt.text, 80)}"
+    return f"“{short(prompt.text, 80)}”"
+
+
+def _answered(run: Any, prompt: Any, value: str) -> str:
+    """The one line that says what was answered."""
+    if prompt.kind == "approval":
+        return (
+            f"hermes: {_APPROVAL_WORDS.get(value, repr(value))}: "
+            f"{short(prompt.detail or prompt.text, 120)} ({run.run_id})."
+        )
+    return (
+        f"hermes: answered {short(value.strip(), 80)!r} to “{short(prompt.text, 120)}” "
+        f"({run.run_id})."
+    )
+
+
+def _how_to_answer(run: Any, prompt: Any, *, view: bool) -> str:
+    """One line: the run waits, for what, and how to answer it."""
+    where = "in the chat view or " if view else ""
+    if prompt.kind == "approval":
+        return (
+            f"hermes: {run.run_id} waits for your approval of "
+            f"{short(prompt.detail or prompt.text, 120)} — answer {where}with %hermes approve "
+            "(or approve session / approve always) or %hermes deny."
+        )
+    choices = f" (choices: {', '.join(prompt.choices)})" if prompt.choices else ""
+    return (
+        f"hermes: {run.run_id} waits for your answer to “{short(prompt.text, 120)}”{choices} — "
+        f"answer {where}with %hermes answer TEXT."
+    )
+
+
+_YES = {"y": "once", "yes": "once", "n": "deny", "no": "deny"}
+
+
+def _read_answer(prompt: Any) -> str | None:
+    """Ask on the terminal; the answer, or None (said why) to ask again."""
+    if prompt.kind == "approval":
+        raw = input("Allow? once / session / always / deny (y = once, n = deny): ").strip()
+        value = _YES.get(raw.lower(), raw.lower())
+        if value not in _APPROVAL_WORDS:
+            print(f"hermes: {raw!r} is not an answer; type once, session, always, deny, y or n.")
+            return None
+        return value
+    if prompt.choices:
+        numbered = ", ".join(f"{n} = {c}" for n, c in enumerate(prompt.choices, start=1))
+        raw = input(f"Your answer ({numbered}, or your own words): ").strip()
+        if raw.isdigit() and 1 <= int(raw) <= len(prompt.choices):
+            return str(prompt.choices[int(raw) - 1])
+    else:
+        raw = input("Your answer: ").strip()
+    if not raw:
+        print("hermes: an empty answer cannot be taken; type a reply.")
+        return None
+    return raw
 
 
 def _no_args(name: str, arg: str) -> None:
@@ -469,6 +872,8 @@ _magics: dict[int, HermesMagics] = {}
 
 def load(ipython: Any) -> None:
     """Register the magics on ``ipython`` (``%load_ext hermes_nb``)."""
+    from . import tools  # noqa: F401  (importing it registers the ``notebook`` toolset)
+
     magics = HermesMagics(ipython)
     _magics[id(ipython)] = magics
     ipython.register_magics(magics)
