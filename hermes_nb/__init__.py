@@ -90,13 +90,16 @@ def _register_display(shell: Any) -> None:
 
 
 def _register_with_running_shell() -> None:
-    """At import inside IPython (a kernel, terminal IPython), register the display hook at once,
-    so ``run = hermes_nb.chat(...); run`` shows the view without ``%load_ext``. Outside IPython
+    """At import inside IPython (a kernel, terminal IPython), register the display hook and the
+    ``notebook`` toolset at once, so ``run = hermes_nb.chat(...); run`` shows the view and
+    ``tools=["notebook"]`` works without ``%load_ext``. Outside IPython
     there is no shell to register with, and IPython is not imported just to find that out."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     if shell is not None:
         _register_display(shell)
+        # ``tools=["notebook"]`` works without ``%load_ext``: importing the toolset registers it.
+        from .notebook import tools as _notebook_tools  # noqa: F401
 
 
 _register_with_running_shell()
