@@ -28,6 +28,14 @@ from hermes_nb.view import display as view
 from hermes_nb.view._blocks import Transcript
 from hermes_nb.view.display import show
 
+deleted = []
+
+@hermes_nb.tool(ask=True)
+def delete(path: str) -> str:
+    "Delete a file (the tests only record the call)."
+    deleted.append(path)
+    return f"deleted {path}"
+
 def settled_blocks(run):
     run.wait(60)
     blocks = Transcript(run).consume(run.events(after_seq=0))
@@ -230,3 +238,145 @@ def test_a_cell_ending_in_a_run_shows_its_view_through_the_registered_hook(
     assert len(views) == 1
     _, w = views[0]
     assert wait_settled_frame(w)["status"] == "done"
+
+
+# -- prompts: cards answered from the view ------------------------------------------------------
+
+DELETE = "tools=[delete], tool_calls=[{'name': 'delete', 'arguments': {'path': '/tmp/x'}}]"
+QUESTION = (
+    "tools=['ask_user'], tool_calls=[{'name': 'ask_user', 'arguments': "
+    "{'question': 'Which colour?', 'choices': ['red', 'blue']}}]"
+)
+
+
+def open_card(w: WidgetFrontEnd, timeout: float = 20) -> str:
+    """Wait for the live frame that opens a card; the prompt's id."""
+    frame = w.wait_frame(
+        lambda f: (
+            f["rid"] is None
+            and any(b["kind"] == "ask" and 'data-state="open"' in b["html"] for b in f["blocks"])
+        ),
+        timeout,
+    )
+    block = next(b for b in frame["blocks"] if b["kind"] == "ask")
+    return block["id"].rpartition("ask:")[2]
+
+
+def live_view(w: WidgetFrontEnd) -> ViewState:
+    """A view that applied every live frame so far (they arrive in order)."""
+    view = ViewState()
+    for f in live_frames(w):
+        assert view.apply(f) == "applied"
+    return view
+
+
+def wait_decided(w: WidgetFrontEnd, prompt_id: str, timeout: float = 20) -> str:
+    """Wait until the live frames show the card of ``prompt_id`` decided; its HTML."""
+
+    def decided() -> str | None:
+        html = cards(live_view(w)).get(f"ask:{prompt_id}", "")
+        return html if 'data-state="decided"' in html else None
+
+    return w.wait_for(decided, timeout)
+
+
+def cards(view: ViewState) -> dict[str, str]:
+    return {k: v["html"] for k, v in view.visible().items() if v["kind"] == "ask"}
+
+
+def test_an_approval_answered_by_the_view_while_another_cell_sleeps(kernel: KernelHarness) -> None:
+    subshell = subshell_or_none(kernel)
+    [(_, w)] = start(kernel, "ra", DELETE)
+    prompt_id = open_card(w)
+    assert w.wait_frame(lambda f: f["status"] == "waiting")
+    if subshell is not None:  # like JupyterLab: the view's comm messages go to its subshell
+        w.replay(0, subshell_id=subshell)
+    mark = kernel.mark()
+    blocking = kernel.submit("for _ in range(100):\n    time.sleep(0.03)")
+    kernel.wait_iopub(
+        lambda m: m["msg_type"] == "execute_input" and m["parent_header"].get("msg_id") == blocking,
+        start=mark,
+    )
+    t0 = time.monotonic()
+    w.send({"type": "answer", "prompt_id": prompt_id, "value": "once"}, subshell_id=subshell)
+    decided = wait_decided(w, prompt_id)
+    took = time.monotonic() - t0
+    idle = [
+        m
+        for m in kernel.iopub_since(mark)
+        if m["msg_type"] == "status"
+        and m["content"]["execution_state"] == "idle"
+        and m["parent_header"].get("msg_id") == blocking
+    ]
+    if subshell is not None:
+        assert not idle and took < 2.0, "the answer was taken while the cell was still running"
+    else:
+        # ipykernel 6.x has no subshells: the answer waits for the blocking cell, then lands.
+        assert idle, "without subshells the answer is handled once the cell has ended"
+    assert "Allowed once — by you" in decided
+    last = wait_settled_frame(w)
+    assert last["status"] == "done"
+    assert kernel.result(blocking).ok
+    view = ViewState()
+    for f in live_frames(w):
+        assert view.apply(f) == "applied"
+    [(key, card)] = cards(view).items()
+    assert key == f"ask:{prompt_id}"
+    assert "Allowed once — by you" in card and "<button" not in card
+    assert view.visible() == settled(kernel, "ra")
+    out = kernel.execute(
+        "print(json.dumps([deleted, [(p['value'], p['by']) for p in ra.prompt_record()]]))"
+    )
+    assert json.loads(out.stdout()) == [["/tmp/x"], [["once", "view"]]]
+    assert "deleted /tmp/x" in kernel.execute("print(ra.text)").stdout()
+
+
+def test_replay_after_the_prompt_shows_the_card_once(kernel: KernelHarness) -> None:
+    mark = kernel.mark()
+    [(did, w)] = start(kernel, "rq", QUESTION)
+    prompt_id = open_card(w)
+    # A reload while waiting: the fresh view asks after=0 and shows the open card once.
+    fresh = ViewState()
+    assert fresh.apply(w.replay(0)) == "applied"
+    assert list(cards(fresh)) == [f"ask:{prompt_id}"]
+    assert 'data-state="open"' in cards(fresh)[f"ask:{prompt_id}"]
+    assert fresh.status == "waiting"
+    assert "Waiting for you" in fresh.blocks["status"]["html"]
+    again = ViewState()
+    assert again.apply(w.replay(0)) == "applied"
+    assert again.visible() == fresh.visible()
+    w.send({"type": "answer", "prompt_id": prompt_id, "value": "blue"})
+    wait_settled_frame(w)
+    assert fresh.apply(w.replay(fresh.cursor)) == "applied"
+    assert list(cards(fresh)) == [f"ask:{prompt_id}"]
+    assert "Answered “blue” — by you" in cards(fresh)[f"ask:{prompt_id}"]
+    assert fresh.visible() == settled(kernel, "rq")
+    update = kernel.wait_iopub(
+        lambda m: (
+            m["msg_type"] == "update_display_data"
+            and m["content"]["transient"].get("display_id") == did
+        ),
+        start=mark,
+    )
+    data = update["content"]["data"]
+    assert "Answered “blue” — by you" in data["text/html"] and "<button" not in data["text/html"]
+    assert "Question: Which colour? — Answered “blue”, by you" in data["text/plain"]
+
+
+def test_stop_while_waiting_denies_and_stops(kernel: KernelHarness) -> None:
+    before = int(kernel.execute("print(len(deleted))").stdout())
+    [(_, w)] = start(kernel, "rs", DELETE)
+    open_card(w)
+    w.send({"type": "cancel"})
+    last = wait_settled_frame(w)
+    assert last["status"] == "stopped"
+    view = live_view(w)
+    [card] = cards(view).values()
+    assert "Denied — the run was stopped" in card and "<button" not in card
+    assert "Task cancelled." in view.visible()["notice"]["html"]
+    assert view.visible() == settled(kernel, "rs")
+    out = kernel.execute(
+        "print(json.dumps([rs.status, len(deleted),"
+        " [(p['value'], p['by']) for p in rs.prompt_record()]]))"
+    )
+    assert json.loads(out.stdout()) == ["stopped", before, [["deny", "stop"]]]

@@ -3,40 +3,165 @@
 One renderer for both outputs of a run: the live view's pump feeds it a batch of journal entries
 per frame, the static bundle feeds it every event at once, so a live view and a saved notebook
 show the same blocks (the ids are the DOM's ``data-block`` attributes, see ``static/chat.js``).
+
+The conversation is laid out in segments (:class:`Conversation`): text, then the tool calls and
+the cards (the run's prompts for the person) that followed it; the tool loop's next reply, or
+text after a tool call, starts the next segment. So a run of several steps reads as one
+conversation — text, tool calls, text — and every block keeps the place it was first shown in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core import short
 from ..core.events import Event, RunState
+from ..core.prompts import APPROVAL_LABELS, NO_ANSWER
 from . import render
+from ._protocol import segment_id
 
 if TYPE_CHECKING:
     from ..core.journal import JournalEntry
     from ..engine.runtime import Run
 
-__all__ = ["RESULT_PREVIEW", "Transcript", "status_label"]
+__all__ = [
+    "RESULT_PREVIEW",
+    "Conversation",
+    "Segment",
+    "Transcript",
+    "conversation",
+    "decision",
+    "status_label",
+]
 
 #: How much of a tool's result a view (and the Markdown of a saved run) shows.
 RESULT_PREVIEW = 2000
+#: How much of a person's own answer a decided card quotes.
+_ANSWER_PREVIEW = 300
 _LABELS = {
     "queued": "Queued",
     "streaming": "Streaming…",
+    "waiting": "Waiting for you",
     "done": "Done",
     "stopped": "Stopped",
     "error": "Error",
 }
-#: The status label of a finished reply that the provider cut short, by finish_reason.
+#: The status label of a finished reply that was cut short, by finish_reason.
 _CUT_LABELS = {
     "length": "Done — cut off at the token limit",
     "content_filter": "Done — cut off by the content filter",
+    "max_steps": "Done — stopped at the tool-step limit",
 }
 _OFFLINE_INFO = (
     "Offline echo model: it repeats your prompt. For real answers set OPENAI_API_KEY, or add a "
     "profile to config.toml (%hermes profiles shows where)."
 )
+#: How an approval's answer reads once decided.
+_APPROVAL_DECISIONS = {
+    "once": "Allowed once",
+    "session": "Allowed for this session",
+    "always": "Always allowed",
+    "deny": "Denied",
+}
+#: Who answered, as a decision says it.
+_BY = {
+    "view": "by you",
+    "magic": "by you",
+    "api": "by you",
+    "timeout": "time ran out",
+    "stop": "the run was stopped",
+    "shutdown": "the kernel shut down",
+}
+_PERSON = frozenset({"view", "magic", "api"})
+
+
+# -- the conversation's segments --------------------------------------------------------------
+
+
+@dataclass
+class Segment:
+    """One stretch of the conversation: the text said, then the tool calls and prompts after it."""
+
+    text: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)  # call ids, in the order they started
+    asks: list[str] = field(default_factory=list)  # prompt ids, in the order they opened
+
+    @property
+    def empty(self) -> bool:
+        return not (self.text or self.tools or self.asks)
+
+
+class Conversation:
+    """Splits a run's events into :class:`Segment` s, and keeps its prompts with their answers.
+
+    A new segment starts at a ``step`` event (the tool loop asks the model again) and when text
+    follows a tool call or a prompt (an agent that runs its tools itself and then answers).
+    """
+
+    def __init__(self) -> None:
+        self.segments: list[Segment] = [Segment()]
+        self.prompts: dict[str, dict[str, Any]] = {}  # id -> prompt data (+ value, by)
+        self.tool_segments: dict[str, int] = {}
+
+    @property
+    def current(self) -> int:
+        return len(self.segments) - 1
+
+    def _next(self) -> None:
+        if not self.segments[-1].empty:
+            self.segments.append(Segment())
+
+    def feed(self, event: str, data: dict[str, Any]) -> int | None:
+        """Take one event; the segment it belongs to, or None if it is not part of the flow."""
+        if event == Event.TOKEN:
+            if self.segments[-1].tools or self.segments[-1].asks:
+                self._next()
+            self.segments[-1].text.append(data["text"])
+            return self.current
+        if event in (Event.TOOL_START, Event.TOOL_DELTA, Event.TOOL_END):
+            call_id = data["id"]
+            if call_id not in self.tool_segments:
+                self.tool_segments[call_id] = self.current
+                self.segments[-1].tools.append(call_id)
+            return self.tool_segments[call_id]
+        if event == Event.PROMPT:
+            if data["id"] not in self.prompts:
+                self.prompts[data["id"]] = {**data, "segment": self.current}
+                self.segments[-1].asks.append(data["id"])
+            return int(self.prompts[data["id"]]["segment"])
+        if event == Event.PROMPT_ANSWERED:
+            prompt = self.prompts.get(data["id"])
+            if prompt is None:
+                return None
+            prompt.update(value=data["value"], by=data["by"])
+            return int(prompt["segment"])
+        if event == Event.STEP:
+            self._next()
+        return None
+
+
+def conversation(run: Run) -> Conversation:
+    """The run's whole conversation so far, segmented (for the static bundle's text)."""
+    conv = Conversation()
+    for _seq, event, data in run.events(after_seq=0):
+        conv.feed(event, data)
+    return conv
+
+
+def decision(kind: str, value: str, by: str) -> tuple[str, str]:
+    """What was decided and who decided it: ``("Allowed once", "by you")``,
+    ``("Denied", "time ran out")``, ``("Answered “blue”", "by you")``."""
+    who = _BY.get(by, f"by {by}")
+    if kind == "approval":
+        return _APPROVAL_DECISIONS.get(value, f"Answered “{value}”"), who
+    if value == NO_ANSWER and by not in _PERSON:
+        return "No answer", who
+    return f"Answered “{short(value, _ANSWER_PREVIEW)}”", who
+
+
+# -- the blocks --------------------------------------------------------------------------------
 
 
 class Transcript:
@@ -54,22 +179,27 @@ class Transcript:
         self.tokens = 0
         self.usage: dict[str, int] = {}
         self.finish_reason: str | None = None
-        self._reply = render.MarkdownStream()
+        self.conversation = Conversation()
+        self._replies: list[render.MarkdownStream] = []  # one per segment
         self._reasoning = render.MarkdownStream()
+        self._reasoned = False
         self._tools: dict[str, dict[str, Any]] = {}
         self._started = False
 
     def consume(self, entries: Iterable[JournalEntry]) -> dict[str, tuple[str, str]]:
         changed: dict[str, tuple[str, str]] = {}
-        reply: list[str] = []
+        reply: dict[int, list[str]] = {}
         reasoning: list[str] = []
         tools: list[str] = []
+        asks: list[str] = []
+        conv = self.conversation
         for _seq, event, data in entries:
             if not self._started:
                 self._started = True
                 changed.update(self._header())
+            segment = conv.feed(event, data)
             if event == Event.TOKEN:
-                reply.append(data["text"])
+                reply.setdefault(conv.current, []).append(data["text"])
                 self.tokens += 1
             elif event == Event.REASONING:
                 reasoning.append(data["text"])
@@ -77,6 +207,11 @@ class Transcript:
                 self._tool_event(event, data)
                 if data["id"] not in tools:
                     tools.append(data["id"])
+            elif event in (Event.PROMPT, Event.PROMPT_ANSWERED):
+                if segment is not None and data["id"] not in asks:
+                    asks.append(data["id"])
+            elif event == Event.STEP and (self._reasoned or "".join(reasoning).strip()):
+                reasoning.append("\n\n")  # the next reply's reasoning: a paragraph of its own
             elif event == Event.USAGE:
                 self.usage.update({k: v for k, v in data.items() if isinstance(v, int)})
             elif event == Event.STATUS:
@@ -88,16 +223,23 @@ class Transcript:
                 changed["notice"] = _notice_block(data["message"])
             elif event == Event.DONE:
                 self.finish_reason = data.get("finish_reason")
-                if data.get("notice"):  # the provider cut the reply short
+                if data.get("notice"):  # the reply was cut short
                     changed["notice"] = _notice_block(data["notice"])
             elif event == Event.STREAM_END:
                 self.ended = True
         if reasoning:
+            self._reasoned = self._reasoned or bool("".join(reasoning).strip())
             changed.update(_blocks("reasoning", self._reasoning.append("".join(reasoning))))
         for call_id in tools:
-            changed[f"tool:{call_id}"] = ("tool", _tool_html(self._tools[call_id], self.ended))
-        if reply:
-            changed.update(_blocks("reply", self._reply.append("".join(reply))))
+            key = segment_id(conv.tool_segments[call_id], f"tool:{call_id}")
+            changed[key] = ("tool", _tool_html(self._tools[call_id], self.ended))
+        for prompt_id in asks:
+            prompt = conv.prompts[prompt_id]
+            key = segment_id(prompt["segment"], f"ask:{prompt_id}")
+            changed[key] = ("ask", ask_html(prompt, self.ended))
+        for segment in sorted(reply):
+            stream = self._reply(segment)
+            changed.update(_reply_blocks(segment, stream.append("".join(reply[segment]))))
         if self.ended:
             changed.update(self._finish())
         return changed
@@ -105,6 +247,11 @@ class Transcript:
     @property
     def token_count(self) -> int:
         return self.usage.get("completion_tokens") or self.tokens
+
+    def _reply(self, segment: int) -> render.MarkdownStream:
+        while len(self._replies) <= segment:
+            self._replies.append(render.MarkdownStream())
+        return self._replies[segment]
 
     def _header(self) -> dict[str, tuple[str, str]]:
         blocks = {"prompt": ("prompt", render.markdown_to_html(self.run.request.prompt))}
@@ -128,13 +275,21 @@ class Transcript:
             call["duration_ms"] = data.get("duration_ms")
 
     def _finish(self) -> dict[str, tuple[str, str]]:
-        """The final render: Markdown re-parsed whole, tools marked unfinished, final status."""
+        """The final render: Markdown re-parsed whole, tools and prompts left open marked
+        unfinished, final status."""
         changed: dict[str, tuple[str, str]] = {}
         changed.update(_blocks("reasoning", self._reasoning.final()))
-        changed.update(_blocks("reply", self._reply.final()))
+        for segment, stream in enumerate(self._replies):
+            changed.update(_reply_blocks(segment, stream.final()))
+        conv = self.conversation
         for call_id, call in self._tools.items():
             if call["result"] is None:
-                changed[f"tool:{call_id}"] = ("tool", _tool_html(call, True))
+                key = segment_id(conv.tool_segments[call_id], f"tool:{call_id}")
+                changed[key] = ("tool", _tool_html(call, True))
+        for prompt_id, prompt in conv.prompts.items():
+            if "value" not in prompt:
+                key = segment_id(prompt["segment"], f"ask:{prompt_id}")
+                changed[key] = ("ask", ask_html(prompt, True))
         changed["status"] = ("status", self._status_html())
         return changed
 
@@ -153,8 +308,8 @@ class Transcript:
 
 
 def status_label(state: str, finish_reason: str | None = None) -> str:
-    """The status line's label: ``Done``, ``Stopped``, …, and ``Done — cut off at the token
-    limit`` for a finished reply the provider cut short."""
+    """The status line's label: ``Done``, ``Waiting for you``, ``Stopped``, …, and ``Done — cut
+    off at the token limit`` for a finished reply that was cut short."""
     cut = _CUT_LABELS.get(finish_reason or "") if state == RunState.DONE else None
     return cut or _LABELS.get(state, state.capitalize())
 
@@ -165,8 +320,14 @@ def _notice_block(message: str) -> tuple[str, str]:
 
 
 def _blocks(kind: str, blocks: list[render.Block]) -> dict[str, tuple[str, str]]:
-    """Markdown blocks as ``{"reply:3": ("reply", html)}``; empty html: the block is gone."""
+    """Markdown blocks as ``{"reasoning:3": ("reasoning", html)}``; empty html: the block is
+    gone."""
     return {f"{kind}:{b.index}": (kind, b.html) for b in blocks}
+
+
+def _reply_blocks(segment: int, blocks: list[render.Block]) -> dict[str, tuple[str, str]]:
+    """One segment's reply blocks: ``reply:3`` in the first, ``2/reply:3`` in the third."""
+    return {segment_id(segment, f"reply:{b.index}"): ("reply", b.html) for b in blocks}
 
 
 def _div(cls: str, inner: str) -> str:
@@ -201,10 +362,107 @@ def _tool_html(call: dict[str, Any], ended: bool) -> str:
         f"{render.escape(call['name'] or 'tool')}</span> "
         f'<span class="hnb-tool-meta">{render.escape(meta)}</span></summary>'
     )
-    body = _div("hnb-tool-args", render.render_tool_args(call["arguments"]))
+    body = ""
+    if call["arguments"]:
+        body += _div("hnb-tool-label", "Arguments")
+        body += _div("hnb-tool-args", render.render_tool_args(call["arguments"]))
     if result:
         preview = result[:RESULT_PREVIEW]
         if len(result) > RESULT_PREVIEW:
             preview += f"\n… ({len(result) - RESULT_PREVIEW} more characters)"
+        body += _div("hnb-tool-label", "Error" if call["error"] else "Result")
         body += f'<pre class="hnb-tool-result">{render.escape(preview)}</pre>'
-    return f'<details class="hnb-tool" data-state="{state}">{head}{body}</details>'
+    opened = " open" if state == "error" else ""  # a failure is shown, not folded away
+    return f'<details class="hnb-tool" data-state="{state}"{opened}>{head}{body}</details>'
+
+
+def ask_html(prompt: dict[str, Any], ended: bool = False) -> str:
+    """A prompt's card: the question or what is to be approved (its detail verbatim), with
+    its controls while it is open, or the decision once it has one.
+
+    Every value is escaped: the text and detail come from the model or a tool call. The
+    controls carry ``data-prompt`` and ``data-answer``; ``static/chat.js`` wires them (one
+    delegated listener) and ticks the countdown to ``data-deadline`` (epoch seconds)."""
+    pid = render.escape(str(prompt["id"]))
+    kind = "approval" if prompt.get("kind") == "approval" else "question"
+    label_id = f"hnb-ask-{pid}"
+    heading = "Question" if kind == "question" else "Approval"
+    if kind == "approval" and "value" not in prompt and not ended:
+        heading = "Approval needed"
+    parts = [
+        '<div class="hnb-ask-head">'
+        f'<span class="hnb-ask-kind">{heading}</span>'
+        f'<span class="hnb-ask-text" id="{label_id}">{render.escape(str(prompt["text"]))}</span>'
+        "</div>"
+    ]
+    detail = str(prompt.get("detail") or "")
+    if detail:
+        parts.append(f'<pre class="hnb-ask-detail"><code>{render.escape(detail)}</code></pre>')
+    if "value" in prompt:
+        state = "decided"
+        what, who = decision(kind, str(prompt["value"]), str(prompt["by"]))
+        verdict = "denied" if kind == "approval" and prompt["value"] == "deny" else "allowed"
+        if kind == "question":
+            verdict = "answered" if prompt["by"] in _PERSON else "unanswered"
+        parts.append(
+            f'<div class="hnb-ask-decision" data-verdict="{verdict}" aria-live="polite">'
+            f"{render.escape(what)} — {render.escape(who)}</div>"
+        )
+    elif ended:
+        state = "closed"
+        parts.append(
+            '<div class="hnb-ask-decision" data-verdict="unanswered" aria-live="polite">'
+            "Not answered — the run ended</div>"
+        )
+    else:
+        state = "open"
+        parts.append(_controls(pid, kind, [str(c) for c in prompt.get("choices") or ()]))
+        deadline = prompt.get("deadline")
+        countdown = (
+            f'<span class="hnb-countdown" role="timer" data-deadline="{float(deadline):.3f}">'
+            "</span>"
+            if isinstance(deadline, int | float)
+            else ""
+        )
+        parts.append(
+            f'<div class="hnb-ask-foot">{countdown}'
+            '<span class="hnb-ask-decision" aria-live="polite"></span></div>'
+        )
+    return (
+        f'<div class="hnb-ask" role="group" aria-labelledby="{label_id}" data-prompt="{pid}" '
+        f'data-kind="{kind}" data-state="{state}">{"".join(parts)}</div>'
+    )
+
+
+def _controls(pid: str, kind: str, choices: list[str]) -> str:
+    """An open card's buttons (and a question's text field with Send)."""
+
+    def button(value: str, label: str, cls: str = "") -> str:
+        v = render.escape(value)
+        return (
+            f'<button type="button" class="hnb-ask-btn{cls}" data-prompt="{pid}" '
+            f'data-answer="{v}">{render.escape(label)}</button>'
+        )
+
+    if kind == "approval":
+        values = choices or list(APPROVAL_LABELS)
+        buttons = "".join(
+            button(
+                v,
+                APPROVAL_LABELS.get(v, v),
+                " hnb-ask-primary" if v == "once" else " hnb-ask-deny" if v == "deny" else "",
+            )
+            for v in values
+        )
+        return f'<div class="hnb-ask-actions">{buttons}</div>'
+    html = ""
+    if choices:
+        html += f'<div class="hnb-ask-actions">{"".join(button(c, c) for c in choices)}</div>'
+    html += (
+        '<div class="hnb-ask-other"><label class="hnb-ask-field">'
+        '<span class="hnb-ask-field-label">Your answer</span>'
+        f'<input type="text" class="hnb-ask-input" data-prompt="{pid}" aria-label="Your answer" '
+        'autocomplete="off" spellcheck="true"></label>'
+        f'<button type="button" class="hnb-ask-send" data-prompt="{pid}">Send</button></div>'
+    )
+    return html

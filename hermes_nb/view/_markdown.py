@@ -1,4 +1,5 @@
-"""The Markdown engine behind :mod:`hermes_nb.render`: parser, URL policy, highlighting, sanitiser.
+"""The Markdown engine behind :mod:`hermes_nb.view.render`: parser, URL policy, highlighting,
+sanitiser.
 
 Live output in JupyterLab is trusted (DESIGN.md §4, §9): whatever HTML we emit runs. So the
 output passes three walls, each enough on its own for the cases it knows about:
@@ -10,7 +11,7 @@ output passes three walls, each enough on its own for the cases it knows about:
    the same URL policy in its attribute filter.
 
 Rendering is organised around *top-level blocks* (token groups at nesting level 0) because the
-streaming renderer in :mod:`hermes_nb.render` caches finished blocks. A whole document renders
+streaming renderer in :mod:`hermes_nb.view.render` caches finished blocks. A whole document renders
 as the concatenation of its blocks through the very same functions, so a streamed reply and a
 full render agree byte for byte.
 """

@@ -11,7 +11,20 @@ Blocks are upserts of whole blocks by ``id``, or seq-guarded tail patches (``at`
 :class:`BlockMsg`) — never blind appends (invariant 4). ``rid`` is ``None`` on live frames and
 the request's ``rid`` on a replay answer.
 
-View → kernel: ``{"type": "replay", "after", "rid"}`` and ``{"type": "cancel"}``.
+View → kernel: ``{"type": "replay", "after", "rid"}``, ``{"type": "cancel"}`` (Stop) and
+``{"type": "answer", "prompt_id", "value"}`` (a card's button or text field: the person answers
+one of the run's open prompts; the kernel calls ``run.answer(prompt_id, value, by="view")``).
+
+Open prompts are blocks like any other (kind ``ask``, id ``ask:<prompt id>``): the card with its
+controls while the prompt is open, the same id upserted with the decision once it is answered,
+so a replay shows an open card exactly once and every view shows the decision after it.
+
+The conversation of a run (reply text, tool calls, cards) is laid out in *segments*: text, then
+the tool calls and cards that followed it. A new segment starts when the tool loop asks the model
+again (a ``step`` event) or when text follows a tool call. The first segment's ids are bare
+(``reply:0``, ``tool:<call id>``, ``ask:<prompt id>``); a later segment ``n`` prefixes them with
+``"<n>/"`` (``1/reply:0``, ``2/tool:call_2_0``): a block never moves, and a view finds where it
+goes from its id alone (:func:`segment_of`).
 
 No message carries a top-level ``"id"`` key on purpose: ipykernel 7.4 reads ``content["id"]`` of
 comm data to route replies to a subshell (see docs/kernel-versions.md).
@@ -23,6 +36,9 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
     "BLOCK_KINDS",
+    "FLOW_KINDS",
+    "MAX_ANSWER",
+    "AnswerMsg",
     "BlockKind",
     "BlockMsg",
     "CancelMsg",
@@ -32,24 +48,49 @@ __all__ = [
     "ViewMsg",
     "frame",
     "parse_view_msg",
+    "segment_id",
+    "segment_of",
 ]
 
-#: What a block shows. ``notice`` is the line after the reply: the cancel marker of a stopped
-#: run, or — on a finished run whose provider cut the reply short (``finish_reason`` ``length``
-#: or ``content_filter``) — the truncation notice; the ``status`` block's label then says
-#: "Done — cut off at the token limit" (or "… by the content filter").
-BlockKind = Literal["prompt", "info", "reasoning", "tool", "reply", "error", "notice", "status"]
-#: Kinds in the order the view lays them out.
+#: The longest answer a view may send (characters); a longer one is ignored as malformed.
+MAX_ANSWER = 10_000
+_MAX_PROMPT_ID = 100
+
+#: What a block shows. ``prompt`` is the person's message; ``ask`` a card for one of the run's
+#: own prompts (an approval or a question for the person). ``notice`` is the line after the
+#: reply: the cancel marker of a stopped run, or — on a finished run that was cut short
+#: (``finish_reason`` ``length``, ``content_filter`` or ``max_steps``) — the truncation notice;
+#: the ``status`` block's label then says "Done — cut off at the token limit" (or "… by the
+#: content filter", "Done — stopped at the tool-step limit").
+BlockKind = Literal[
+    "prompt", "info", "reasoning", "reply", "tool", "ask", "error", "notice", "status"
+]
+#: Kinds in the order the view lays them out (``reply``, ``tool`` and ``ask`` segment by segment).
 BLOCK_KINDS: tuple[str, ...] = (
     "prompt",
     "info",
     "reasoning",
-    "tool",
     "reply",
+    "tool",
+    "ask",
     "error",
     "notice",
     "status",
 )
+#: The kinds that make up the conversation's segments (see the module docstring).
+FLOW_KINDS: tuple[str, ...] = ("reply", "tool", "ask")
+
+
+def segment_id(segment: int, key: str) -> str:
+    """The block id of ``key`` (``reply:0``, ``tool:<call id>``) in conversation segment
+    ``segment``: bare in the first, ``"<n>/<key>"`` after it."""
+    return key if segment == 0 else f"{segment}/{key}"
+
+
+def segment_of(block_id: str) -> int:
+    """The conversation segment a block id belongs to (0 unless it starts with ``"<n>/"``)."""
+    head, sep, _ = block_id.partition("/")
+    return int(head) if sep and head.isdigit() else 0
 
 
 class BlockMsg(TypedDict):
@@ -76,6 +117,7 @@ class FrameMeta(TypedDict, total=False):
     elapsed: float  # seconds since the run started, when the frame was built
     tokens: int  # reply chunks (or the provider's completion tokens) so far
     live: bool  # the run has not settled: show Stop and tick
+    clock: float  # the kernel's epoch seconds when the frame was built (countdowns to deadlines)
 
 
 class FrameMsg(TypedDict):
@@ -104,7 +146,19 @@ class CancelMsg(TypedDict):
     type: Literal["cancel"]
 
 
-ViewMsg = ReplayMsg | CancelMsg
+class AnswerMsg(TypedDict):
+    """View → kernel: the person answers the open prompt ``prompt_id`` with ``value`` (an
+    approval's ``once``/``session``/``always``/``deny``, a question's choice or own text).
+
+    The run decides whether it takes it (first answer wins; a late, empty or unknown answer is
+    refused and changes nothing); either way every view then shows the prompt's decision."""
+
+    type: Literal["answer"]
+    prompt_id: str
+    value: str
+
+
+ViewMsg = ReplayMsg | CancelMsg | AnswerMsg
 
 
 def frame(
@@ -145,4 +199,13 @@ def parse_view_msg(content: Any) -> ViewMsg | None:
             and 0 < len(rid) <= 200
         ):
             return ReplayMsg(type="replay", after=after, rid=rid)
+    if kind == "answer":
+        prompt_id, value = content.get("prompt_id"), content.get("value")
+        if (
+            isinstance(prompt_id, str)
+            and 0 < len(prompt_id) <= _MAX_PROMPT_ID
+            and isinstance(value, str)
+            and len(value) <= MAX_ANSWER
+        ):
+            return AnswerMsg(type="answer", prompt_id=prompt_id, value=value)
     return None

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import render
-from ._blocks import RESULT_PREVIEW, Transcript, status_label
-from ._protocol import BLOCK_KINDS
+from ._blocks import RESULT_PREVIEW, Conversation, Transcript, conversation, decision, status_label
+from ._protocol import BLOCK_KINDS, FLOW_KINDS, segment_of
 
 if TYPE_CHECKING:
     from ..engine.runtime import Run
@@ -69,11 +69,15 @@ def _stylesheet() -> str:
 def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model: str) -> str:
     """The live view's DOM, frozen: same skeleton and classes as ``static/chat.js`` builds."""
     by_kind: dict[str, list[str]] = {kind: [] for kind in BLOCK_KINDS}
+    flow: dict[int, dict[str, list[str]]] = {}
     for key, (kind, html) in blocks.items():
-        if html:
-            by_kind.setdefault(kind, []).append(
-                f'<div class="hnb-block" data-block="{render.escape(key)}">{html}</div>'
-            )
+        if not html:
+            continue
+        node = f'<div class="hnb-block" data-block="{render.escape(key)}">{html}</div>'
+        if kind in FLOW_KINDS:
+            flow.setdefault(segment_of(key), {k: [] for k in FLOW_KINDS})[kind].append(node)
+        else:
+            by_kind.setdefault(kind, []).append(node)
 
     def slot(kind: str) -> str:
         return "".join(by_kind[kind])
@@ -92,9 +96,11 @@ def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model
             f'<div class="hnb-reasoning-body jp-RenderedHTMLCommon">{slot("reasoning")}</div>'
             "</details>"
         )
+    parts.append('<div class="hnb-flow">')
+    for segment in sorted(flow):
+        parts.append(_segment_html(segment, flow[segment]))
     parts += [
-        f'<div class="hnb-tools">{slot("tool")}</div>',
-        f'<div class="hnb-reply jp-RenderedHTMLCommon">{slot("reply")}</div>',
+        "</div>",
         f'<div class="hnb-errors">{slot("error")}</div>',
         f'<div class="hnb-notices">{slot("notice")}</div>',
         f'<div class="hnb-footer"><div class="hnb-status">{slot("status")}</div></div>',
@@ -107,22 +113,75 @@ def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model
     return f"<style>{css}</style>{html}"
 
 
+def _segment_html(segment: int, nodes: dict[str, list[str]]) -> str:
+    """One conversation segment, as ``static/chat.js`` builds it: reply, tools, cards."""
+    return (
+        f'<div class="hnb-seg" data-seg="{segment}">'
+        f'<div class="hnb-reply jp-RenderedHTMLCommon">{"".join(nodes["reply"])}</div>'
+        f'<div class="hnb-tools">{"".join(nodes["tool"])}</div>'
+        f'<div class="hnb-asks">{"".join(nodes["ask"])}</div>'
+        "</div>"
+    )
+
+
 def _quote(text: str) -> str:
     return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
 
 
+def _fence(text: str) -> str:
+    """A code fence that ``text`` cannot close."""
+    return "~~~~" if "```" in text else "```"
+
+
+def _inline_code(text: str) -> str:
+    """``text`` as inline code (on one line), with enough backticks around it."""
+    one = " ".join(text.split())
+    ticks = "`"
+    while ticks in one:
+        ticks += "`"
+    pad = " " if one.startswith("`") or one.endswith("`") else ""
+    return f"{ticks}{pad}{one}{pad}{ticks}"
+
+
+def _prompt_line(prompt: dict[str, Any], markdown: bool) -> str:
+    """One prompt and its answer on a line: ``Approval: Allow …? `delete(path='/tmp/x')` —
+    Allowed once, by you`` (the Markdown one bold and quoted)."""
+    kind = "Approval" if prompt.get("kind") == "approval" else "Question"
+    text = str(prompt.get("text", "")).strip()
+    detail = str(prompt.get("detail") or "").strip()
+    if detail:
+        text += " " + (_inline_code(detail) if markdown else " ".join(detail.split()))
+    if "value" in prompt:
+        what, who = decision(kind.lower(), str(prompt["value"]), str(prompt["by"]))
+        outcome = f"{what}, {who}"
+    else:
+        outcome = "not answered"
+    if markdown:
+        return f"> **{kind}:** {text} — {outcome}"
+    return f"{kind}: {text} — {outcome}"
+
+
 def _markdown(run: Run, state: str, bot: str) -> str:
+    conv = conversation(run)
     parts = [f"**You:**\n\n{_quote(run.request.prompt)}"]
     if run.reasoning.strip():
         parts.append(f"*Reasoning:*\n\n{_quote(run.reasoning)}")
-    for call in run.tool_calls.values():
-        line = f"*Tool* `{call.get('name') or 'tool'}`"
-        if "result" in call:
-            line += " (failed)" if call.get("error") else ""
-            fence = "~~~~" if "```" in str(call.get("result")) else "```"
-            line += f":\n\n{fence}\n{str(call.get('result', ''))[:RESULT_PREVIEW]}\n{fence}"
-        parts.append(line)
-    parts.append(f"**{bot}:**\n\n{run.text.strip()}" if run.text.strip() else f"**{bot}:**")
+    parts.append(f"**{bot}:**")
+    for segment in conv.segments:
+        text = "".join(segment.text).strip()
+        if text:
+            parts.append(text)
+        # A segment's prompts first: what was asked and decided, then the calls that ran.
+        parts.extend(_prompt_line(conv.prompts[pid], True) for pid in segment.asks)
+        for call_id in segment.tools:
+            call = run.tool_calls.get(call_id, {})
+            line = f"*Tool* `{call.get('name') or 'tool'}`"
+            if "result" in call:
+                line += " (failed)" if call.get("error") else ""
+                result = str(call.get("result", ""))[:RESULT_PREVIEW]
+                fence = _fence(result)
+                line += f":\n\n{fence}\n{result}\n{fence}"
+            parts.append(line)
     if run.error:
         hint = run.error.get("hint")
         parts.append(f"> **Error:** {run.error.get('message', '')}" + (f" {hint}" if hint else ""))
@@ -134,15 +193,20 @@ def _markdown(run: Run, state: str, bot: str) -> str:
 
 def _plain(run: Run, state: str, bot: str, model: str) -> str:
     """Stable text: no ids, addresses, times or token counts (nbval compares it)."""
+    conv: Conversation = conversation(run)
     lines = [
         f"{bot} ({model}) · {status_label(state, run.finish_reason)}",
         f"You: {run.request.prompt.strip()}",
     ]
-    for call in run.tool_calls.values():
-        flag = " (failed)" if call.get("error") else ""
-        lines.append(f"[tool {call.get('name') or 'tool'}{flag}]")
-    if run.text.strip():
-        lines.append(f"{bot}: {run.text.strip()}")
+    for segment in conv.segments:
+        text = "".join(segment.text).strip()
+        if text:
+            lines.append(f"{bot}: {text}")
+        lines.extend(_prompt_line(conv.prompts[pid], False) for pid in segment.asks)
+        for call_id in segment.tools:
+            call = run.tool_calls.get(call_id, {})
+            flag = " (failed)" if call.get("error") else ""
+            lines.append(f"[tool {call.get('name') or 'tool'}{flag}]")
     if run.error:
         lines.append(f"Error: {run.error.get('message', '')}")
         if run.error.get("hint"):

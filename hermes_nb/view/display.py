@@ -1,6 +1,6 @@
 """Showing a run: the live chat view, its frames and replay, and the static bundle it leaves.
 
-:func:`show` displays a :class:`~hermes_nb.widget.ChatWidget` for a run. Each live run gets one
+:func:`show` displays a :class:`~hermes_nb.view.widget.ChatWidget` for a run. Each live run gets one
 controller (and one widget model, so a second ``show(run)`` is another view of the same model):
 
 * a **pump** thread sleeps on ``run.wait_for_event(cursor)``, wakes at most ~30 times a second,
@@ -9,17 +9,21 @@ controller (and one widget model, so a second ``show(run)`` is another view of t
   reflects (DESIGN.md §3, invariants 1, 4 and 5);
 * a **cache** of rendered blocks, each with the seq at which it last changed, answers replay
   requests (``after=k`` → every block changed after ``k``) without re-rendering the run;
-* **Stop** (``{"type": "cancel"}``) calls ``run.cancel()``; it may arrive on a kernel subshell
-  thread, so everything it touches is thread-safe.
+* **Stop** (``{"type": "cancel"}``) calls ``run.cancel()`` and an **answer** to one of the
+  run's prompts (``{"type": "answer", "prompt_id", "value"}``, a card's button or text field)
+  calls ``run.answer(prompt_id, value, by="view")``; both may arrive on a kernel subshell
+  thread while a cell blocks the main shell, so everything they touch is thread-safe.
 
 When the run settles the pump does the final render, sends a last frame with the settled status
 and replaces every display of the run with :func:`static_bundle`: sanitised ``text/html`` (the
 same classes as the live view, with the stylesheet inline so a saved notebook looks the same),
 ``text/markdown``, a stable ``text/plain`` and ``metadata["hermes_nb"]``.
 
-Where widgets cannot render (terminal IPython, a script) :func:`stream_plain` prints the reply.
+Where widgets cannot render (terminal IPython, a script) :func:`stream_plain` prints the reply,
+and each prompt of the run with how to answer it (``%hermes approve``, ``%hermes deny``,
+``%hermes answer VALUE``) and its decision.
 
-The blocks come from :class:`hermes_nb._blocks.Transcript` (the same renderer for the live view
+The blocks come from :class:`hermes_nb.view._blocks.Transcript` (the same renderer for the live view
 and the static bundle); the bundle itself is built in :mod:`hermes_nb._static`.
 """
 
@@ -32,11 +36,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..core.events import Event, RunState
 from . import render
-from ._blocks import Transcript
+from ._blocks import Transcript, decision
 from ._protocol import BlockMsg, FrameMeta, FrameMsg, ViewMsg, frame
 from ._static import bundle, static_bundle
 
@@ -100,6 +104,12 @@ class _Controller:
         """A message from a view, on whatever thread the kernel handles comms."""
         if msg["type"] == "cancel":
             self.run.cancel()
+        elif msg["type"] == "answer":
+            run, prompt_id, value = self.run, msg["prompt_id"], msg["value"]
+            if not run.answer(prompt_id, value, by="view"):
+                # Late, repeated, unknown or empty: nothing changes, and every view shows the
+                # prompt's decision (or its open card) from the run's own events.
+                log.info("Answer to %s not taken: %s", prompt_id, run.refusal(prompt_id, value))
         elif msg["type"] == "replay" and not self._repeated(msg["rid"], msg["after"]):
             self.widget.send_frame(self.replay(msg["after"], msg["rid"]))
 
@@ -146,6 +156,7 @@ class _Controller:
             "elapsed": round(time.time() - self.run.created_at, 3),
             "tokens": tokens,
             "live": not RunState(status).settled,
+            "clock": round(time.time(), 3),
         }
 
     # -- the pump -----------------------------------------------------------------------------
@@ -348,11 +359,22 @@ def widgets_available() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def stream_plain(run: Run, out: TextIO | None = None) -> None:
+def stream_plain(
+    run: Run, out: TextIO | None = None, *, after_seq: int = 0, until_prompt: bool = False
+) -> int:
     """Print the run as plain text while it streams (terminal IPython, ``--plain``) and return
-    when it settles. Ctrl-C stops the run; what streamed so far stays."""
+    when it settles. Ctrl-C stops the run; what streamed so far stays.
+
+    Each prompt of the run is printed when it opens, with how to answer it (``%hermes
+    approve``, ``%hermes deny``, ``%hermes answer VALUE``), and its decision when it has one.
+    ``until_prompt=True`` returns as soon as a prompt has been printed and is still open, so a
+    notebook cell can end and the person answer from the next one; call again with
+    ``after_seq`` set to the returned seq to go on printing where it stopped. Returns the seq of
+    the last event printed.
+    """
     out = out if out is not None else sys.stdout
-    q = run.subscribe(after_seq=0)
+    q = run.subscribe(after_seq=after_seq)
+    seq = after_seq
     wrote = False
     at_line_start = True
 
@@ -367,6 +389,7 @@ def stream_plain(run: Run, out: TextIO | None = None) -> None:
     def line(text: str) -> None:
         write(("" if at_line_start else "\n") + text + "\n")
 
+    kinds: dict[str, str] = {}
     try:
         while True:
             try:
@@ -374,6 +397,7 @@ def stream_plain(run: Run, out: TextIO | None = None) -> None:
             except KeyboardInterrupt:
                 run.cancel()
                 continue
+            seq += 1
             if event == Event.TOKEN:
                 write(data["text"])
             elif event == Event.TOOL_START:
@@ -381,6 +405,16 @@ def stream_plain(run: Run, out: TextIO | None = None) -> None:
             elif event == Event.TOOL_END:
                 flag = "failed" if data.get("error") else "done"
                 line(f"[tool {data.get('name') or 'tool'} {flag}]")
+            elif event == Event.PROMPT:
+                kinds[data["id"]] = str(data.get("kind", ""))
+                line(_plain_prompt(data, getattr(run.profile, "prompt_timeout", None)))
+                if until_prompt and any(p.id == data["id"] for p in run.pending):
+                    break
+            elif event == Event.PROMPT_ANSWERED:
+                if data["id"] not in kinds:  # opened before ``after_seq``
+                    kinds.update((p["id"], str(p["kind"])) for p in run.prompt_record())
+                what, who = decision(kinds.get(data["id"], ""), data["value"], data["by"])
+                line(f"→ {what}, {who}.")
             elif event == Event.APPERROR:
                 line(f"Error: {data.get('message', '')}")
                 if data.get("hint"):
@@ -395,3 +429,26 @@ def stream_plain(run: Run, out: TextIO | None = None) -> None:
         run.unsubscribe(q)
     if wrote and not at_line_start:
         write("\n")
+    return seq
+
+
+def _plain_prompt(data: dict[str, Any], timeout: object) -> str:
+    """A prompt as plain text, with how to answer it (and no clock time: nbval compares it)."""
+    detail = str(data.get("detail") or "")
+    approval = data.get("kind") == "approval"
+    lines = [f"{'Approval needed' if approval else 'Question'}: {data.get('text', '')}"]
+    lines += [f"    {row}" for row in detail.splitlines()]
+    if approval:
+        lines.append(
+            "To answer: %hermes approve (allow once), %hermes approve session, "
+            "%hermes approve always, or %hermes deny."
+        )
+    else:
+        choices = [str(c) for c in data.get("choices") or ()]
+        if choices:
+            lines.append("Choices: " + ", ".join(choices))
+        lines.append("To answer: %hermes answer VALUE.")
+    if isinstance(timeout, int | float) and timeout > 0 and data.get("deadline") is not None:
+        default = "it is denied" if approval else "the model goes on without one"
+        lines.append(f"After {timeout:g} s without an answer {default}.")
+    return "\n".join(lines)

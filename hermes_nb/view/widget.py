@@ -3,7 +3,7 @@
 The class holds the front-end code (``static/chat.js``, ``static/chat.css``), a few synced traits
 that a reloaded page can show before its replay arrives, and the dispatch of view messages to a
 handler. Rendering, the pump thread and replay live in :mod:`hermes_nb.view`; the wire format in
-:mod:`hermes_nb._protocol`.
+:mod:`hermes_nb.view._protocol`.
 """
 
 from __future__ import annotations

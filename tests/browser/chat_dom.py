@@ -1,11 +1,13 @@
 """Reading hermes_nb's chat view from the DOM of a notebook cell.
 
 The contract (``static/chat.js`` builds it live; ``view.static_html`` freezes it for saved
-notebooks): a root ``.hnb-chat`` with ``data-state`` (queued, streaming, done, stopped, error),
-``.hnb-prompt``, ``.hnb-reply`` (rendered Markdown blocks), ``.hnb-reasoning`` (a ``<details>``),
-``.hnb-tool``, ``.hnb-error``, ``.hnb-notice``, ``.hnb-status`` and a ``.hnb-stop`` button shown
-while the run is live. Once settled, the output is replaced by the same markup with
-``.hnb-chat.hnb-static``.
+notebooks): a root ``.hnb-chat`` with ``data-state`` (queued, streaming, waiting, done, stopped,
+error), ``.hnb-prompt``, ``.hnb-reasoning`` (a ``<details>``), the conversation in ``.hnb-flow``
+as segments ``.hnb-seg[data-seg]`` each holding ``.hnb-reply`` (rendered Markdown blocks),
+``.hnb-tools`` (``.hnb-tool``) and ``.hnb-asks`` (prompt cards ``.hnb-ask[data-state]``), then
+``.hnb-error``, ``.hnb-notice``, ``.hnb-status`` and a ``.hnb-stop`` button shown while the run
+is live. Once settled, the output is replaced by the same markup with ``.hnb-chat.hnb-static``.
+``reply`` below is the text of every segment's reply, in order.
 
 :class:`ChatView` reads a cell's views at once (:meth:`~ChatView.views`), waits on them, and can
 keep a *history*: a MutationObserver in the page records every change of state, of the reply's
@@ -23,7 +25,7 @@ from jupyter_harness import NotebookPage
 
 __all__ = ["CANCEL_NOTICE", "LIVE", "SETTLED", "ChatView", "words"]
 
-LIVE = ("queued", "streaming")
+LIVE = ("queued", "streaming", "waiting")
 SETTLED = ("done", "stopped", "error")
 CANCEL_NOTICE = (
     "Task cancelled. The run was cancelled by the user before Hermes finished. "
@@ -36,15 +38,34 @@ _DESCRIBE = """
   const q = (s) => r.querySelector(s);
   const all = (s) => [...r.querySelectorAll(s)];
   const stop = q('.hnb-stop');
-  const reply = q('.hnb-reply');
+  const replies = all('.hnb-reply');
+  const reply = replies[0];
   return {
     state: r.dataset.state || null,
     static: r.classList.contains('hnb-static'),
     prompt: q('.hnb-prompt') ? q('.hnb-prompt').innerText : '',
-    reply: reply ? reply.innerText : '',
-    reply_html: reply ? reply.innerHTML : '',
+    reply: replies.map((n) => n.innerText).filter((t) => t).join('\\n'),
+    reply_html: replies.map((n) => n.innerHTML).join(''),
     reasoning: all('.hnb-reasoning').map((n) => n.textContent).join('\\n'),
     tools: all('.hnb-tool').map((n) => n.textContent),
+    // The conversation, segment by segment: [[kind, text], ...] in document order.
+    flow: all('.hnb-seg').map((seg) => [
+      ...[...seg.querySelectorAll('.hnb-reply')].filter((n) => n.innerText.trim())
+        .map((n) => ['reply', n.innerText]),
+      ...[...seg.querySelectorAll('.hnb-tool')].map((n) => ['tool', n.textContent]),
+      ...[...seg.querySelectorAll('.hnb-ask')].map((n) => ['ask', n.innerText]),
+    ]),
+    asks: all('.hnb-ask').map((n) => ({
+      prompt: n.dataset.prompt || '',
+      kind: n.dataset.kind || '',
+      state: n.dataset.state || '',
+      sending: n.dataset.sending === 'true',
+      text: n.innerText,
+      buttons: [...n.querySelectorAll('button')].map((b) => b.textContent),
+      inputs: n.querySelectorAll('input').length,
+      decision: (n.querySelector('.hnb-ask-decision') || {}).textContent || '',
+      countdown: (n.querySelector('.hnb-countdown') || {}).textContent || '',
+    })),
     errors: all('.hnb-error').map((n) => n.innerText),
     notices: all('.hnb-notice').map((n) => n.innerText),
     status: q('.hnb-status') ? q('.hnb-status').innerText : '',
@@ -66,12 +87,13 @@ _WATCH = """
   const hist = (window.__hnb_history[key] = []);
   const snap = () => {
     const r = cell.querySelector('.hnb-chat');
-    const reply = r && r.querySelector('.hnb-reply');
+    const replies = r ? [...r.querySelectorAll('.hnb-reply')] : [];
+    const reply = replies[0];
     const e = {
       t: performance.now(),
       state: r ? r.dataset.state || null : null,
       static: !!r && r.classList.contains('hnb-static'),
-      len: reply ? reply.textContent.length : 0,
+      len: replies.reduce((n, x) => n + x.textContent.length, 0),
       rich: !!reply && !!reply.querySelector('h1') && !!reply.querySelector('ul li')
         && !!reply.querySelector('table td') && !!reply.querySelector('pre'),
     };

@@ -7,11 +7,19 @@
 // view holds exactly the HTML the patch starts from (cursor === prev); never appended blindly,
 // so a replay can never duplicate text (DESIGN.md §3, invariants 1, 2 and 4). Block HTML is
 // sanitised in the kernel before it is sent.
+//
+// The conversation (reply text, tool calls, prompt cards) is laid out in segments: a block id
+// "2/reply:0" goes into segment 2, a bare id into segment 0 (view/_protocol.py). A prompt card
+// (kind "ask") carries buttons and a text field; one delegated listener on the root sends
+// {type: "answer", prompt_id, value}. The card stays as sent ("Sending…") until the kernel's
+// frame replaces it with the decision; its countdown ticks here, against the kernel's clock
+// (meta.clock), so the kernel sends nothing per second.
 
-const LIVE = new Set(["queued", "streaming"]);
+const LIVE = new Set(["queued", "streaming", "waiting"]);
 const LABELS = {
   queued: "Queued",
   streaming: "Streaming…",
+  waiting: "Waiting for you",
   done: "Done",
   stopped: "Stopped",
   error: "Error",
@@ -20,15 +28,18 @@ const SLOTS = {
   prompt: ".hnb-prompt",
   info: ".hnb-infos",
   reasoning: ".hnb-reasoning-body",
-  tool: ".hnb-tools",
-  reply: ".hnb-reply",
   error: ".hnb-errors",
   notice: ".hnb-notices",
   status: ".hnb-status",
 };
+// Kinds laid out per conversation segment, and their slot inside one.
+const FLOW = { reply: ".hnb-reply", tool: ".hnb-tools", ask: ".hnb-asks" };
+const SEGMENT = `<div class="hnb-reply jp-RenderedHTMLCommon"></div>
+<div class="hnb-tools"></div><div class="hnb-asks"></div>`;
 const RETRY_MS = [250, 500, 1000, 2000, 4000, 8000];
 const MAX_ATTEMPTS = 40; // about five minutes of asking; a later gap asks again
 const STOP_RETRY_MS = 3000;
+const ANSWER_RETRY_MS = 5000; // no decision by then: the card's controls work again
 
 const SKELETON = `
 <div class="hnb-head"><span class="hnb-bot"></span><span class="hnb-model"></span></div>
@@ -36,12 +47,12 @@ const SKELETON = `
 <div class="hnb-infos"></div>
 <details class="hnb-reasoning" hidden><summary>Reasoning</summary>
 <div class="hnb-reasoning-body jp-RenderedHTMLCommon"></div></details>
-<div class="hnb-tools"></div>
-<div class="hnb-reply jp-RenderedHTMLCommon"></div>
+<div class="hnb-flow"></div>
 <div class="hnb-errors"></div>
 <div class="hnb-notices"></div>
 <div class="hnb-footer"><div class="hnb-status"></div>
-<button type="button" class="hnb-stop" title="Stop this reply" hidden>Stop</button></div>`;
+<button type="button" class="hnb-stop" title="Stop this reply" hidden>Stop</button></div>
+<div class="hnb-announce" role="status" aria-live="polite"></div>`;
 
 function uid() {
   if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID();
@@ -62,6 +73,19 @@ function blockIndex(id) {
   return Number.isInteger(n) ? n : null;
 }
 
+// "2/reply:0" → 2; a bare id is in segment 0.
+function segmentOf(id) {
+  const m = /^(\d+)\//.exec(id);
+  return m ? Number(m[1]) : 0;
+}
+
+function formatLeft(seconds) {
+  const s = Math.max(0, Math.ceil(seconds));
+  if (s < 60) return `${s} s left to answer`;
+  const m = Math.floor(s / 60);
+  return `${m}:${String(s % 60).padStart(2, "0")} left to answer`;
+}
+
 function ensureHighlightCss(css) {
   if (!css || document.getElementById("hnb-highlight-css")) return;
   const style = document.createElement("style");
@@ -80,6 +104,8 @@ function render({ model, el }) {
   const stop = $(".hnb-stop");
   const nodes = new Map(); // block id -> element
   const htmlById = new Map(); // block id -> the HTML it shows (patches apply to this string)
+  const sent = new Map(); // prompt id -> {value, timer}: answered here, decision not shown yet
+  const suffix = viewId.slice(0, 8); // keeps element ids unique when a run has several views
 
   let cursor = 0; // seq of the last frame this view applied
   let status = null; // status of that frame (null: none yet, use the synced trait)
@@ -91,6 +117,7 @@ function render({ model, el }) {
   let retryTimer = null;
   let stopTimer = null;
   let ticker = null;
+  let clockSkew = 0; // kernel epoch seconds minus this page's, from the last frame's meta
 
   // -- replay ---------------------------------------------------------------------------------
 
@@ -144,9 +171,25 @@ function render({ model, el }) {
     );
   }
 
+  function segment(n) {
+    const flow = $(".hnb-flow");
+    let seg = flow.querySelector(`:scope > .hnb-seg[data-seg="${n}"]`);
+    if (seg) return seg;
+    seg = document.createElement("div");
+    seg.className = "hnb-seg";
+    seg.dataset.seg = String(n);
+    seg.innerHTML = SEGMENT;
+    const after = [...flow.children].find((s) => Number(s.dataset.seg) > n);
+    flow.insertBefore(seg, after ?? null);
+    return seg;
+  }
+
+  function slotFor(block) {
+    if (FLOW[block.kind]) return segment(segmentOf(block.id)).querySelector(FLOW[block.kind]);
+    return SLOTS[block.kind] ? $(SLOTS[block.kind]) : null;
+  }
+
   function upsert(block) {
-    const slot = $(SLOTS[block.kind]);
-    if (!slot) return;
     let node = nodes.get(block.id);
     const html =
       block.at === undefined
@@ -158,10 +201,16 @@ function render({ model, el }) {
       htmlById.delete(block.id);
       return;
     }
+    // The same HTML again (a replay): leave the node alone, with whatever the person was
+    // typing into a card or had opened.
+    if (node && htmlById.get(block.id) === html) return;
+    const slot = node ? null : slotFor(block);
+    if (!node && !slot) return;
     htmlById.set(block.id, html);
     const open = node
       ? [...node.querySelectorAll("details")].map((d) => d.open)
       : [];
+    const wasOpen = node?.querySelector('.hnb-ask[data-state="open"]') != null;
     if (!node) {
       if (block.kind === "status") slot.replaceChildren();
       node = document.createElement("div");
@@ -176,6 +225,123 @@ function render({ model, el }) {
       if (open[i]) d.open = true;
     });
     if (block.kind === "reasoning") $(".hnb-reasoning").hidden = false;
+    if (block.kind === "ask") onCard(node, wasOpen);
+  }
+
+  // -- prompt cards ---------------------------------------------------------------------------
+
+  // Element ids inside a card get this view's suffix (two views of a run share the page).
+  function localizeIds(node) {
+    for (const el of node.querySelectorAll("[id]")) el.id = `${el.id}-${suffix}`;
+    for (const el of node.querySelectorAll("[aria-labelledby]")) {
+      const ids = el.getAttribute("aria-labelledby").split(/\s+/);
+      el.setAttribute("aria-labelledby", ids.map((i) => `${i}-${suffix}`).join(" "));
+    }
+  }
+
+  function onCard(node, wasOpen) {
+    localizeIds(node);
+    const card = node.querySelector(".hnb-ask");
+    if (!card) return;
+    const id = card.dataset.prompt;
+    if (card.dataset.state === "open") {
+      if (sent.has(id)) markSending(card); // a replay of a card this view already answered
+      tickCountdowns();
+      return;
+    }
+    const was = sent.get(id);
+    if (was) clearTimeout(was.timer);
+    sent.delete(id);
+    const decided = card.querySelector(".hnb-ask-decision");
+    if (decided && (wasOpen || was)) {
+      // Said once, in the view's own live region (the card's was just replaced).
+      const text = card.querySelector(".hnb-ask-text")?.textContent ?? "";
+      announce(`${text} ${decided.textContent}`);
+    }
+  }
+
+  function announce(text) {
+    const region = $(".hnb-announce");
+    region.textContent = "";
+    // A fresh text node, a tick later: screen readers announce a change, not a repeat.
+    setTimeout(() => {
+      region.textContent = text;
+    }, 50);
+  }
+
+  function controls(card) {
+    return card.querySelectorAll("button, input");
+  }
+
+  function markSending(card) {
+    for (const el of controls(card)) el.disabled = true;
+    card.dataset.sending = "true";
+    const status = card.querySelector(".hnb-ask-decision");
+    if (status) status.textContent = "Sending…";
+  }
+
+  function answer(card, value) {
+    const id = card.dataset.prompt;
+    if (!id || card.dataset.state !== "open" || card.dataset.sending === "true") return;
+    try {
+      model.send({ type: "answer", prompt_id: id, value });
+    } catch (err) {
+      console.warn("hermes_nb: answer not sent", err);
+      return;
+    }
+    const timer = setTimeout(() => {
+      // No decision yet (a busy kernel without subshells, a reconnect): allow another try.
+      const entry = sent.get(id);
+      if (!entry || entry.timer !== timer) return;
+      sent.delete(id);
+      const now = root.querySelector(`.hnb-ask[data-prompt="${CSS.escape(id)}"]`);
+      if (!now || now.dataset.state !== "open") return;
+      for (const el of controls(now)) el.disabled = false;
+      delete now.dataset.sending;
+      const status = now.querySelector(".hnb-ask-decision");
+      if (status) status.textContent = "No reply from the kernel yet — you can try again.";
+    }, ANSWER_RETRY_MS);
+    sent.set(id, { value, timer });
+    markSending(card);
+  }
+
+  function sendTyped(card) {
+    const input = card.querySelector(".hnb-ask-input");
+    const value = input ? input.value.trim() : "";
+    if (!value) {
+      input?.setAttribute("aria-invalid", "true");
+      input?.focus();
+      return;
+    }
+    input.removeAttribute("aria-invalid");
+    answer(card, value);
+  }
+
+  function onClick(event) {
+    const button = event.target.closest?.("button");
+    if (!button || !root.contains(button)) return;
+    const card = button.closest(".hnb-ask");
+    if (!card) return;
+    if (button.dataset.answer !== undefined) answer(card, button.dataset.answer);
+    else if (button.classList.contains("hnb-ask-send")) sendTyped(card);
+  }
+
+  function onKey(event) {
+    if (event.key !== "Enter" || event.isComposing) return;
+    const input = event.target.closest?.(".hnb-ask-input");
+    if (!input) return;
+    event.preventDefault();
+    event.stopPropagation(); // not the notebook's Enter (edit mode, run cell)
+    sendTyped(input.closest(".hnb-ask"));
+  }
+
+  function tickCountdowns() {
+    const now = Date.now() / 1000 + clockSkew;
+    for (const el of root.querySelectorAll(".hnb-countdown[data-deadline]")) {
+      const left = Number(el.dataset.deadline) - now;
+      el.textContent = left > 0 ? formatLeft(left) : "Time is up";
+      el.dataset.urgent = left < 30 ? "true" : "false";
+    }
   }
 
   // -- frames ---------------------------------------------------------------------------------
@@ -196,6 +362,7 @@ function render({ model, el }) {
     status = msg.status;
     meta = msg.meta || {};
     metaAt = performance.now();
+    if (typeof meta.clock === "number") clockSkew = meta.clock - Date.now() / 1000;
     paint();
   }
 
@@ -206,6 +373,7 @@ function render({ model, el }) {
   }
 
   function tick() {
+    tickCountdowns();
     const detail = $(".hnb-status-detail");
     if (!detail || !LIVE.has(currentStatus()) || !metaAt) return;
     const elapsed = (meta.elapsed ?? 0) + (performance.now() - metaAt) / 1000;
@@ -271,6 +439,8 @@ function render({ model, el }) {
   ];
   for (const [name, handler] of listeners) model.on(name, handler);
   stop.addEventListener("click", onStop);
+  root.addEventListener("click", onClick);
+  root.addEventListener("keydown", onKey);
 
   onCss();
   paint();
@@ -279,6 +449,9 @@ function render({ model, el }) {
   return () => {
     for (const [name, handler] of listeners) model.off(name, handler);
     stop.removeEventListener("click", onStop);
+    root.removeEventListener("click", onClick);
+    root.removeEventListener("keydown", onKey);
+    for (const entry of sent.values()) clearTimeout(entry.timer);
     clearTimeout(retryTimer);
     clearTimeout(stopTimer);
     clearInterval(ticker);
