@@ -2,7 +2,8 @@
 starts, idle and while another cell blocks the main shell.
 
 Run it as ``.venv/bin/python benchmarks/bench_prompts_kernel.py`` (about a minute). A real
-ipykernel is driven through ``jupyter_client`` as JupyterLab drives it (``tests/kernel_harness.py``):
+ipykernel is driven through ``jupyter_client`` as JupyterLab drives it
+(``tests/kernel_harness.py``):
 each round starts a run whose ``ask=True`` tool waits for approval, shows its view, and sends the
 view's ``{type: "answer"}`` comm message — on a kernel subshell, as JupyterLab ≥ 4.4 does, where
 the kernel has them (ipykernel ≥ 7). The tool records ``time.time()`` as its body starts; the
@@ -88,31 +89,31 @@ def _round(k: KernelHarness, n: int, subshell: str | None, *, block: bool) -> fl
 
 def main() -> int:
     report = Report()
-    with tempfile.TemporaryDirectory(prefix="hermes-nb-bench-") as home:
-        with KernelHarness(Path(home)) as k:
-            k.execute(SETUP)
-            subshell = k.create_subshell() if k.supports_subshells() else None
-            print(f"ipykernel {k.ipykernel_version}, subshells: {subshell is not None}")
-            for n in range(3):  # warm up
-                _round(k, 1000 + n, subshell, block=False)
-            idle = [_round(k, n, subshell, block=False) for n in range(IDLE_ROUNDS)]
-            report.figure("a. answer -> tool starts (idle), median", median(idle) * 1000, "ms", 20)
-            report.figure("a. answer -> tool starts (idle), worst", max(idle) * 1000, "ms", 100)
-            blocked = [_round(k, 100 + n, subshell, block=True) for n in range(BLOCKED_ROUNDS)]
-            if subshell is None:
-                print(
-                    f"b. (no subshells: waits for the cell) median {median(blocked) * 1000:.0f} ms"
-                )
-            else:
-                report.figure(
-                    "b. answer -> tool starts (cell blocks), median",
-                    median(blocked) * 1000,
-                    "ms",
-                    20,
-                )
-                report.figure(
-                    "b. answer -> tool starts (cell blocks), worst", max(blocked) * 1000, "ms", 100
-                )
+    with (
+        tempfile.TemporaryDirectory(prefix="hermes-nb-bench-") as home,
+        KernelHarness(Path(home)) as k,
+    ):
+        k.execute(SETUP)
+        subshell = k.create_subshell() if k.supports_subshells() else None
+        print(f"ipykernel {k.ipykernel_version}, subshells: {subshell is not None}")
+        for n in range(3):  # warm up
+            _round(k, 1000 + n, subshell, block=False)
+        idle = [_round(k, n, subshell, block=False) for n in range(IDLE_ROUNDS)]
+        report.figure("a. answer -> tool starts (idle), median", median(idle) * 1000, "ms", 20)
+        report.figure("a. answer -> tool starts (idle), worst", max(idle) * 1000, "ms", 100)
+        blocked = [_round(k, 100 + n, subshell, block=True) for n in range(BLOCKED_ROUNDS)]
+        if subshell is None:
+            print(f"b. (no subshells: waits for the cell) median {median(blocked) * 1000:.0f} ms")
+        else:
+            report.figure(
+                "b. answer -> tool starts (cell blocks), median",
+                median(blocked) * 1000,
+                "ms",
+                20,
+            )
+            report.figure(
+                "b. answer -> tool starts (cell blocks), worst", max(blocked) * 1000, "ms", 100
+            )
     return report.summary()
 
 
