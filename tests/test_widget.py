@@ -459,6 +459,23 @@ def test_static_bundle_has_every_representation() -> None:
     assert "cut off" not in plain and "cut off" not in data["text/markdown"]
 
 
+def test_a_saved_answer_carries_only_the_css_it_uses() -> None:
+    # Every saved answer holds its own stylesheet: no rules for controls it does not have
+    # (Stop, card buttons and fields), no card rules unless a prompt was asked, no comments.
+    plain = view.static_bundle(hermes_nb.chat("hi", profile="echo", delay=0).wait(30))[0]
+    css = re.search(r"<style>(.*?)</style>", plain["text/html"], re.S).group(1)
+    assert ".hnb-chat{" in css and ".hnb-footer{" in css
+    assert ".hnb-stop" not in css and ".hnb-ask" not in css and "/*" not in css
+    asked = hermes_nb.chat("q", profile="echo", delay=0, tools=["ask_user"], tool_calls=[QUESTION])
+    while not asked.pending:
+        time.sleep(0.005)
+    asked.answer(asked.pending[0].id, "blue")
+    html = view.static_bundle(asked.wait(30))[0]["text/html"]
+    css = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    assert ".hnb-ask{" in css and ".hnb-ask-decision" in css
+    assert ".hnb-ask-btn" not in css and ".hnb-ask-input" not in css
+
+
 def test_static_bundle_of_a_reply_cut_off_at_the_token_limit_says_so() -> None:
     run = hermes_nb.chat(REPLY, profile="echo", delay=0, max_tokens=5).wait(30)
     assert run.truncated

@@ -22,7 +22,7 @@ while ``os.environ`` holds only one ``HERMES_HOME``, so the worker thread also b
 (``set_hermes_home_override``, ``set_secret_scope``), which its config, SOUL.md, skills, memory
 and session code read first. What the agent reads from the process environment (its terminal
 settings, its session id, the home's ``.env``) is applied as an overlay with
-:func:`~hermes_nb.profiles.profile_env` while the agent is built and runs: ``ENV_LOCK`` is held
+:func:`~hermes_nb.core.profiles.profile_env` while the agent is built and runs: ``ENV_LOCK`` is held
 only to write and to restore, never while the agent runs (DESIGN.md §3, invariants 11–12).
 Importing hermes-agent loads the first home's ``.env`` into ``os.environ`` for good; those
 values are put back at once.
@@ -31,7 +31,7 @@ Stop cancels the task iterating :meth:`~HermesAgentProvider.stream`: it calls
 ``agent.interrupt()`` and waits up to :attr:`~HermesAgentProvider.stop_grace` seconds for the
 worker to return (hermes-agent answers an interrupt within a fraction of a second); turn.py
 then keeps the partial and writes the cancel marker as for every provider. A failed agent run
-(``failed`` in its result) becomes a classified :class:`~hermes_nb.exceptions.ProviderError`.
+(``failed`` in its result) becomes a classified :class:`~hermes_nb.core.exceptions.ProviderError`.
 
 Options (a profile's ``[profiles.X.options]``, or keyword arguments to :func:`hermes_nb.chat`):
 
@@ -40,9 +40,30 @@ Options (a profile's ``[profiles.X.options]``, or keyword arguments to :func:`he
 ``max_iterations``     tool-calling iterations per turn (default 90)
 ``memory``             use the home's memory (default true)
 ``context_files``      read AGENTS.md and the like from the working directory (default false)
-``approvals``          ``"deny"`` (default): commands hermes-agent flags as dangerous are
-                       refused, since nobody can answer its prompt; ``"allow"``: run them, as
-                       hermes-agent does in any non-interactive process
+``approvals``          what happens when hermes-agent wants approval (a command it flags as
+                       dangerous, an ``execute_code`` script, a memory write it gates):
+                       ``"ask"`` (default): the run asks the person at the notebook and waits
+                       (a ``prompt`` event; at the profile's ``prompt_timeout``, and on Stop,
+                       the answer is ``deny``). ``once`` runs this one command; ``session`` also
+                       approves its pattern (e.g. "delete in root path") for the rest of this
+                       turn; ``always`` does that and, as hermes-agent defines it, adds the
+                       pattern to its process-wide allowlist (no agent in the kernel asks for it
+                       again) and writes that allowlist to the ``command_allowlist`` of the
+                       profile home's ``config.yaml`` (so the Hermes CLI with that home stops
+                       asking too). ``"deny"``: refuse them without asking. ``"allow"``: run
+                       them without asking, as hermes-agent does in any non-interactive process
+
+hermes-agent's own settings in the home still apply first, whatever ``approvals`` says: its
+hardline patterns (``rm -rf /``, ``mkfs``, …) and the config's ``approvals.deny`` rules are always
+refused; the config's ``command_allowlist`` and ``approvals.mode: off`` always run. With
+``approvals.mode: smart`` (hermes-agent's default) an auxiliary model judges a flagged command
+before anyone is asked: what it approves runs, under ``"ask"`` and ``"deny"`` too, and a command
+it denies can be allowed only ``once``; ``approvals.mode: manual`` asks about every one.
+
+With an asker (every engine turn) the agent's ``clarify`` tool asks the person its question
+(its choices, or free text); unanswered (deadline, Stop) the model is told
+:data:`~hermes_nb.core.prompts.NO_ANSWER`. Without one, hermes-agent tells the model the tool is
+not available, and ``"ask"`` refuses as ``"deny"`` does.
 """
 
 from __future__ import annotations
@@ -58,7 +79,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +91,8 @@ import anyio.lowlevel
 from ..core.events import Event
 from ..core.exceptions import ConfigError, ErrorKind, HermesError, ProviderError
 from ..core.profiles import ENV_LOCK, Profile, Secret, profile_env
-from .base import Message, ProviderEvent, ProviderRequest, classify_status, provider_error
+from ..core.prompts import NO_ANSWER
+from .base import Asker, Message, ProviderEvent, ProviderRequest, classify_status, provider_error
 
 __all__ = [
     "MISSING_EXTRA",
@@ -93,6 +115,8 @@ _MAX_DETAIL = 300
 #: for a profile without ``model``, and the :class:`Profile` dataclass default.
 _HOME_MODEL = {"", "default", "echo"}
 _END = "__end__"
+#: The ``approvals`` option's values, the default first.
+APPROVAL_MODES = ("ask", "deny", "allow")
 
 _import_lock = threading.Lock()
 
@@ -149,15 +173,18 @@ class _Turn:
     max_iterations: int | None = None
     memory: bool = True
     context_files: bool = False
-    approvals: str = "deny"
+    approvals: str = APPROVAL_MODES[0]
+    #: How to ask the person (approvals, clarify); None: nobody can be asked.
+    asker: Asker | None = None
 
     @classmethod
     def from_request(cls, profile: Profile, request: ProviderRequest) -> _Turn:
         options = {**profile.options, **request.extra}
-        approvals = options.get("approvals", "deny")
-        if approvals not in ("deny", "allow"):
+        approvals = options.get("approvals", APPROVAL_MODES[0])
+        if approvals not in APPROVAL_MODES:
             raise ConfigError(
-                f'The hermes-agent option approvals must be "deny" or "allow", not {approvals!r}.'
+                'The hermes-agent option approvals must be "ask", "deny" or "allow", '
+                f"not {approvals!r}."
             )
         iterations = options.get("max_iterations")
         if iterations is not None and (
@@ -183,6 +210,7 @@ class _Turn:
             memory=_flag(options, "memory", True),
             context_files=_flag(options, "context_files", False),
             approvals=approvals,
+            asker=request.asker,
         )
 
 
@@ -493,6 +521,80 @@ def _deny(*_: Any, **__: Any) -> str:
     return "deny"
 
 
+def _approval_text(description: str) -> str:
+    """What is to be approved, in words, from the description hermes-agent hands its callback."""
+    description = " ".join(description.split())
+    if description.startswith("Save to memory"):  # tools/write_approval.py's memory gate
+        return f"Let the agent {description[0].lower()}{description[1:]}?"
+    if description:
+        return f"Run a command the agent flags as dangerous ({description})?"
+    return "Run a command the agent flags as dangerous?"
+
+
+def _approval_choice(value: str, *, allow_permanent: bool, smart_denied: bool) -> str:
+    """The answer hermes-agent gets: it approves on *any* value but ``"deny"``, so only the
+    three approving answers pass, narrowed to what hermes-agent offered this time."""
+    if value not in ("once", "session", "always"):
+        return "deny"
+    if smart_denied:  # overriding its smart-approval model's DENY: this operation only
+        return "once"
+    if value == "always" and not allow_permanent:
+        return "session"
+    return value
+
+
+def _approver(asker: Asker, control: _Control) -> Callable[..., str]:
+    """hermes-agent's approval callback for one run: ask this run's person, in this thread."""
+
+    def approve(
+        command: Any,
+        description: Any = "",
+        *,
+        allow_permanent: bool = True,
+        smart_denied: bool = False,
+        **_: Any,
+    ) -> str:
+        if control.stopped:
+            return "deny"
+        try:
+            answer = asker.ask_blocking(
+                "approval",
+                _approval_text(str(description or "")),
+                detail=str(command),  # the exact command (secrets masked by hermes-agent)
+                cancelled=control.cancelled,
+            )
+        except Exception:
+            log.warning("Could not ask for approval; the command is refused.", exc_info=True)
+            return "deny"
+        return _approval_choice(
+            answer.value, allow_permanent=allow_permanent, smart_denied=smart_denied
+        )
+
+    return approve
+
+
+def _clarifier(asker: Asker, control: _Control) -> Callable[..., str]:
+    """hermes-agent's ``clarify_callback`` for one run: the agent's question to the person."""
+
+    def clarify(question: Any, choices: Any = None) -> str:
+        if control.stopped:
+            return NO_ANSWER
+        offered = [str(c) for c in choices or () if str(c).strip()]
+        try:
+            answer = asker.ask_blocking(
+                "question",
+                str(question).strip() or "The agent has a question.",
+                choices=offered,
+                cancelled=control.cancelled,
+            )
+        except Exception:
+            log.warning("Could not ask the agent's question.", exc_info=True)
+            return NO_ANSWER
+        return answer.value
+
+    return clarify
+
+
 class _Control:
     """The running agent, so that Stop (from the loop) can interrupt it (in its thread)."""
 
@@ -500,6 +602,8 @@ class _Control:
         self._lock = threading.Lock()
         self._agent: Any = None
         self.stopped = False
+        #: Set by Stop: a prompt the worker waits on is answered for the person at once.
+        self.cancelled = threading.Event()
         self.secrets: list[Secret] = []
 
     def attach(self, agent: Any) -> bool:
@@ -516,8 +620,13 @@ class _Control:
         with self._lock:
             self.stopped = True
             agent = self._agent
-        if agent is not None:
-            agent.interrupt("Stopped from the notebook.")
+        try:
+            if agent is not None:
+                agent.interrupt("Stopped from the notebook.")
+        finally:
+            # After interrupt(): an approval released here (deny) or a question (no answer)
+            # lets the worker go on, and the agent must already know to end its run.
+            self.cancelled.set()
 
 
 # -- the provider ----------------------------------------------------------------------------------
@@ -612,18 +721,61 @@ def _run(turn: _Turn, bridge: _Bridge, control: _Control) -> dict[str, Any]:
     set_hermes_home_override(str(turn.home))
     dotenv = _dotenv(turn.home)
     set_secret_scope({**_environ(), **dotenv, **turn.profile.env})
-    if turn.approvals == "deny":
-        from tools.approval import set_hermes_interactive_context
-        from tools.terminal_tool import set_approval_callback
-
-        set_hermes_interactive_context(True)
-        set_approval_callback(_deny)
     session_id = f"hermes-nb-{time.strftime('%Y%m%d_%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    approval_key = _bind_approvals(turn, control, session_id)
+    try:
+        return _converse(run_agent, turn, bridge, control, dotenv, session_id)
+    finally:
+        if approval_key is not None:
+            from tools.approval import clear_session
+
+            clear_session(approval_key)  # this run's "session" approvals end with it
+
+
+def _bind_approvals(turn: _Turn, control: _Control, session_id: str) -> str | None:
+    """In the worker thread: how hermes-agent's approvals go for this run (the module
+    docstring's ``approvals``); the approval session key it used, if any.
+
+    Everything here is thread- or context-local in hermes-agent (the approval callback is
+    thread-local, the interactive flag and the session key are contextvars, and its tool pools
+    copy all three), so concurrent runs never see each other's. Only its ``session`` and
+    ``always`` approvals are process-wide, keyed by the session key: a key of this run's own
+    keeps one run's ``session`` answer from approving another's commands.
+    """
+    from tools.approval import set_current_session_key, set_hermes_interactive_context
+    from tools.terminal_tool import set_approval_callback
+
+    if turn.approvals == "allow":
+        # Not interactive (whatever HERMES_INTERACTIVE says) nor gateway: hermes-agent runs them.
+        set_hermes_interactive_context(False)
+        return None
+
+    key = f"hermes-nb:{session_id}"
+    set_hermes_interactive_context(True)
+    set_current_session_key(key)
+    if turn.approvals == "ask" and turn.asker is not None:
+        set_approval_callback(_approver(turn.asker, control))
+    else:  # "deny", or nobody to ask
+        set_approval_callback(_deny)
+    return key
+
+
+def _converse(
+    run_agent: Any,
+    turn: _Turn,
+    bridge: _Bridge,
+    control: _Control,
+    dotenv: Mapping[str, str],
+    session_id: str,
+) -> dict[str, Any]:
     with profile_env(_overlay(turn, dotenv, session_id)):
         runtime = _resolve(turn)
         if runtime.get("api_key"):
             control.secrets.append(Secret(str(runtime["api_key"])))
-        agent = run_agent.AIAgent(**_agent_arguments(turn, runtime, session_id, bridge))
+        arguments = _agent_arguments(turn, runtime, session_id, bridge)
+        if turn.asker is not None:
+            arguments["clarify_callback"] = _clarifier(turn.asker, control)
+        agent = run_agent.AIAgent(**arguments)
         agent._print_fn = _log_print  # the agent's documented hook for its console output
         agent.suppress_status_output = True
         try:

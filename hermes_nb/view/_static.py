@@ -9,6 +9,7 @@ like the live view in any front end that trusts the notebook; ``text/markdown`` 
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,7 +64,43 @@ def bundle(
 
 @cache
 def _stylesheet() -> str:
-    return (_STATIC / "chat.css").read_text(encoding="utf-8")
+    """``chat.css``, minified: every saved answer carries its own copy, so comments and
+    indentation would cost each output a few kilobytes for nothing."""
+    return _minified((_STATIC / "chat.css").read_text(encoding="utf-8"))
+
+
+# Rules for the live view's controls (a saved answer has none): buttons, fields, the countdown,
+# the screen-reader announcer, Stop. And the cards' rules, needed only where a prompt was asked.
+_LIVE_ONLY = re.compile(
+    r"\.hnb-(?:ask-btn|ask-send|ask-input|ask-field|ask-actions|ask-other|countdown|announce|stop)"
+    r"|\bbutton\b|\binput\b|:focus-visible"
+)
+_CARDS = re.compile(r"\.hnb-asks?\b|\.hnb-ask-")
+
+
+@cache
+def _stylesheet_for(*, cards: bool) -> str:
+    """The rules a saved answer uses: no controls, and the cards' only when it has cards."""
+    kept = []
+    for selectors, body in re.findall(r"([^{}]+)(\{[^{}]*\})", _stylesheet()):
+        used = [
+            s
+            for s in selectors.split(",")
+            if not _LIVE_ONLY.search(s) and (cards or not _CARDS.search(s))
+        ]
+        if used:
+            kept.append(",".join(used) + body)
+    return "".join(kept)
+
+
+def _minified(css: str) -> str:
+    """Comments and layout whitespace removed; selectors and values keep their meaning (a
+    space before ``:`` or inside a value stays: ``.a :first-child`` is a descendant)."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    css = re.sub(r"\s+", " ", css)
+    css = re.sub(r"\s*([{};,>])\s*", r"\1", css)
+    css = re.sub(r":\s+", ":", css)
+    return css.replace(";}", "}").strip()
 
 
 def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model: str) -> str:
@@ -107,7 +144,7 @@ def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model
         "</div>",
     ]
     html = "".join(parts)
-    css = _stylesheet()
+    css = _stylesheet_for(cards=re.search(r'class="hnb-ask[" ]', html) is not None)
     if 'class="hnb-hl' in html:  # highlighted code (reply or tool arguments)
         css += render.highlight_css()
     return f"<style>{css}</style>{html}"
