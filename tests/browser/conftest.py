@@ -55,9 +55,13 @@ def _unavailable() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the browser tests, and run them last: Playwright's sync API leaves an asyncio loop
+    set on the main thread for the rest of the session, which breaks any later test that runs
+    a loop of its own there (``asyncio.run``, ``anyio.run``)."""
     for item in items:
         if _HERE in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: _HERE in Path(str(item.path)).parents)  # stable: order kept
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
