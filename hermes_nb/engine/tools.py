@@ -58,8 +58,8 @@ class Tool:
     """
 
     name: str
-    description: str
-    parameters: dict[str, Any]
+    description: str = field(repr=False)
+    parameters: dict[str, Any] = field(repr=False)
     function: Callable[..., Any] | None = field(repr=False, compare=False)
     ask: bool = False
     builtin: bool = False

@@ -159,7 +159,7 @@ def _cell_names(shell: Any) -> Mapping[str, int]:
 # The last failure of a cell that was not a UsageError, per shell: a mistyped magic line
 # (``%hermes fix -p nope``) is shown as an error too and replaces ``sys.last_value``, but it is
 # not what ``%hermes fix`` is for, and it must not hide the cell that failed before it.
-_failures: dict[int, BaseException] = {}
+_failures: dict[int, tuple[BaseException, str | None]] = {}
 _watched: set[int] = set()
 
 
@@ -179,7 +179,10 @@ def watch_failures(shell: Any) -> None:
     def remember(result: Any) -> None:
         exc = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
         if isinstance(exc, BaseException) and not _is_usage_error(exc):
-            _failures[id(shell)] = exc
+            # The cell as typed, too: a front end that runs cells without storing history
+            # (nbval, ``store_history=False``) leaves no ``_i<n>`` to read it back from.
+            raw = getattr(getattr(result, "info", None), "raw_cell", None)
+            _failures[id(shell)] = (exc, raw if isinstance(raw, str) else None)
 
     events.register("post_run_cell", remember)
     _watched.add(id(shell))
@@ -191,8 +194,9 @@ def last_failure(shell: Any) -> Failure | None:
     watch_failures(shell)
     value = getattr(sys, "last_value", None)
     tb = getattr(sys, "last_traceback", None)
+    remembered, raw_cell = _failures.get(id(shell), (None, None))
     if not isinstance(value, BaseException) or _is_usage_error(value):
-        value = _failures.get(id(shell))
+        value = remembered
         tb = value.__traceback__ if value is not None else None
     if value is None:
         return None
@@ -225,6 +229,8 @@ def last_failure(shell: Any) -> Failure | None:
     for filename, number in cells.items():
         text = text.replace(f'File "{filename}"', f"Cell In[{number}]")
     source = cell_source(namespace, cell) if cell is not None else None
+    if value is remembered and raw_cell is not None:
+        source = raw_cell  # what the person typed, whatever the history kept
     others = {
         n: src for n in seen[1:] if n != cell and (src := cell_source(namespace, n)) is not None
     }
