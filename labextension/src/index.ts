@@ -1,0 +1,317 @@
+/**
+ * hermes_nb's front-end extension for JupyterLab 4.4+ and Notebook 7, one plugin per job:
+ *
+ * - `hermes-nb:insert-cell` — "Insert below" for the chat view. The view (an anywidget ES
+ *   module in an output area, `hermes_nb/view/static/chat.js`) cannot reach JupyterLab's
+ *   commands, so it asks through DOM events that bubble from its own element to `document`:
+ *
+ *     hermes-nb:insert-cell  CustomEvent, bubbles, cancelable, detail {code: string}
+ *         → a new code cell below the notebook cell whose output holds the event's target,
+ *           with exactly `code` as its source, made the active (selected) cell, not run.
+ *           Handled ⇔ the extension called preventDefault(): `dispatchEvent` returns false.
+ *     hermes-nb:probe        CustomEvent, bubbles, cancelable, no detail
+ *         → preventDefault() iff an insert-cell event from the same target would be handled
+ *           (the target is inside a code cell's output area of a writable notebook).
+ *
+ *   `document.body.dataset.hermesNbExtension` ("data-hermes-nb-extension" on <body>) is set to
+ *   the contract's version, "1", when the plugin activates — before any notebook is shown, so
+ *   a view can feature-detect synchronously and offer Copy only where it is absent (VS Code,
+ *   Colab, classic Notebook, nbviewer). The command `hermes-nb:insert-cell-below`
+ *   ({code, cellId?}) does the same from JavaScript or a keyboard shortcut: below the cell
+ *   with model id `cellId`, else below the active cell of the current notebook.
+ *
+ * - `hermes-nb:display-ids` — a reloaded page keeps hermes_nb's outputs attached to their
+ *   display ids. JupyterLab maps a display id to the outputs it updates only in memory (the
+ *   kernel connection's `_displayIdToParentIds`, routed to the futures of the cells that were
+ *   run from this page); a page that was reloaded has neither, so an `update_display_data`
+ *   (the kernel replacing the live view by the static bundle when a run settles) goes nowhere.
+ *   The kernel also writes the display id into the live output's metadata
+ *   (`metadata.hermes_nb.display_id`); this plugin watches every notebook's iopub messages and
+ *   applies an `update_display_data` to each output carrying that id. JupyterLab has already
+ *   applied the update where it still knew the id (its kernel connection awaits its own
+ *   routing before it emits `iopubMessage`), so an output already showing the update's data is
+ *   left alone.
+ *
+ * - `hermes-nb:static-code-actions` — a settled run's saved output is static HTML
+ *   (`.hnb-chat.hnb-static`, no script). Its reply code blocks get the same two buttons as the
+ *   live view's: Copy and Insert below.
+ */
+
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { Clipboard } from '@jupyterlab/apputils';
+import { ICodeCellModel } from '@jupyterlab/cells';
+import * as nbformat from '@jupyterlab/nbformat';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { KernelMessage } from '@jupyterlab/services';
+import { JSONExt, ReadonlyPartialJSONObject } from '@lumino/coreutils';
+
+/** The DOM contract's version, in `document.body.dataset.hermesNbExtension`. */
+const CONTRACT_VERSION = '1';
+const INSERT_EVENT = 'hermes-nb:insert-cell';
+const PROBE_EVENT = 'hermes-nb:probe';
+const INSERT_COMMAND = 'hermes-nb:insert-cell-below';
+
+/** The notebook cell whose *output area* holds `node`. */
+interface ICellAt {
+  panel: NotebookPanel;
+  index: number;
+}
+
+function nodeOf(event: Event): Node | null {
+  const path = event.composedPath();
+  const first = path.length ? path[0] : event.target;
+  return first instanceof Node ? first : null;
+}
+
+function cellAt(tracker: INotebookTracker, node: Node | null): ICellAt | null {
+  if (!node) {
+    return null;
+  }
+  const panel = tracker.find(p => p.content.node.contains(node));
+  if (!panel || !panel.content.model || panel.content.model.readOnly) {
+    return null;
+  }
+  const cells = panel.content.widgets;
+  for (let index = 0; index < cells.length; index++) {
+    const cell = cells[index];
+    if (!cell.node.contains(node)) {
+      continue;
+    }
+    // Only an output: a click in an editor or a Markdown cell is not a chat view.
+    const outputs = cell.model.type === 'code' ? cell.node.querySelector('.jp-OutputArea') : null;
+    return outputs && outputs.contains(node) ? { panel, index } : null;
+  }
+  return null;
+}
+
+/** Insert a code cell with `code` below cell `index`, make it the active cell; not run. */
+function insertBelow(panel: NotebookPanel, index: number, code: string): boolean {
+  const notebook = panel.content;
+  const model = notebook.model;
+  if (!model || model.readOnly) {
+    return false;
+  }
+  const at = Math.min(index + 1, model.cells.length);
+  // As NotebookActions.insertBelow does, but always a code cell and with its source at once
+  // (one change, so one undo step and no empty cell in between).
+  model.sharedModel.insertCell(at, {
+    cell_type: 'code',
+    source: code,
+    // An empty cell created by the user is trusted; so is one they asked for.
+    metadata: { trusted: true }
+  });
+  notebook.activeCellIndex = at;
+  notebook.deselectAll();
+  notebook.mode = 'command';
+  void notebook.scrollToItem(at, 'auto', 0).catch(() => undefined);
+  // Keyboard focus on the notebook, so Shift+Enter runs the new cell.
+  notebook.activate();
+  return true;
+}
+
+const insertCell: JupyterFrontEndPlugin<void> = {
+  id: 'hermes-nb:insert-cell',
+  description: 'Insert below for the hermes_nb chat view (a DOM event) and a command.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
+    app.commands.addCommand(INSERT_COMMAND, {
+      label: 'Insert Code Cell Below (hermes_nb)',
+      caption: 'A new code cell with the given code below a cell, selected and not run',
+      isEnabled: () => tracker.currentWidget !== null,
+      execute: args => {
+        const code = args['code'];
+        if (typeof code !== 'string') {
+          throw new Error(`${INSERT_COMMAND}: args.code must be a string`);
+        }
+        const panel = tracker.currentWidget;
+        if (!panel) {
+          return false;
+        }
+        const cellId = args['cellId'];
+        let index = panel.content.activeCellIndex;
+        if (typeof cellId === 'string') {
+          index = panel.content.widgets.findIndex(c => c.model.id === cellId);
+          if (index < 0) {
+            return false;
+          }
+        }
+        return insertBelow(panel, index, code);
+      }
+    });
+
+    document.addEventListener(INSERT_EVENT, (event: Event) => {
+      const detail = (event as CustomEvent).detail;
+      const code = detail && typeof detail === 'object' ? detail.code : undefined;
+      if (typeof code !== 'string' || event.defaultPrevented) {
+        return;
+      }
+      const at = cellAt(tracker, nodeOf(event));
+      if (at && insertBelow(at.panel, at.index, code)) {
+        event.preventDefault();
+      }
+    });
+    document.addEventListener(PROBE_EVENT, (event: Event) => {
+      if (cellAt(tracker, nodeOf(event))) {
+        event.preventDefault();
+      }
+    });
+    document.body.dataset.hermesNbExtension = CONTRACT_VERSION;
+  }
+};
+
+/** The display id the kernel wrote into an output's metadata, if any. */
+function displayIdOf(metadata: ReadonlyPartialJSONObject | undefined): string | null {
+  const ours = metadata ? metadata['hermes_nb'] : undefined;
+  if (!ours || typeof ours !== 'object' || Array.isArray(ours)) {
+    return null;
+  }
+  const id = (ours as ReadonlyPartialJSONObject)['display_id'];
+  return typeof id === 'string' && id ? id : null;
+}
+
+/** Apply an update_display_data to every output of `panel`'s notebook that carries its id. */
+function applyUpdate(panel: NotebookPanel, msg: KernelMessage.IUpdateDisplayDataMsg): number {
+  const content = msg.content;
+  const displayId = content.transient ? content.transient['display_id'] : undefined;
+  const model = panel.content.model;
+  if (typeof displayId !== 'string' || !displayId || !model) {
+    return 0;
+  }
+  const output: nbformat.IDisplayData = {
+    output_type: 'display_data',
+    data: content.data,
+    metadata: content.metadata
+  };
+  let applied = 0;
+  for (const cell of model.cells) {
+    if (cell.type !== 'code') {
+      continue;
+    }
+    const outputs = (cell as ICodeCellModel).outputs;
+    for (let i = 0; i < outputs.length; i++) {
+      const item = outputs.get(i);
+      if (displayIdOf(item.metadata) !== displayId) {
+        continue;
+      }
+      if (JSONExt.deepEqual(item.data, content.data)) {
+        continue; // JupyterLab knew the id and has applied it (or a second view of the notebook)
+      }
+      outputs.set(i, output);
+      applied++;
+    }
+  }
+  return applied;
+}
+
+const displayIds: JupyterFrontEndPlugin<void> = {
+  id: 'hermes-nb:display-ids',
+  description: "Applies a kernel's display updates to hermes_nb outputs restored from a saved page.",
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
+    const watch = (panel: NotebookPanel) => {
+      panel.sessionContext.iopubMessage.connect((_, msg) => {
+        if (msg.header.msg_type === 'update_display_data') {
+          applyUpdate(panel, msg as KernelMessage.IUpdateDisplayDataMsg);
+        }
+      });
+    };
+    tracker.forEach(watch);
+    tracker.widgetAdded.connect((_, panel) => watch(panel));
+  }
+};
+
+const STATIC_CODE = '.hnb-chat.hnb-static .hnb-reply pre';
+const DECORATED = 'hnbActions';
+
+function codeOf(pre: HTMLElement): string {
+  const code = pre.querySelector('code');
+  return (code ? code.textContent : pre.textContent)?.replace(/\n$/, '') ?? '';
+}
+
+/**
+ * A button whose label is CSS-generated (`style/index.css`, by `data-action`): it adds no text
+ * to the reply, so selecting and copying the reply, or reading its `innerText`, gets the reply
+ * alone.
+ */
+function button(action: 'copy' | 'insert', title: string, onClick: () => boolean) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'hnb-ext-action';
+  b.dataset.action = action;
+  b.title = title;
+  b.setAttribute('aria-label', title);
+  b.addEventListener('click', event => {
+    event.preventDefault();
+    event.stopPropagation();
+    if (onClick()) {
+      b.dataset.done = '1'; // "Copied" / "Inserted" for a moment
+      window.setTimeout(() => delete b.dataset.done, 1500);
+    }
+  });
+  return b;
+}
+
+function decorate(tracker: INotebookTracker, root: ParentNode) {
+  root.querySelectorAll<HTMLElement>(STATIC_CODE).forEach(pre => {
+    if (pre.dataset[DECORATED]) {
+      return;
+    }
+    pre.dataset[DECORATED] = '1';
+    const bar = document.createElement('div');
+    bar.className = 'hnb-ext-actions';
+    bar.append(
+      button('copy', 'Copy this code', () => {
+        Clipboard.copyToSystem(codeOf(pre));
+        return true;
+      })
+    );
+    if (cellAt(tracker, pre)) {
+      bar.append(
+        button('insert', 'Insert this code in a new cell below', () => {
+          const at = cellAt(tracker, pre);
+          return !!at && insertBelow(at.panel, at.index, codeOf(pre));
+        })
+      );
+    }
+    pre.before(bar);
+  });
+}
+
+const staticCodeActions: JupyterFrontEndPlugin<void> = {
+  id: 'hermes-nb:static-code-actions',
+  description: "Copy and Insert below on the code blocks of a settled hermes_nb run's saved output.",
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
+    const watch = (panel: NotebookPanel) => {
+      const node = panel.content.node;
+      let queued = false;
+      const observer = new MutationObserver(records => {
+        if (queued) {
+          return;
+        }
+        const added = records.some(r =>
+          Array.from(r.addedNodes).some(
+            n => n instanceof Element && (n.matches('.hnb-static, pre') || !!n.querySelector('.hnb-static'))
+          )
+        );
+        if (added) {
+          queued = true;
+          requestAnimationFrame(() => {
+            queued = false;
+            decorate(tracker, node);
+          });
+        }
+      });
+      observer.observe(node, { childList: true, subtree: true });
+      panel.disposed.connect(() => observer.disconnect());
+      decorate(tracker, node);
+    };
+    tracker.forEach(watch);
+    tracker.widgetAdded.connect((_, panel) => watch(panel));
+  }
+};
+
+export default [insertCell, displayIds, staticCodeActions];
