@@ -397,6 +397,42 @@ def test_a_session_approval_covers_the_runs_later_commands_only(
     assert third.exists()
 
 
+def test_a_session_approval_lasts_for_the_notebook_session(agent, tmp_path, sse_server) -> None:
+    from hermes_nb import Session
+    from hermes_nb.store import close_stores, join_background
+
+    home = make_home(tmp_path, "a")
+    first, second, third = tmp_path / "one", tmp_path / "two", tmp_path / "three"
+    for victim in (first, second, third):
+        victim.mkdir()
+    _, replies_1 = delete_script(first, "call_1")
+    _, replies_2 = delete_script(second, "call_2")
+    _, replies_3 = delete_script(third, "call_3")
+    sse_server.enqueue(*replies_1, *replies_2, *replies_3)
+    # No title request: it would take one of the scripted replies.
+    profile = agent_profile("a", home, sse_server, toolsets=["terminal"]).with_overrides(
+        titles=False
+    )
+    try:
+        notebook = Session.new(name="notebook")
+        run = notebook.chat("Clean up.", profile=profile)
+        assert run.answer(wait_for_prompt(run).id, "session")
+        assert run.wait(60).status is RunState.DONE, run.error
+        # The next turn of the same session runs the same pattern without asking.
+        again = notebook.chat("And the next.", profile=profile)
+        assert again.wait(60).status is RunState.DONE, again.error
+        assert events(again, "prompt") == [] and not second.exists()
+        # Another session asks again.
+        other = Session.new(name="other").chat("And that one.", profile=profile)
+        prompt = wait_for_prompt(other)
+        assert other.answer(prompt.id, "deny")
+        other.wait(60)
+        assert third.exists()
+    finally:
+        join_background(10)
+        close_stores()
+
+
 def test_the_agent_asks_its_clarify_question(agent, tmp_path, sse_server) -> None:
     home = make_home(tmp_path, "a")
     question = json.dumps({"question": "Which colour?", "choices": ["red", "blue"]})

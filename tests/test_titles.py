@@ -125,3 +125,45 @@ def test_the_title_request_runs_outside_the_env_lock() -> None:
     assert generate_title(session, profile) == "Probed title"
     assert seen == {"locked": False, "env": "on"}
     assert "HERMES_NB_TITLE_PROBE" not in os.environ
+
+
+class _Recording:
+    """Records the model each request names; answers with a fixed title."""
+
+    name = "recording"
+    models: list[str] = []
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+        _Recording.models.append(request.model)
+        yield "token", {"text": "Faster merges"}
+
+
+register_provider("recording", lambda profile, client: _Recording())
+
+
+def test_titles_false_sends_nothing_and_takes_the_first_prompt_line() -> None:
+    _Recording.models.clear()
+    session = _answered("Why is git merge slow?\nMore details follow.")
+    profile = Profile(name="t", provider="recording", model="big", titles=False)
+    assert generate_title(session, profile) == "Why is git merge slow?"
+    assert _Recording.models == []
+
+
+def test_title_model_names_the_model_asked_for_titles() -> None:
+    _Recording.models.clear()
+    profile = Profile(name="t", provider="recording", model="big", title_model="small")
+    assert generate_title(_answered(), profile) == "Faster merges"
+    assert _Recording.models == ["small"]
+
+
+def test_titles_and_title_model_come_from_config_toml(write_config) -> None:
+    from hermes_nb.core.config import load_config
+
+    write_config('[profiles.t]\nprovider = "echo"\ntitles = false\ntitle_model = "mini"\n')
+    profile = load_config().profile("t")
+    assert profile.titles is False and profile.title_model == "mini"
+    write_config('[profiles.t]\nprovider = "echo"\ntitles = "no"\n')
+    from hermes_nb.core.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="profiles.t.titles must be true or false"):
+        load_config()

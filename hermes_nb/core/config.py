@@ -70,6 +70,7 @@ _PROFILE_KEYS = {f.name for f in fields(Profile)} - {"name"}
 _FLOAT_KEYS = {"compress_at", "temperature", "connect_timeout", "read_timeout", "prompt_timeout"}
 _INT_KEYS = {"context_window", "max_tokens", "max_steps", "tool_result_limit"}
 _LIST_KEYS = {"tools"}
+_BOOL_KEYS = {"titles"}
 _TABLE_KEYS = {"headers", "env", "options"}
 
 
@@ -149,6 +150,10 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
             if key == "prompt_timeout" and value < 0:
                 raise ConfigError(f"{where} must be 0 (wait for ever) or more seconds.")
             values[key] = float(value)
+        elif key in _BOOL_KEYS:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where} must be true or false, not {value!r}.")
+            values[key] = value
         elif key in _LIST_KEYS:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where} must be a list of strings, not {value!r}.")

@@ -88,6 +88,11 @@ class Profile:
     tools: tuple[str, ...] = ()
     #: A tool result longer than this many characters reaches the model cut, with a note.
     tool_result_limit: int = 20_000
+    #: After a session's first reply, ask the model for a title (one more, short, request);
+    #: False: the first line of the first prompt is the title, and nothing is sent.
+    titles: bool = True
+    #: The model to ask for titles (a cheaper one); None: the profile's ``model``.
+    title_model: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def api_key(self) -> Secret | None:

@@ -353,6 +353,7 @@ async def _loop(run: Run, provider: Provider, messages: list[Message], secret: A
             extra=request.extra,
             tools=specs,
             asker=run.prompts,
+            session_id=run.session_id,
         )
         async for event, data in provider.stream(provider_request):
             run.put(event, data)

@@ -77,6 +77,9 @@ class ProviderRequest:
     tools: Sequence[Mapping[str, Any]] = ()
     #: How to ask the person (approvals, questions); None where nobody can be asked.
     asker: Asker | None = None
+    #: The stored session the turn belongs to (None for a plain history): what "for this
+    #: session" means to a provider that remembers approvals (the Hermes agent).
+    session_id: str | None = None
 
     @property
     def prompt(self) -> str:

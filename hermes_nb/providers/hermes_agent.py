@@ -176,6 +176,8 @@ class _Turn:
     approvals: str = APPROVAL_MODES[0]
     #: How to ask the person (approvals, clarify); None: nobody can be asked.
     asker: Asker | None = None
+    #: The notebook session (None for a plain history): "Allow for this session" lasts as long.
+    notebook_session: str | None = None
 
     @classmethod
     def from_request(cls, profile: Profile, request: ProviderRequest) -> _Turn:
@@ -211,6 +213,7 @@ class _Turn:
             context_files=_flag(options, "context_files", False),
             approvals=approvals,
             asker=request.asker,
+            notebook_session=request.session_id,
         )
 
 
@@ -726,10 +729,10 @@ def _run(turn: _Turn, bridge: _Bridge, control: _Control) -> dict[str, Any]:
     try:
         return _converse(run_agent, turn, bridge, control, dotenv, session_id)
     finally:
-        if approval_key is not None:
+        if approval_key is not None and turn.notebook_session is None:
             from tools.approval import clear_session
 
-            clear_session(approval_key)  # this run's "session" approvals end with it
+            clear_session(approval_key)  # without a stored session, "session" is this run
 
 
 def _bind_approvals(turn: _Turn, control: _Control, session_id: str) -> str | None:
@@ -750,7 +753,9 @@ def _bind_approvals(turn: _Turn, control: _Control, session_id: str) -> str | No
         set_hermes_interactive_context(False)
         return None
 
-    key = f"hermes-nb:{session_id}"
+    # "Allow for this session" lasts for the notebook session (every turn of it); a plain
+    # history has none, so there it lasts for this run.
+    key = f"hermes-nb:{turn.notebook_session or session_id}"
     set_hermes_interactive_context(True)
     set_current_session_key(key)
     if turn.approvals == "ask" and turn.asker is not None:

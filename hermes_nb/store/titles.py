@@ -138,6 +138,10 @@ def _asks_model(profile: Profile) -> bool:
 def generate_title(session: Session, profile: Profile, *, timeout: float = 60.0) -> str | None:
     """Ask the model for a title and store it if the session has none yet.
 
+    One more request, after a session's first reply, to the profile's ``title_model`` (or its
+    ``model``); with the profile's ``titles = false`` none is sent and the first line of the
+    first prompt is the title.
+
     Returns the stored title, or None if there was nothing to title, the session already had a
     title, or anything failed — failures are logged, never raised.
     """
@@ -145,7 +149,9 @@ def generate_title(session: Session, profile: Profile, *, timeout: float = 60.0)
         prompt, reply = _first_exchange(session)
         if not prompt:
             return None
-        if _asks_model(profile):
+        if profile.titles and _asks_model(profile):
+            if profile.title_model:
+                profile = profile.with_overrides(model=profile.title_model)
             excerpt = f"User: {prompt[:2000]}\n\nAssistant: {reply[:2000]}"
             messages: list[dict[str, Any]] = [
                 {"role": "system", "content": _INSTRUCTIONS},
