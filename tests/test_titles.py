@@ -165,5 +165,5 @@ def test_titles_and_title_model_come_from_config_toml(write_config) -> None:
     write_config('[profiles.t]\nprovider = "echo"\ntitles = "no"\n')
     from hermes_nb.core.exceptions import ConfigError
 
-    with pytest.raises(ConfigError, match="profiles.t.titles must be true or false"):
+    with pytest.raises(ConfigError, match=r"profiles\.t\.titles must be true or false"):
         load_config()
