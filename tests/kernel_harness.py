@@ -314,8 +314,12 @@ class KernelHarness:
         with self._shell_lock:
             self.kc.shell_channel.send(msg)
 
-    def submit(self, code: str, *, subshell_id: str | None = None) -> str:
-        """Send an execute_request without waiting; returns its msg_id."""
+    def submit(self, code: str, *, subshell_id: str | None = None, allow_stdin: bool = True) -> str:
+        """Send an execute_request without waiting; returns its msg_id.
+
+        ``allow_stdin`` as JupyterLab sends it (true: a person is there); false is what
+        nbclient sends for nbconvert, papermill and nbval (a headless run).
+        """
         msg = self.kc.session.msg(
             "execute_request",
             {
@@ -323,7 +327,7 @@ class KernelHarness:
                 "silent": False,
                 "store_history": True,
                 "user_expressions": {},
-                "allow_stdin": False,
+                "allow_stdin": allow_stdin,
                 "stop_on_error": True,
             },
         )

@@ -52,6 +52,7 @@ _USAGE: tuple[tuple[str, str], ...] = (
     ("sessions", "stored sessions, most recent first"),
     ("session NAME", "switch to a session (by name or id), creating it if the name is new"),
     ("history", "the current session's messages"),
+    ("code [N]", "put the last reply's code blocks (or block N) into the next cell"),
     ("branch [K]", "fork the current session after its first K messages"),
     ("compress", "summarise the current session into a continuation"),
     ("search TEXT", "full-text search over every session"),
@@ -106,7 +107,22 @@ class HermesMagics(Magics):
     @argument("-m", "--model", help="Model name for this turn, overriding the profile's.")
     @argument("--system", help="System prompt for this turn.")
     @argument(
-        "--wait", action="store_true", help="Block until the reply is complete (scripts, nbval)."
+        "--wait",
+        action="store_true",
+        help="Block until the reply is complete, or until the run asks you something. Headless "
+        "runs (nbconvert --execute, papermill, nbval) always wait, so the saved notebook holds "
+        "the answer.",
+    )
+    @argument(
+        "--no-wait",
+        action="store_true",
+        help="Return at once and let the reply stream, even in a headless run.",
+    )
+    @argument(
+        "--code",
+        action="store_true",
+        help="Ask for code only; with --wait (or headless) the reply's code goes into the next "
+        "cell.",
     )
     @argument("--plain", action="store_true", help="Stream plain text to the output, no widget.")
     @argument(
@@ -232,9 +248,15 @@ class HermesMagics(Magics):
         from .. import view
 
         session = self._session_for(args)
-        run = session.chat(
-            prompt, profile=args.profile, system=args.system, tools=tools, **overrides
-        )
+        system = args.system
+        if args.code:
+            from ._code import CODE_ONLY
+
+            base = system
+            if base is None:
+                base = load_config().profile(args.profile or session.profile).system_prompt
+            system = f"{base}\n\n{CODE_ONLY}" if base else CODE_ONLY
+        run = session.chat(prompt, profile=args.profile, system=system, tools=tools, **overrides)
         self._runs.append(run)
         widgets = view.widgets_available()
         if args.plain or not widgets:
@@ -242,10 +264,21 @@ class HermesMagics(Magics):
             # (--plain in a notebook, or no --wait) the cell says how to answer and returns.
             self._plain(run, ask=args.wait and not widgets)
             return None
-        if args.wait:
-            return self._wait_and_settle(run)
+        if args.wait or (self._headless() and not args.no_wait):
+            return self._wait_and_settle(run, code=args.code)
         view.show(run)
         return None
+
+    def _headless(self) -> bool:
+        """True when no person is at this notebook: the front end that sent the running cell
+        cannot answer ``input()``. nbclient (nbconvert ``--execute``, papermill, nbval) sends
+        ``allow_stdin: false``; JupyterLab, Notebook 7, VS Code and the console send true.
+        There, a turn waits as with ``--wait`` — no view would ever render, and the saved
+        notebook must hold the answer — while interactive cells keep returning at once."""
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is None:
+            return False
+        return getattr(kernel, "_allow_stdin", True) is False
 
     def _tools(self, spec: str | None) -> list[Any] | None:
         """``--tools f,g``: each name is looked up in the notebook's namespace first (a
@@ -284,7 +317,7 @@ class HermesMagics(Magics):
             items.append(item)
         return items
 
-    def _wait_and_settle(self, run: Any) -> None:
+    def _wait_and_settle(self, run: Any, *, code: bool = False) -> None:
         """``--wait`` in a notebook: show the live view and block until the run settles — then
         the static transcript replaces it — or until it asks the person, when the cell ends
         with the view (and its card) in place and one line on how to answer, so the next cell
@@ -306,6 +339,24 @@ class HermesMagics(Magics):
         data, metadata = view.static_bundle(run)
         clear_output(wait=True)
         display(data, metadata=metadata, raw=True)
+        if code and run.status == "done":
+            self._code_to_next_cell(run.text, "")
+
+    def _code_to_next_cell(self, reply: str, spec: str) -> None:
+        """Put the reply's code (every block, or block ``spec``) into the next cell."""
+        from ._code import code_blocks, pick
+
+        code, what = pick(code_blocks(reply), spec)
+        if self.shell is not None:
+            self.shell.set_next_input(code, replace=False)
+        verb = "are" if what.endswith("blocks") else "is"
+        print(f"hermes: {what} of the reply {verb} in the next cell.")
+
+    def _code(self, arg: str) -> None:
+        """``%hermes code [N]``: the current session's last reply's code into the next cell."""
+        from ._code import last_reply
+
+        self._code_to_next_cell(last_reply(self._current_session().messages), arg)
 
     def _wait_for_settle_or_prompt(self, run: Any) -> Any:
         """Block until ``run`` settles (None) or has an open prompt (the oldest one)."""
@@ -689,6 +740,7 @@ _SUBCOMMANDS: dict[str, Callable[[HermesMagics, str], Any]] = {
     "sessions": HermesMagics._list_sessions,
     "session": HermesMagics._switch_session,
     "history": HermesMagics._history,
+    "code": HermesMagics._code,
     "branch": HermesMagics._branch,
     "compress": HermesMagics._compress,
     "search": HermesMagics._search,
