@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -199,3 +200,21 @@ def test_keep_last_zero_summarises_everything() -> None:
     (summary,) = continuation.messages
     assert summary.role == "system" and summary.metadata
     assert summary.metadata["summarised_messages"] == 4
+
+
+def test_automatic_compression_with_nothing_to_do_says_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # After a long reply in a short session there is nothing older to summarise: no notice
+    # that nobody asked for and nobody can act on, only a debug record.
+    from hermes_nb.store.sessions import _auto_compress
+
+    session = Session.new(profile="echo")
+    get_store().append_messages(
+        session.id, [NewMessage("user", "q"), NewMessage("assistant", "a " * 30_000)]
+    )
+    with caplog.at_level(logging.DEBUG, logger="hermes_nb.store.sessions"):
+        _auto_compress(session, FAST_ECHO)
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG]
+    assert "not needed" in caplog.records[0].getMessage()
+    assert not session._record().archived

@@ -262,3 +262,21 @@ def test_unloading_removes_the_question_transformer(ip) -> None:
     hermes_nb.unload_ipython_extension(ip)
     assert _keep_questions not in ip.input_transformers_cleanup
     hermes_nb.load_ipython_extension(ip)
+
+
+def test_sub_commands_read_as_text_where_nothing_renders_markdown(ip, capsys) -> None:
+    # Terminal IPython prints an object's repr: the answer itself, never
+    # "<IPython.core.display.Markdown object>".
+    _ask(ip, capsys, "-s plain -o delay=0 hello there")
+    for command in ("history", "sessions", "runs", "profiles", "doctor"):
+        shown = ip.run_line_magic("hermes", command)
+        assert repr(shown) == shown.data == shown._repr_markdown_(), command
+        assert "object at 0x" not in repr(shown) and "<IPython" not in repr(shown)
+    assert "hello there" in repr(ip.run_line_magic("hermes", "history"))
+
+
+def test_help_prints_the_usage_once(ip, capsys) -> None:
+    ip.run_line_magic("hermes", "help")
+    out = capsys.readouterr().out
+    assert out.count("%hermes [-p PROFILE]") == 1
+    assert "%hermes code [N]" in out and "sub-commands:" in out

@@ -717,7 +717,7 @@ class HermesMagics(Magics):
         return _md(doctor_report(profile=arg or None).markdown())
 
     def _help(self, arg: str) -> None:
-        print(self.hermes.__doc__)
+        # The parser's help holds the usage line once (the magic's docstring repeats it).
         print(self.hermes.parser.format_help())
         print("sub-commands:")
         for usage, what in _USAGE:
@@ -890,10 +890,23 @@ def _label(session: Any) -> str:
     return f"{session.name!r}" if session.name else f"`{session.id[:12]}`"
 
 
-def _md(text: str) -> Any:
-    from IPython.display import Markdown
+class _Markdown:
+    """A sub-command's answer: Markdown where a front end renders it (``text/markdown``), the
+    same text where none does (terminal IPython prints the ``repr``), never
+    ``<IPython.core.display.Markdown object>``."""
 
-    return Markdown(text)
+    def __init__(self, data: str) -> None:
+        self.data = data  # the name IPython's Markdown gives it
+
+    def _repr_markdown_(self) -> str:
+        return self.data
+
+    def __repr__(self) -> str:
+        return self.data
+
+
+def _md(text: str) -> Any:
+    return _Markdown(text)
 
 
 def _notebook_session_name() -> str | None:

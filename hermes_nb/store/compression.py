@@ -23,7 +23,20 @@ if TYPE_CHECKING:
     from ..core.profiles import Profile
     from .sessions import Session
 
-__all__ = ["DEFAULT_KEEP_LAST", "compress", "estimate_tokens", "needs_compression"]
+__all__ = [
+    "DEFAULT_KEEP_LAST",
+    "NothingToCompress",
+    "compress",
+    "estimate_tokens",
+    "needs_compression",
+]
+
+
+class NothingToCompress(HermesError):
+    """Compression has nothing to do now (all the history is recent, a turn is running, the
+    session is already an archive). Asked for, it is one sentence; started automatically after
+    a long reply, it is no news, and says nothing."""
+
 
 #: Messages kept verbatim after the summary.
 DEFAULT_KEEP_LAST = 6
@@ -132,12 +145,12 @@ def compress(
     record = session._record()
     short = session.id[:8]
     if record.archived:
-        raise HermesError(
+        raise NothingToCompress(
             f"Session {short} is already archived.",
             hint="Compress its continuation instead (Session.open(name) finds it).",
         )
     if record.active_stream_id:
-        raise HermesError(
+        raise NothingToCompress(
             f"Session {short} has a turn running.",
             hint="Wait for it to finish (or stop it), then compress.",
         )
@@ -145,7 +158,7 @@ def compress(
     cut = _split(messages, max(0, keep_last))
     older = messages[:cut]
     if not any(m.role in ("user", "assistant") for m in older):
-        raise HermesError(
+        raise NothingToCompress(
             f"Session {short} has nothing older than its last {keep_last} messages to summarise.",
             hint="Lower keep_last, or keep chatting.",
         )

@@ -518,10 +518,12 @@ def _annotate(messages: builtins.list[NewMessage], index: int, **metadata: Any) 
 
 
 def _auto_compress(session: Session, profile: Profile) -> None:
-    from .compression import compress
+    from .compression import NothingToCompress, compress
 
     try:
         continuation = compress(session, reason="auto", profile=profile)
+    except NothingToCompress as exc:  # nothing anyone could act on: a log record at most
+        log.debug("Automatic compression of session %s not needed: %s", session.id[:8], exc)
     except HermesError as exc:
         log.warning("Automatic compression of session %s skipped: %s", session.id[:8], exc)
     else:
