@@ -294,7 +294,13 @@ const staticCodeActions: JupyterFrontEndPlugin<void> = {
         }
         const added = records.some(r =>
           Array.from(r.addedNodes).some(
-            n => n instanceof Element && (n.matches('.hnb-static, pre') || !!n.querySelector('.hnb-static'))
+            // Settled output only: a live view replaces its <pre> blocks on every frame while
+            // code streams, and re-decorating the notebook each time cost a frame's budget.
+            n =>
+              n instanceof Element &&
+              (n.matches('.hnb-static') ||
+                (n.matches('pre') && !!n.closest('.hnb-static')) ||
+                !!n.querySelector('.hnb-static'))
           )
         );
         if (added) {
