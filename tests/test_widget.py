@@ -8,11 +8,14 @@ are captured with the time they were sent, and view messages are delivered as a 
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import re
 import threading
 import time
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import comm
@@ -39,6 +42,7 @@ class RecordingComm:
         self.comm_id = kwargs.get("comm_id") or f"comm-{id(self):x}"
         self.open_data = kwargs.get("data")
         self.sent: list[tuple[float, dict[str, Any]]] = []
+        self.closed = False
         self._callback: Any = None
         self._lock = threading.Lock()
 
@@ -53,10 +57,14 @@ class RecordingComm:
         pass
 
     def close(self, *args: Any, **kwargs: Any) -> None:
-        pass
+        # As the kernel's comm manager does: a closed comm delivers nothing and is forgotten.
+        self.closed = True
+        self._callback = None
 
     def deliver(self, content: dict[str, Any]) -> None:
         """A custom message from a view, as the kernel would hand it to the widget."""
+        if self._callback is None:  # closed: the kernel drops messages to an unknown comm
+            return
         self._callback(
             {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
         )
@@ -71,7 +79,7 @@ class RecordingComm:
 
 
 @pytest.fixture
-def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
+def comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
     made: list[RecordingComm] = []
 
     def create_comm(**kwargs: Any) -> RecordingComm:
@@ -80,7 +88,8 @@ def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
         return c
 
     monkeypatch.setattr(comm, "create_comm", create_comm)
-    return made
+    yield made
+    view._reaper.end_all()  # this test's settled runs let go while their comms are ours
 
 
 def live(prompt: str = "hi", **options: Any) -> view._Controller:
@@ -429,6 +438,206 @@ def test_a_closed_widget_is_displayed_as_a_snapshot_not_a_type_error(
         controller.run.cancel()
         controller.run.wait(30)
         controller.join(30)
+
+
+# -- displays, the settle's updates, letting go ------------------------------------------------
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+class Displays:
+    """``IPython.display.display`` and ``update_display``, recorded as ``(data, kwargs)``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import IPython.display
+
+        self.shown: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.updates: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        monkeypatch.setattr(IPython.display, "display", self._record(self.shown))
+        monkeypatch.setattr(IPython.display, "update_display", self._record(self.updates))
+
+    def _record(self, into: list[tuple[dict[str, Any], dict[str, Any]]]) -> Any:
+        def record(data: dict[str, Any], **kwargs: Any) -> None:
+            with self._lock:
+                into.append((data, kwargs))
+
+        return record
+
+    def live_ids(self) -> list[str]:
+        return [kw["display_id"] for data, kw in self.shown if WIDGET_MIME in data]
+
+    def updated_ids(self) -> list[str]:
+        with self._lock:
+            return [kw["display_id"] for _, kw in self.updates]
+
+
+def slow(**options: Any) -> view._Controller:
+    """A controller whose run streams for a few seconds (time to display it)."""
+    return live("x", reply="slow words " * 100, chunk_size=4, delay=0.004, **options)
+
+
+def test_every_live_display_carries_its_display_id_in_its_metadata(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    displays = Displays(monkeypatch)
+    controller = slow()
+    controller.display()
+    controller.display(include_plain=False)
+    assert not controller.finalized, "the run settled before it was displayed; make it longer"
+    ids = displays.live_ids()
+    assert len(ids) == 2 and ids[0] != ids[1]
+    for data, kw in displays.shown:
+        # What the front-end extension finds a reloaded page's output by.
+        assert kw["metadata"]["hermes_nb"] == {"display_id": kw["display_id"]}
+        assert data[WIDGET_MIME]["model_id"] == controller.widget.model_id
+    assert "text/plain" not in displays.shown[1][0]
+    settle(controller)
+    assert sorted(displays.updated_ids()) == sorted(ids)
+    for data, kw in displays.updates:  # the static bundle: no display id of its own
+        assert WIDGET_MIME not in data and set(data) == {"text/html", "text/markdown", "text/plain"}
+        assert "display_id" not in kw["metadata"]["hermes_nb"]
+        assert kw["metadata"]["hermes_nb"]["status"] == "done"
+
+
+def test_a_replay_after_the_settle_replaces_every_display_again(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A page reloaded as the run settled missed the update (it had no display id then): its
+    # view, rendered again, asks for a replay — and the update comes again, for every display.
+    displays = Displays(monkeypatch)
+    controller = slow()
+    controller.display()
+    controller.display()
+    settle(controller)
+    first = list(displays.updates)
+    assert len(first) == 2
+    c = the_comm(controller)
+    c.deliver({"type": "replay", "after": 0, "rid": "reloaded:1"})
+    answer = next(f for _, f in c.frames() if f["rid"] == "reloaded:1")
+    assert answer["status"] == "done" and not answer["meta"]["live"]
+    assert reassembled([answer]).visible() == final_blocks(controller.run)
+    assert displays.updates[2:] == first, "the same static bundle, for every display id again"
+    c.deliver({"type": "replay", "after": answer["seq"], "rid": "other:1"})
+    assert len(displays.updates) == 6
+    # A live run's replays update nothing.
+    running = slow()
+    running.display()
+    the_comm(running).deliver({"type": "replay", "after": 0, "rid": "live:1"})
+    assert len(displays.updates) == 6
+    running.run.cancel()
+    settle(running)
+
+
+def wait_until(predicate: Any, timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return value
+
+
+def test_a_settled_run_lets_go_once_its_view_left_the_page_and_its_grace_is_over(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ipywidgets.widgets.widget import _instances
+
+    displays = Displays(monkeypatch)
+    monkeypatch.setattr(view, "SETTLED_GRACE", 0.3)
+    controller = slow()
+    controller.display()
+    widget = controller.widget
+    ids = {widget.model_id, widget.layout.model_id}
+    assert ids <= set(_instances)
+    own = the_comm(controller)
+    own.deliver({"type": "removed"})  # mid-reply (a cleared output): the settle may need it
+    settle(controller)
+    assert displays.updated_ids() == displays.live_ids()
+    # The page replaced the output with the static bundle; the view that left says so.
+    own.deliver({"type": "removed"})
+    assert not controller.released, "a grace first: a view rendered now still gets its answer"
+    assert wait_until(lambda c=controller: c.released)
+    assert own.closed and widget.comm is None
+    assert all(c.closed for c in comms), "the widget's comm and its layout's"
+    assert not ids & set(_instances), "ipywidgets keeps neither model"
+    assert controller._blocks == {}
+    # Nothing else holds them (the run is the engine's and the caller's to keep).
+    refs = [weakref.ref(controller), weakref.ref(widget)]
+    del controller, widget
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+
+
+def test_a_run_settled_while_no_page_showed_it_stays_dormant_until_a_view_comes_back(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tab was closed mid-reply (the file holds the live view): a closed model would show
+    # "Error displaying widget: model not found" when it is opened again.
+    displays = Displays(monkeypatch)
+    monkeypatch.setattr(view, "SETTLED_GRACE", 0.2)
+    controller = slow()
+    controller.display()
+    settle(controller)
+    first = list(displays.updates)
+    assert wait_until(lambda: controller.dormant)
+    assert not controller.released and controller._blocks == {}
+    own = the_comm(controller)
+    assert not own.closed
+
+    # The notebook is opened again: its view renders and asks.
+    own.deliver({"type": "replay", "after": 0, "rid": "reopened:1"})
+    answer = next(f for _, f in own.frames() if f["rid"] == "reopened:1")
+    assert answer["status"] == "done"
+    assert reassembled([answer]).visible() == final_blocks(controller.run)
+    assert displays.updates[len(first) :] == first, "rendered again from the run, the same"
+    assert not controller.dormant
+    # Its page replaces the output (the extension) and the view leaves: now it may close.
+    own.deliver({"type": "removed"})
+    assert wait_until(lambda: controller.released)
+    assert own.closed
+
+
+def test_a_run_never_displayed_lets_go_after_its_grace(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(view, "SETTLED_GRACE", 1.0)
+    controller = slow()
+    settle(controller)
+    assert not controller.released
+    assert wait_until(lambda: controller.released)
+    assert the_comm_closed(comms)
+
+
+def the_comm_closed(comms: list[RecordingComm]) -> bool:
+    return bool(comms) and all(c.closed for c in comms)
+
+
+def test_at_most_max_settled_runs_wait_out_their_grace(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view._reaper.end_all()
+    monkeypatch.setattr(view, "MAX_SETTLED", 2)
+    controllers = []
+    for _ in range(4):
+        controller = live("hi", delay=0)
+        settle(controller)
+        controllers.append(controller)
+    assert [c.released for c in controllers] == [True, True, False, False]
+    assert view._reaper.waiting() == 2
+
+
+def test_a_closed_chat_widget_is_kept_by_nothing(comms: list[RecordingComm]) -> None:
+    # anywidget turns an ``_esm`` path into a FileContents whose signal holds every widget made
+    # from it (to hot-reload the file): the module and stylesheet are text, shared by all.
+    assert isinstance(ChatWidget._esm, str) and "export default" in ChatWidget._esm
+    assert isinstance(ChatWidget._css, str) and ".hnb-chat" in ChatWidget._css
+    w = ChatWidget(bot_name="Hermes")
+    assert w._esm is ChatWidget._esm
+    refs = [weakref.ref(w), weakref.ref(w.layout)]
+    w.close()
+    assert all(c.closed for c in comms)
+    del w
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
 
 
 # -- static bundle and plain text -------------------------------------------------------------

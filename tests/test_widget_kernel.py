@@ -240,6 +240,115 @@ def test_a_cell_ending_in_a_run_shows_its_view_through_the_registered_hook(
     assert wait_settled_frame(w)["status"] == "done"
 
 
+# -- display ids, late replays, letting go -----------------------------------------------------
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def updates_for(kernel: KernelHarness, display_ids: list[str], start: int) -> list[dict[str, Any]]:
+    """The first ``update_display_data`` for each display id, from iopub index ``start``."""
+    return [
+        kernel.wait_iopub(
+            lambda m, did=did: (
+                m["msg_type"] == "update_display_data"
+                and m["content"]["transient"].get("display_id") == did
+            ),
+            start=start,
+        )["content"]
+        for did in display_ids
+    ]
+
+
+def test_live_displays_carry_their_id_and_a_replay_after_the_settle_replaces_them_again(
+    kernel: KernelHarness,
+) -> None:
+    mark = kernel.mark()
+    result = kernel.execute(
+        f'rd = hermes_nb.chat("{PROMPT}", profile="echo", chunk_size=4, delay=0.002)\n'
+        "show(rd)\nshow(rd)"
+    )
+    live = [m["content"] for m in result.displays() if WIDGET_VIEW in m["content"]["data"]]
+    assert len(live) == 2
+    ids = [c["transient"]["display_id"] for c in live]
+    for content in live:  # saved with the output: what a reloaded page's extension finds it by
+        display_id = content["transient"]["display_id"]
+        assert content["metadata"]["hermes_nb"] == {"display_id": display_id}
+    [(_, w), _] = kernel.widget_views(result)
+    wait_settled_frame(w)
+    first = updates_for(kernel, ids, mark)
+    assert all(u["metadata"]["hermes_nb"]["status"] == "done" for u in first)
+    assert all("display_id" not in u["metadata"]["hermes_nb"] for u in first)
+
+    # A page reloaded as the run settled missed the update; its view renders again and asks.
+    again = kernel.mark()
+    fresh = ViewState()
+    assert fresh.apply(w.replay(0)) == "applied"
+    assert fresh.status == "done" and fresh.visible() == settled(kernel, "rd")
+    assert updates_for(kernel, ids, again) == first, "every display replaced again, the same"
+
+
+def test_a_settled_run_closes_its_widget_once_its_view_left_and_the_kernel_keeps_none_of_it(
+    kernel: KernelHarness,
+) -> None:
+    kernel.execute("import gc, weakref\n_grace = view.SETTLED_GRACE\nview.SETTLED_GRACE = 1.0")
+    try:
+        result = kernel.execute(
+            f'rr = hermes_nb.chat("{PROMPT}", profile="echo", chunk_size=4, delay=0.01)\n'
+            "show(rr)\n"
+            "_c = weakref.ref(view._controllers[rr.run_id])\n"
+            "_w = weakref.ref(_c().widget)\n"
+            "_ids = [_w().model_id, _w().layout.model_id]\n"
+            "print(json.dumps(_ids))"
+        )
+        model_id, layout_id = json.loads(result.stdout())
+        [(did, w)] = kernel.widget_views(result)
+        assert w.comm_id == model_id
+        mark = kernel.mark()
+        wait_settled_frame(w)
+        updates_for(kernel, [did], mark)
+        time.sleep(1.5)  # the grace is over, but the page has not said its view left: kept
+        assert not [m for m in kernel.iopub_since(mark) if m["msg_type"] == "comm_close"]
+        out = kernel.execute("print(json.dumps([_c().dormant, _c().released]))")
+        assert json.loads(out.stdout()) == [True, False]
+        # The page applied the update: the view left it, and says so (chat.js, on removal).
+        w.send({"type": "removed"})
+        closed = [
+            kernel.wait_iopub(
+                lambda m, cid=cid: m["msg_type"] == "comm_close" and m["content"]["comm_id"] == cid,
+                timeout=15,
+                start=mark,
+            )
+            for cid in (model_id, layout_id)
+        ]
+        update_at = next(
+            i
+            for i, m in enumerate(kernel.iopub_since(mark))
+            if m["msg_type"] == "update_display_data"
+        )
+        assert all(kernel.iopub_since(mark).index(m) > update_at for m in closed), (
+            "the static bundle replaces the view before its model goes"
+        )
+        out = kernel.execute(
+            "gc.collect()\n"
+            "from ipywidgets.widgets.widget import _instances\n"
+            "print(json.dumps([_c() is None, _w() is None,"
+            " any(i in _instances for i in _ids),"
+            " any(i in get_ipython().kernel.comm_manager.comms for i in _ids)]))"
+        )
+        assert json.loads(out.stdout()) == [True, True, False, False]
+        # A view of the closed model asking now (a page still open on it) changes nothing.
+        later = kernel.mark()
+        w.send({"type": "replay", "after": 0, "rid": "after-close"})
+        assert kernel.execute("print(rr.status)").stdout().strip() == "done"
+        assert not [
+            m
+            for m in kernel.iopub_since(later)
+            if m["msg_type"] in ("comm_msg", "update_display_data", "error")
+        ]
+    finally:
+        kernel.execute("view.SETTLED_GRACE = _grace")
+
+
 # -- prompts: cards answered from the view ------------------------------------------------------
 
 DELETE = "tools=[delete], tool_calls=[{'name': 'delete', 'arguments': {'path': '/tmp/x'}}]"

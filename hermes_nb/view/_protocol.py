@@ -11,9 +11,12 @@ Blocks are upserts of whole blocks by ``id``, or seq-guarded tail patches (``at`
 :class:`BlockMsg`) — never blind appends (invariant 4). ``rid`` is ``None`` on live frames and
 the request's ``rid`` on a replay answer.
 
-View → kernel: ``{"type": "replay", "after", "rid"}``, ``{"type": "cancel"}`` (Stop) and
+View → kernel: ``{"type": "replay", "after", "rid"}``, ``{"type": "cancel"}`` (Stop),
 ``{"type": "answer", "prompt_id", "value"}`` (a card's button or text field: the person answers
-one of the run's open prompts; the kernel calls ``run.answer(prompt_id, value, by="view")``).
+one of the run's open prompts; the kernel calls ``run.answer(prompt_id, value, by="view")``) and
+``{"type": "removed"}`` (a view that had shown the settled run left its page — its output was
+replaced by the static bundle, cleared or deleted — not sent while the page unloads): what tells
+the kernel that a page no longer shows the live view, so it may close the widget.
 
 Open prompts are blocks like any other (kind ``ask``, id ``ask:<prompt id>``): the card with its
 controls while the prompt is open, the same id upserted with the decision once it is answered,
@@ -44,6 +47,7 @@ __all__ = [
     "CancelMsg",
     "FrameMeta",
     "FrameMsg",
+    "RemovedMsg",
     "ReplayMsg",
     "ViewMsg",
     "frame",
@@ -158,7 +162,14 @@ class AnswerMsg(TypedDict):
     value: str
 
 
-ViewMsg = ReplayMsg | CancelMsg | AnswerMsg
+class RemovedMsg(TypedDict):
+    """View → kernel: this view, which had shown the settled run, left its page (its output was
+    replaced by the static bundle, cleared or deleted; never sent as the page unloads)."""
+
+    type: Literal["removed"]
+
+
+ViewMsg = ReplayMsg | CancelMsg | AnswerMsg | RemovedMsg
 
 
 def frame(
@@ -189,6 +200,8 @@ def parse_view_msg(content: Any) -> ViewMsg | None:
     kind = content.get("type")
     if kind == "cancel":
         return {"type": "cancel"}
+    if kind == "removed":
+        return {"type": "removed"}
     if kind == "replay":
         after, rid = content.get("after"), content.get("rid")
         if (

@@ -14,10 +14,32 @@ controller (and one widget model, so a second ``show(run)`` is another view of t
   calls ``run.answer(prompt_id, value, by="view")``; both may arrive on a kernel subshell
   thread while a cell blocks the main shell, so everything they touch is thread-safe.
 
+Every live display of the view carries its display id in its metadata too
+(``metadata["hermes_nb"]["display_id"]``): a page reloaded from the saved notebook has lost
+JupyterLab's in-memory display ids, and the front-end extension (``labextension/``) finds the
+output by that id instead.
+
 When the run settles the pump does the final render, sends a last frame with the settled status
 and replaces every display of the run with :func:`static_bundle`: sanitised ``text/html`` (the
 same classes as the live view, with the stylesheet inline so a saved notebook looks the same),
 ``text/markdown``, a stable ``text/plain`` and ``metadata["hermes_nb"]``.
+
+Then the live view lets go of the kernel's memory, but only once nothing shows it any more:
+
+* a view rendered after the settle (a page reloaded as the run settled, or reopened later from a
+  file saved mid-reply) asks for its replay: it gets the settled frame, and every display of the
+  run gets the update again (the extension finds the restored output by its display id);
+* a view that had shown the settled run and leaves its page (its output replaced, cleared or
+  deleted) says so (``{"type": "removed"}``). After that, and a grace of
+  :data:`SETTLED_GRACE` seconds for a page reloading meanwhile, the widget is closed (its comm and
+  its layout's: ipywidgets forgets both) and the block cache dropped. A run never displayed
+  live needs no word;
+* a run settled while no page showed it (the tab closed mid-reply) keeps its widget, *dormant*:
+  after the grace its cache is dropped, but a page opened later still renders the view, whose
+  replay (rendered again from the run) brings the static bundle — where a closed model would
+  show "Error displaying widget: model not found". Its removal closes it in turn.
+
+So a long-lived kernel keeps no more of a settled turn than its run and the store do.
 
 Where widgets cannot render (terminal IPython, a script) :func:`stream_plain` prints the reply,
 and each prompt of the run with how to answer it (``%hermes approve``, ``%hermes deny``,
@@ -35,6 +57,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -48,7 +71,14 @@ if TYPE_CHECKING:
     from ..engine.runtime import Run
     from .widget import ChatWidget
 
-__all__ = ["MAX_FPS", "show", "static_bundle", "stream_plain", "widgets_available"]
+__all__ = [
+    "MAX_FPS",
+    "SETTLED_GRACE",
+    "show",
+    "static_bundle",
+    "stream_plain",
+    "widgets_available",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +87,14 @@ log = logging.getLogger(__name__)
 MAX_FPS = 30.0
 _FRAME_INTERVAL = 1.0 / MAX_FPS + 0.0005  # a hair over: no one-second window holds 31 frames
 _MIN_PATCH = 64  # a shorter common prefix is sent as a whole block
+
+#: Seconds a settled run keeps its block cache and widget after its settle (and after a page said
+#: its view was removed), so a view rendered meanwhile — a page reloading as the run settled — is
+#: answered from the cache and its output replaced before the widget closes.
+SETTLED_GRACE = 30.0
+#: At most this many settled runs wait out their grace at once; beyond that the oldest one's
+#: grace ends at once (a notebook running many short turns in a row keeps a bounded few).
+MAX_SETTLED = 16
 
 
 # -- the controller: cache, pump, replay, displays ---------------------------------------------
@@ -85,6 +123,11 @@ class _Controller:
         self._display_ids: list[str] = []
         self._answered: dict[str, tuple[int, int, float]] = {}  # view -> (after, seq, when)
         self._finalized = False
+        self._complete = False  # the cache holds the final render (the static bundle's blocks)
+        self._shown = False  # displayed live: a page shows it until it says otherwise
+        self._removed = False  # a page said a view of the settled run left it
+        self._dormant = False  # settled, still shown somewhere (maybe), the cache dropped
+        self._released = False
         self._thread: threading.Thread | None = None
         profile = run.profile
         self.bot_name = str(getattr(profile, "bot_name", "") or "Hermes")
@@ -111,7 +154,16 @@ class _Controller:
                 # prompt's decision (or its open card) from the run's own events.
                 log.info("Answer to %s not taken: %s", prompt_id, run.refusal(prompt_id, value))
         elif msg["type"] == "replay" and not self._repeated(msg["rid"], msg["after"]):
+            if self._finalized:
+                self._wake()
             self.widget.send_frame(self.replay(msg["after"], msg["rid"]))
+            if self._finalized:
+                # A view rendered after the settle: its page missed the update (a reload), so
+                # every display of the run is replaced again (the extension finds the output
+                # by the display id in its metadata).
+                self._update_displays()
+        elif msg["type"] == "removed":
+            self._on_removed()
 
     def _repeated(self, rid: str, after: int) -> bool:
         """True for a retry that queued behind a busy shell together with the request it
@@ -229,20 +281,93 @@ class _Controller:
 
     def _finalize(self, *, complete: bool) -> None:
         """Replace every display of the run with the static bundle — built from the cache when
-        it holds the final render (``complete``), so settling costs no second full render."""
+        it holds the final render (``complete``), so settling costs no second full render — and
+        let go of the widget once its grace is over."""
         with self._lock:
             self._finalized = True
+            self._complete = complete
+            # Never displayed live: nothing shows it.
+            self._removed = self._removed or not self._shown
+        _forget(self)
+        self._update_displays()
+        _reaper.hold(self)
+
+    def _update_displays(self) -> None:
+        """Replace every display of the settled run with its static bundle (again, for a view
+        rendered after the settle)."""
+        with self._lock:
+            if not self._display_ids or self._released:
+                return
             display_ids = list(self._display_ids)
             blocks = {key: (b.kind, b.html) for key, b in self._blocks.items()}
-            state = self._status
-        _forget(self)
-        if not display_ids:
-            return
+            state, complete = self._status, self._complete
         from IPython.display import update_display
 
         data, metadata = bundle(self.run, blocks, state) if complete else static_bundle(self.run)
         for display_id in display_ids:
             update_display(data, metadata=metadata, raw=True, display_id=display_id)
+
+    def _on_removed(self) -> None:
+        """A view that had shown the settled run left its page: once its grace is over, nothing
+        needs the widget."""
+        with self._lock:
+            if not self._finalized or self._removed or self._released:
+                return  # mid-reply (a re-run cell, cleared output): the settle may still need it
+            self._removed = True
+            dormant = self._dormant
+        if dormant:
+            _reaper.hold(self)
+
+    def _wake(self) -> None:
+        """A dormant run's view is shown again: render its blocks from the run (once) and hold
+        them for a grace, as at the settle."""
+        if not self.dormant:
+            return
+        transcript = Transcript(self.run)
+        changed = transcript.consume(self.run.events(after_seq=0))
+        with self._lock:
+            woken, self._dormant = self._dormant, False
+            if woken:
+                self._complete = True
+                self._blocks = {
+                    key: _Cached(kind, html, self._seq) for key, (kind, html) in changed.items()
+                }
+        if woken:
+            _reaper.hold(self)
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    @property
+    def dormant(self) -> bool:
+        return self._dormant
+
+    def grace_over(self) -> None:
+        """The settled run's grace is over: close the widget if no page shows it any more (or
+        none ever did), else keep it, dormant, without its cache."""
+        with self._lock:
+            if self._released or not self._finalized:
+                return
+            if not self._removed:
+                self._dormant = True
+                self._blocks = {}
+                self._answered = {}
+                return
+        self.release()
+
+    def release(self) -> None:
+        """Let go of a settled run's live view: close the widget (and its layout), so no page can
+        render it any more and ipywidgets forgets it, and drop the block cache. Every display
+        of the run already shows the static bundle."""
+        with self._lock:
+            if self._released or not self._finalized:
+                return
+            self._released = True
+            self._dormant = False
+            self._blocks = {}
+            self._answered = {}
+        self.widget.close()
 
     # -- displays -----------------------------------------------------------------------------
 
@@ -266,9 +391,13 @@ class _Controller:
                 data, metadata = live
                 if not include_plain:
                     data = {k: v for k, v in data.items() if k != "text/plain"}
+                # Saved with the output: a reloaded page has lost JupyterLab's display ids, and
+                # the extension applies the settle's update to the output carrying this one.
+                metadata = {**(metadata or {}), "hermes_nb": {"display_id": display_id}}
                 # Inside the lock: the final update cannot overtake this display.
                 display(data, metadata=metadata, raw=True, display_id=display_id)
                 self._display_ids.append(display_id)
+                self._shown = True
                 return
         if include_plain or not self._finalized:  # else the caller shows the settled bundle
             data, metadata = static_bundle(self.run)
@@ -318,6 +447,74 @@ def _forget(controller: _Controller) -> None:
     with _controllers_lock:
         if _controllers.get(controller.run.run_id) is controller:
             del _controllers[controller.run.run_id]
+
+
+class _Reaper:
+    """Ends settled runs' graces (:meth:`_Controller.grace_over`): one daemon thread, started on
+    first use, asleep while nothing waits. At most :data:`MAX_SETTLED` wait at once."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: OrderedDict[int, tuple[float, _Controller]] = OrderedDict()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, controller: _Controller) -> None:
+        """End ``controller``'s grace after :data:`SETTLED_GRACE` seconds (or sooner, to keep
+        at most :data:`MAX_SETTLED` waiting)."""
+        excess: list[_Controller] = []
+        with self._cond:
+            self._due.pop(id(controller), None)  # held again (woken, removed): a fresh grace
+            self._due[id(controller)] = (time.monotonic() + SETTLED_GRACE, controller)
+            while len(self._due) > MAX_SETTLED:
+                excess.append(self._due.popitem(last=False)[1][1])
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="hermes-nb-grace", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+        for old in excess:
+            _end_grace(old)
+
+    def end_all(self) -> None:
+        """End every waiting grace now (tests)."""
+        with self._cond:
+            waiting = [c for _, c in self._due.values()]
+            self._due.clear()
+        for controller in waiting:
+            _end_grace(controller)
+
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._due)
+
+    def _run(self) -> None:
+        while True:
+            _end_grace(self._next())  # no local keeps the controller while the thread sleeps
+
+    def _next(self) -> _Controller:
+        """Wait for the first controller whose grace is over; take it."""
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                key, due = min(
+                    ((k, d) for k, (d, _) in self._due.items()),
+                    key=lambda item: item[1],
+                    default=(None, 0.0),
+                )
+                if key is not None and due <= now:
+                    return self._due.pop(key)[1]
+                self._cond.wait(None if key is None else due - now)
+
+
+def _end_grace(controller: _Controller) -> None:
+    try:
+        controller.grace_over()
+    except Exception:  # a closed kernel, a comm gone: nothing left to show it anyway
+        log.exception("Could not release the chat view of %s.", controller.run.run_id)
+
+
+_reaper = _Reaper()
 
 
 # -- the public functions ---------------------------------------------------------------------

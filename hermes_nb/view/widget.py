@@ -23,10 +23,17 @@ _STATIC = pathlib.Path(__file__).parent / "static"
 
 
 class ChatWidget(anywidget.AnyWidget):
-    """One model per run; every view of it shows the same transcript."""
+    """One model per run; every view of it shows the same transcript.
 
-    _esm = _STATIC / "chat.js"
-    _css = _STATIC / "chat.css"
+    Closing it (:meth:`close`) closes its layout's comm too, so nothing in the kernel keeps a
+    closed view: not ipywidgets' registry, not anywidget.
+    """
+
+    # Text, read once, not paths: anywidget turns a path into a FileContents whose ``changed``
+    # signal holds every widget ever made (a closure over it, to hot-reload the file), so no
+    # widget could be freed; and the string is shared by all of them.
+    _esm = (_STATIC / "chat.js").read_text(encoding="utf-8")
+    _css = (_STATIC / "chat.css").read_text(encoding="utf-8")
 
     run_id = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Unicode("queued").tag(sync=True)
@@ -40,6 +47,15 @@ class ChatWidget(anywidget.AnyWidget):
         self._handler = handler
         self.on_msg(self._on_view_msg)
         _route_to_sender(self.comm)
+
+    def close(self) -> None:
+        """Close the comm (every view of this model goes away) and the layout's: a DOMWidget
+        makes a ``Layout`` widget of its own that ipywidgets would otherwise keep for good."""
+        layout = self.layout
+        super().close()
+        close = getattr(layout, "close", None)
+        if callable(close):
+            close()
 
     def send_frame(self, msg: FrameMsg) -> None:
         """Send one frame to every open view (safe from any thread: iopub is)."""

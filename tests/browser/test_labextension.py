@@ -4,10 +4,13 @@
   (``hermes-nb:insert-cell``, detail ``{code}``; ``hermes-nb:probe`` to ask whether it would be
   handled) and the command ``hermes-nb:insert-cell-below`` does the same: a code cell below,
   exactly that code, the active cell, not run.
-* A settled run's static output gets Copy and Insert below on its code blocks.
+* A settled run's static output gets Copy and Insert below on its code blocks; so do the code
+  blocks of the live chat view (``chat.js``), Copy only where the extension is absent.
 * A reloaded page keeps hermes_nb outputs attached to their display ids: an output restored
   from the file whose metadata carries ``hermes_nb.display_id`` is replaced by a kernel's
-  ``update_display_data`` for that id, which JupyterLab alone drops.
+  ``update_display_data`` for that id, which JupyterLab alone drops. The kernel writes that id
+  into every live view's output; a reload mid-reply then settles into the static answer, and a
+  notebook reopened after the run settled without it (the tab was closed) gets it too.
 
 The extension must be installed in the environment the server runs from (``./dev`` links
 ``labextension/build`` into the venv); these tests fail, not skip, when it is not active.
@@ -15,6 +18,8 @@ The extension must be installed in the environment the server runs from (``./dev
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import nbformat
@@ -281,20 +286,31 @@ WORDS = [f"w{i:03d}" for i in range(1, 401)]
 WORD_PROMPT = "\n\n".join(" ".join(WORDS[i : i + 20]) for i in range(0, len(WORDS), 20))
 
 
-@BOTH_UIS
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs the kernel to write metadata['hermes_nb']['display_id'] on the live "
-    "widget-view output (issue 14, item 2, kernel side)",
+# The kernel's grace after a settle (view/display.py), short: the tests see the widget go.
+SHORT_GRACE = "from hermes_nb.view import display as _view\n_view.SETTLED_GRACE = 2.0"
+# The widgets the kernel holds (ipywidgets' registry), by class.
+_VIEW_STATE = (
+    "import json\nfrom ipywidgets.widgets.widget import _instances\n"
+    "print(json.dumps(sorted(type(w).__name__ for w in _instances.values())))"
 )
+
+
+def widgets_held(nb: NotebookPage, index: int) -> list[str]:
+    """Run cell ``index`` (``_VIEW_STATE``): the classes of the widgets the kernel holds."""
+    nb.run(index)
+    return json.loads(nb.output_text(index))
+
+
+@BOTH_UIS
 def test_reload_mid_stream_then_settle_saves_the_static_answer(
     ui, open_notebook, server, page, screenshot
 ):
     nb = open_notebook(
         [
-            "import hermes_nb",
+            f"import hermes_nb\n{SHORT_GRACE}",
             f"run = hermes_nb.chat({WORD_PROMPT!r}, delay=0.03, chunk_size=4)\nrun",
             "print(run.wait(120).text)",
+            _VIEW_STATE,
         ]
     )
     assert_active(nb)
@@ -314,6 +330,11 @@ def test_reload_mid_stream_then_settle_saves_the_static_answer(
     final = chat.wait_settled(timeout=15_000, static=True)
     assert final["state"] == "done"
     assert words(final["reply"]) == WORDS
+    # The replaced view told the kernel, which closes the widget after its grace: the page
+    # shows the static answer, no "model not found" where the view was.
+    assert poll(lambda: widgets_held(nb, 3) == [], 30), widgets_held(nb, 3)
+    assert "Error displaying widget" not in nb.panel.inner_text()
+    assert chat.view()["static"]
     nb.save()
     outputs = server.read_notebook(nb.path).cells[1].outputs
     mimes = {mime for out in outputs for mime in out.get("data", {})}
@@ -328,3 +349,232 @@ def test_reload_mid_stream_then_settle_saves_the_static_answer(
     assert words(reopened["reply"]) == WORDS
     assert "Error displaying widget" not in nb.panel.inner_text()
     screenshot(f"ext-reload-settled-{ui}", nb.cell(1))
+
+
+@BOTH_UIS
+def test_a_notebook_reopened_after_its_run_settled_unseen_shows_the_answer(
+    ui, open_notebook, server, page, screenshot
+):
+    """The tab is closed mid-reply (the file holds the live view); the run settles with no page
+    to replace it. Opened again, the view the file holds still renders — the kernel kept the
+    widget, dormant, rather than close a model the file still names ("Error displaying widget:
+    model not found") — asks for its replay, and its output is replaced by the static answer.
+    Then nothing shows the live view, and the kernel closes it."""
+    nb = open_notebook(
+        [
+            f"import hermes_nb\n{SHORT_GRACE}",
+            f"run = hermes_nb.chat({WORD_PROMPT!r}, delay=0.01, chunk_size=4)\nrun",
+            "print(run.wait(120).status)",
+            _VIEW_STATE,
+        ]
+    )
+    assert_active(nb)
+    chat = ChatView(nb, 1)
+    nb.run(0)
+    nb.run(1)
+    chat.wait("v.state === 'streaming' && !v.static && v.reply.length > 0", 30_000)
+    nb.save()  # as an autosave would: the file holds the live view
+    page.goto("about:blank")
+    time.sleep(15)  # no page: the run settles (~5 s) and its grace (2 s) ends unseen
+
+    nb.open()
+    final = chat.wait_settled(timeout=30_000, static=True)
+    assert final["state"] == "done" and words(final["reply"]) == WORDS
+    assert "Error displaying widget" not in nb.panel.inner_text()
+    nb.run(2)
+    assert nb.output_text(2).strip() == "done"
+    assert poll(lambda: widgets_held(nb, 3) == [], 30), widgets_held(nb, 3)
+    assert "Error displaying widget" not in nb.panel.inner_text()
+    screenshot(f"ext-reopened-settled-{ui}", nb.cell(1))
+    nb.save()
+    outputs = server.read_notebook(nb.path).cells[1].outputs
+    assert [set(o["data"]) for o in outputs] == [{"text/html", "text/markdown", "text/plain"}]
+
+
+# -- code actions in the live view -------------------------------------------------------------
+
+# A reply whose first code block is CODE (every character that could be mangled), a second block
+# without a language, then a long tail that keeps the run streaming while the test acts.
+PLAIN_CODE = "$ git merge --no-ff feature\n  (indented output)"
+TAIL = " ".join(f"tail{i:03d}" for i in range(400))
+LIVE_REPLY = (
+    f"Like this:\n\n```python\n{CODE}\n```\n\nand then:\n\n```\n{PLAIN_CODE}\n```\n\n{TAIL}\n"
+)
+LIVE_RUN = (
+    "import hermes_nb\n"
+    f"run = hermes_nb.chat('code please', reply={LIVE_REPLY!r}, delay=0.02, chunk_size=4)\nrun"
+)
+
+# The live view's code blocks: per <pre>, the bar before it and its buttons (their labels and
+# accessible names), and the reply's text as a person or a screen reader reads it.
+_LIVE_CODE_JS = """
+(cell) => {
+  const root = cell.querySelector('.hnb-chat:not(.hnb-static)');
+  if (!root) { return null; }
+  const reply = root.querySelector('.hnb-reply');
+  const pres = [...root.querySelectorAll('.hnb-reply pre')];
+  return {
+    state: root.dataset.state,
+    bars: root.querySelectorAll('.hnb-code-actions').length,
+    blocks: pres.map((pre) => {
+      const bar = pre.previousElementSibling;
+      const ok = !!bar && bar.classList.contains('hnb-code-actions');
+      const buttons = ok ? [...bar.querySelectorAll('button')] : [];
+      return {
+        code: pre.textContent,
+        actions: buttons.map((b) => b.dataset.action),
+        names: buttons.map((b) => b.getAttribute('aria-label')),
+        labels: buttons.map((b) => getComputedStyle(b, '::before').content),
+      };
+    }),
+    text: reply ? reply.innerText : '',
+  };
+}
+"""
+
+
+def live_code(nb: NotebookPage, index: int) -> dict[str, Any] | None:
+    return nb.page.evaluate(
+        f"(path) => ({_LIVE_CODE_JS})(window.__hnb_panel(path).content.widgets[{index}].node)",
+        nb.path,
+    )
+
+
+def wait_live_code(nb: NotebookPage, index: int, blocks: int = 2) -> dict[str, Any]:
+    """The live view, still streaming, with ``blocks`` finished code blocks shown."""
+
+    def ready() -> dict[str, Any] | None:
+        shown = live_code(nb, index)
+        ok = shown and shown["state"] == "streaming" and len(shown["blocks"]) >= blocks
+        return shown if ok and "tail001" in shown["text"] else None
+
+    shown = poll(ready, 30)
+    assert shown, f"no streaming view with {blocks} code blocks: {live_code(nb, index)}"
+    return shown
+
+
+def record_copies(page: Any) -> None:
+    """Record what a copy event puts on the clipboard (the fallback path writes it there)."""
+    page.evaluate(
+        """() => {
+            window.__hnb_copies = [];
+            if (!window.__hnb_copy_hooked) {
+                window.__hnb_copy_hooked = true;
+                document.addEventListener('copy', (e) => {
+                    window.__hnb_copies.push(e.clipboardData.getData('text/plain'));
+                });
+            }
+        }"""
+    )
+
+
+@BOTH_UIS
+def test_live_view_code_blocks_copy_and_insert_exactly_their_code(
+    ui, open_notebook, page, screenshot
+):
+    nb = open_notebook([LIVE_RUN, "print('after')"])
+    assert_active(nb)
+    nb.run(0)
+    shown = wait_live_code(nb, 0)
+    assert [b["code"] for b in shown["blocks"][:2]] == [CODE + "\n", PLAIN_CODE + "\n"]
+    for block in shown["blocks"]:
+        assert block["actions"] == ["copy", "insert"], shown
+        assert block["names"] == ["Copy code", "Insert code in a new cell below"]
+        assert block["labels"] == ['"Copy"', '"Insert below"'], "labels from CSS, not text"
+    assert shown["bars"] == len(shown["blocks"]), "one bar per code block, never two"
+    assert "Copy" not in shown["text"] and "Insert below" not in shown["text"]
+    screenshot(f"live-code-actions-{ui}", nb.cell(0))
+
+    bars = nb.cell(0).locator(".hnb-chat:not(.hnb-static) .hnb-code-actions")
+    # Copy, through the Clipboard API where the page may use it …
+    context = page.context
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    try:
+        bars.nth(0).get_by_role("button", name="Copy code").click()
+        copied = poll(lambda: page.evaluate("() => navigator.clipboard.readText()") == CODE, 5)
+        assert copied, page.evaluate("() => navigator.clipboard.readText()")
+    finally:
+        context.clear_permissions()
+    # … and through the copy event where it may not (no permission, an insecure origin).
+    page.evaluate(
+        "() => { navigator.clipboard.writeText = () => Promise.reject(new Error('denied')); }"
+    )
+    record_copies(page)
+    bars.nth(1).get_by_role("button", name="Copy code").click()
+    assert poll(lambda: page.evaluate("() => window.__hnb_copies"), 5) == [PLAIN_CODE]
+    assert bars.nth(1).locator("[data-action=copy]").get_attribute("data-done") == "1"
+
+    # Keyboard: Tab reaches the buttons; Enter copies, and the notebook does nothing with it.
+    record_copies(page)
+    bars.nth(0).get_by_role("button", name="Copy code").focus()
+    page.keyboard.press("Tab")
+    focused = page.evaluate("() => document.activeElement.getAttribute('aria-label')")
+    assert focused == "Insert code in a new cell below"
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
+    assert poll(lambda: page.evaluate("() => window.__hnb_copies"), 5) == [CODE]
+    ring = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert ring != "none", "the focused button shows a focus ring"
+    assert nb._eval("p => p.content.mode") == "command" and len(cells(nb)) == 2
+
+    # Insert below, from the live view while it streams.
+    assert live_code(nb, 0)["state"] == "streaming", "the run settled; make the tail longer"
+    bars.nth(0).get_by_role("button", name="Insert code in a new cell below").click()
+    assert_inserted_below(nb, 0, CODE, before=2)
+    assert source(nb, 2) == "print('after')"
+    assert nb.execution_count(1) is None
+
+    # The reply's text is the reply alone, and the settled output gets the extension's buttons.
+    chat = ChatView(nb, 0)
+    final = chat.wait_settled(timeout=60_000, static=True)
+    assert "Copy" not in final["reply"] and "tail399" in final["reply"]
+    static = nb.cell(0).locator(".hnb-static .hnb-reply")
+    static.locator("button.hnb-ext-action[data-action=copy]").first.wait_for()
+    assert static.locator(".hnb-code-actions").count() == 0, "the kernel's HTML has no buttons"
+
+
+@pytest.mark.parametrize("ui", ["lab"], indirect=True)
+def test_live_view_offers_copy_only_without_the_extension(ui, open_notebook, page, screenshot):
+    # VS Code, Colab, classic Notebook: no data-hermes-nb-extension on <body>.
+    nb = open_notebook([LIVE_RUN])
+    assert_active(nb)
+    page.evaluate("() => { delete document.body.dataset.hermesNbExtension; }")
+    nb.run(0)
+    shown = wait_live_code(nb, 0)
+    assert [b["actions"] for b in shown["blocks"]] == [["copy"]] * len(shown["blocks"])
+    page.evaluate(
+        "() => { navigator.clipboard.writeText = () => Promise.reject(new Error('denied')); }"
+    )
+    record_copies(page)
+    nb.cell(0).locator(".hnb-code-actions").nth(0).get_by_role("button", name="Copy code").click()
+    assert poll(lambda: page.evaluate("() => window.__hnb_copies"), 5) == [CODE]
+    screenshot(f"live-code-copy-only-{ui}", nb.cell(0))
+
+
+def _theme(page: Any, name: str) -> None:
+    page.evaluate(
+        "(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})", name
+    )
+    light = "true" if name == "JupyterLab Light" else "false"
+    page.wait_for_function(
+        f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=15_000
+    )
+    page.wait_for_timeout(300)  # the theme's stylesheet applied
+
+
+@pytest.mark.parametrize("ui", ["lab"], indirect=True)
+def test_live_view_code_actions_in_light_and_dark_themes(ui, open_notebook, page, screenshot):
+    nb = open_notebook([LIVE_RUN])
+    nb.run(0)
+    wait_live_code(nb, 0)
+    button = nb.cell(0).locator(".hnb-code-action[data-action=copy]").first
+    colours = "(b) => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]"
+    light = button.evaluate(colours)
+    screenshot("live-code-actions-light", nb.cell(0))
+    try:
+        _theme(page, "JupyterLab Dark")
+        dark = button.evaluate(colours)
+        screenshot("live-code-actions-dark", nb.cell(0))
+    finally:
+        _theme(page, "JupyterLab Light")
+    assert light != dark, "the buttons follow the theme"

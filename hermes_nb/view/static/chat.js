@@ -6,7 +6,9 @@
 // when cursor < prev (a gap). Blocks are upserted by id, or patched from an offset only when the
 // view holds exactly the HTML the patch starts from (cursor === prev); never appended blindly,
 // so a replay can never duplicate text (DESIGN.md §3, invariants 1, 2 and 4). Block HTML is
-// sanitised in the kernel before it is sent.
+// sanitised in the kernel before it is sent. A view that showed the settled run and is removed
+// from a live page (its output replaced by the static bundle) sends {type: "removed"}: then the
+// kernel may close the widget (view/display.py).
 //
 // The conversation (reply text, tool calls, prompt cards) is laid out in segments: a block id
 // "2/reply:0" goes into segment 2, a bare id into segment 0 (view/_protocol.py). A prompt card
@@ -14,6 +16,13 @@
 // {type: "answer", prompt_id, value}. The card stays as sent ("Sending…") until the kernel's
 // frame replaces it with the decision; its countdown ticks here, against the kernel's clock
 // (meta.clock), so the kernel sends nothing per second.
+//
+// Every code block of a reply gets Copy and, where hermes_nb's JupyterLab / Notebook 7 extension
+// is present (document.body.dataset.hermesNbExtension), Insert below: a bar of buttons put
+// before its <pre> each time the block's HTML is set (so a re-rendered block gets them again).
+// They act on the block's code exactly (its text, without the fence's final newline). Their
+// labels are CSS-generated, so a reply's text (innerText, a selection) stays the reply alone;
+// the kernel's HTML never holds them, and a saved answer gets its buttons from the extension.
 
 const LIVE = new Set(["queued", "streaming", "waiting"]);
 const LABELS = {
@@ -37,6 +46,18 @@ const FLOW = { reply: ".hnb-reply", tool: ".hnb-tools", ask: ".hnb-asks" };
 const SEGMENT = `<div class="hnb-reply jp-RenderedHTMLCommon"></div>
 <div class="hnb-tools"></div><div class="hnb-asks"></div>`;
 const RETRY_MS = [250, 500, 1000, 2000, 4000, 8000];
+const ACTION_DONE_MS = 1500; // how long "Copied" / "Inserted" shows
+// The extension's contract (labextension/README.md): version "1".
+const INSERT_EVENT = "hermes-nb:insert-cell";
+const PROBE_EVENT = "hermes-nb:probe";
+const ACTIONS = {
+  copy: { label: "Copy code", done: "Code copied to the clipboard", failed: "Copy failed" },
+  insert: {
+    label: "Insert code in a new cell below",
+    done: "Code inserted in a new cell below",
+    failed: "Could not insert a cell here",
+  },
+};
 const MAX_ATTEMPTS = 40; // about five minutes of asking; a later gap asks again
 const STOP_RETRY_MS = 3000;
 const ANSWER_RETRY_MS = 5000; // no decision by then: the card's controls work again
@@ -84,6 +105,110 @@ function formatLeft(seconds) {
   if (s < 60) return `${s} s left to answer`;
   const m = Math.floor(s / 60);
   return `${m}:${String(s % 60).padStart(2, "0")} left to answer`;
+}
+
+// A view leaving a page that unloads (a reload, a closed tab) has not left the notebook: the
+// file may still hold it. Only a view removed from a live page (its output replaced by the
+// static bundle, cleared, deleted) tells the kernel, which may then close the widget.
+let unloading = false;
+globalThis.addEventListener?.("pagehide", () => {
+  unloading = true;
+});
+globalThis.addEventListener?.("pageshow", () => {
+  unloading = false;
+});
+
+// -- code actions (module level: they need nothing of a view but its nodes) -------------------
+
+function extensionPresent() {
+  return document.body?.dataset.hermesNbExtension === "1";
+}
+
+// The code of a <pre>: its text exactly, less the final newline every fence ends with.
+function codeOf(pre) {
+  const code = pre.querySelector("code") ?? pre;
+  return (code.textContent ?? "").replace(/\n$/, "");
+}
+
+// The Clipboard API where the page may use it; else a hidden textarea and execCommand("copy"),
+// with the text put on the copy event itself (exact, whatever the selection would hold).
+async function copyText(text, from) {
+  try {
+    if (navigator.clipboard?.writeText) {
+      await navigator.clipboard.writeText(text);
+      return true;
+    }
+  } catch (err) {
+    // Denied (no permission, an insecure origin, the page not focused): try the old way.
+  }
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.setAttribute("aria-hidden", "true");
+  area.style.cssText = "position:fixed;top:0;left:-9999px;opacity:0";
+  const onCopy = (event) => {
+    event.clipboardData?.setData("text/plain", text);
+    event.preventDefault();
+  };
+  document.body.appendChild(area);
+  document.addEventListener("copy", onCopy, true);
+  let ok = false;
+  try {
+    area.select();
+    ok = document.execCommand("copy");
+  } catch (err) {
+    ok = false;
+  } finally {
+    document.removeEventListener("copy", onCopy, true);
+    area.remove();
+    from?.focus({ preventScroll: true });
+  }
+  return ok;
+}
+
+// Ask the extension to insert a code cell with `code` below the cell whose output holds `from`;
+// true iff it did (it called preventDefault).
+function insertBelow(from, code) {
+  const event = new CustomEvent(INSERT_EVENT, {
+    bubbles: true,
+    cancelable: true,
+    detail: { code },
+  });
+  return !from.dispatchEvent(event);
+}
+
+// Would Insert below work from `node` (a code cell's output in a writable notebook)? Only a
+// node in the document can ask; before that, assume it would.
+function insertable(node) {
+  if (!extensionPresent()) return false;
+  if (!node.isConnected) return true;
+  return !node.dispatchEvent(new CustomEvent(PROBE_EVENT, { bubbles: true, cancelable: true }));
+}
+
+function actionButton(action) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "hnb-code-action";
+  b.dataset.action = action;
+  b.title = ACTIONS[action].label;
+  b.setAttribute("aria-label", ACTIONS[action].label);
+  return b;
+}
+
+// Put the bar of actions before every <pre> of a reply block (its HTML was just set).
+function decorateCode(node) {
+  const pres = node.querySelectorAll("pre");
+  if (!pres.length) return;
+  const insert = insertable(node);
+  for (const pre of pres) {
+    const bar = document.createElement("div");
+    bar.className = "hnb-code-actions";
+    bar.setAttribute("role", "group");
+    bar.setAttribute("aria-label", "Code actions");
+    bar.append(actionButton("copy"));
+    if (insert) bar.append(actionButton("insert"));
+    pre.before(bar);
+  }
 }
 
 function ensureHighlightCss(css) {
@@ -220,6 +345,7 @@ function render({ model, el }) {
       nodes.set(block.id, node);
     }
     node.innerHTML = html;
+    if (block.kind === "reply") decorateCode(node);
     // Keep a tool call the user opened open while it updates.
     node.querySelectorAll("details").forEach((d, i) => {
       if (open[i]) d.open = true;
@@ -317,9 +443,40 @@ function render({ model, el }) {
     answer(card, value);
   }
 
+  // -- code actions ---------------------------------------------------------------------------
+
+  async function codeAction(button) {
+    const pre = button.closest(".hnb-code-actions")?.nextElementSibling;
+    if (!pre || pre.tagName !== "PRE") return;
+    const action = button.dataset.action;
+    const code = codeOf(pre);
+    let ok = false;
+    if (action === "copy") ok = await copyText(code, button);
+    else if (action === "insert") ok = insertBelow(button, code);
+    clearTimeout(button.hnbTimer);
+    if (ok) {
+      button.dataset.done = "1";
+      delete button.dataset.failed;
+    } else {
+      button.dataset.failed = "1";
+      delete button.dataset.done;
+    }
+    announce(ok ? ACTIONS[action].done : ACTIONS[action].failed);
+    button.hnbTimer = setTimeout(() => {
+      delete button.dataset.done;
+      delete button.dataset.failed;
+    }, ACTION_DONE_MS);
+  }
+
   function onClick(event) {
     const button = event.target.closest?.("button");
     if (!button || !root.contains(button)) return;
+    if (button.classList.contains("hnb-code-action")) {
+      event.preventDefault();
+      event.stopPropagation();
+      void codeAction(button);
+      return;
+    }
     const card = button.closest(".hnb-ask");
     if (!card) return;
     if (button.dataset.answer !== undefined) answer(card, button.dataset.answer);
@@ -327,6 +484,11 @@ function render({ model, el }) {
   }
 
   function onKey(event) {
+    if (event.target.classList?.contains("hnb-code-action")) {
+      // The button's own keys (Enter, Space click it): not the notebook's shortcuts.
+      if (event.key === "Enter" || event.key === " ") event.stopPropagation();
+      return;
+    }
     if (event.key !== "Enter" || event.isComposing) return;
     const input = event.target.closest?.(".hnb-ask-input");
     if (!input) return;
@@ -447,6 +609,14 @@ function render({ model, el }) {
   requestReplay(); // a fresh view (first render, page reload, second view) starts after=0
 
   return () => {
+    if (!unloading && status !== null && !LIVE.has(status)) {
+      // This view showed the settled run and leaves a live page: nothing here shows it now.
+      try {
+        model.send({ type: "removed" });
+      } catch (err) {
+        // The model is closing (the kernel closed the widget): nothing to tell it.
+      }
+    }
     for (const [name, handler] of listeners) model.off(name, handler);
     stop.removeEventListener("click", onStop);
     root.removeEventListener("click", onClick);
