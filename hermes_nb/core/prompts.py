@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "ANSWERED_BY",
+    "APPROVAL_DECISIONS",
     "APPROVAL_LABELS",
     "APPROVAL_VALUES",
     "NO_ANSWER",
@@ -30,6 +32,23 @@ APPROVAL_LABELS: dict[str, str] = {
     "session": "Allow for this session",
     "always": "Always allow",
     "deny": "Deny",
+}
+
+#: How an approval's answer reads once decided (the cards, the saved transcript, exports).
+APPROVAL_DECISIONS: dict[str, str] = {
+    "once": "Allowed once",
+    "session": "Allowed for this session",
+    "always": "Always allowed",
+    "deny": "Denied",
+}
+#: Who answered, as a decision says it: a person (any channel) or what answered for them.
+ANSWERED_BY: dict[str, str] = {
+    "view": "by you",
+    "magic": "by you",
+    "api": "by you",
+    "timeout": "time ran out",
+    "stop": "the run was stopped",
+    "shutdown": "the kernel shut down",
 }
 
 NO_ANSWER = "no answer; decide yourself"

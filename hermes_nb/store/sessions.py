@@ -40,6 +40,7 @@ from ..core.config import resolve_profile
 from ..core.events import RunState
 from ..core.exceptions import ErrorKind, HermesError, SessionNotFound, StoreError
 from ..core.profiles import Profile
+from ..core.prompts import ANSWERED_BY, APPROVAL_DECISIONS
 from ..engine.runtime import get_runtime
 from ..engine.turn import TurnOutcome, TurnRequest, cancel_marker, turn_tools
 from ..providers.base import HINTS, Message
@@ -594,21 +595,6 @@ atexit.register(_at_exit)
 
 #: How much of a tool's arguments or result the Markdown export shows (the JSON export has all).
 _MD_CUT = 2000
-#: How an approval's answer reads in the transcript, and who (or what) gave an answer.
-_DECISIONS = {
-    "once": "Allowed once",
-    "session": "Allowed for this session",
-    "always": "Always allowed",
-    "deny": "Denied",
-}
-_BY = {
-    "view": "by you",
-    "magic": "by you",
-    "api": "by you",
-    "timeout": "time ran out",
-    "stop": "the run was stopped",
-    "shutdown": "the kernel shut down",
-}
 
 
 def _markdown(record: SessionRecord, messages: builtins.list[StoredMessage]) -> str:
@@ -698,8 +684,8 @@ def _markdown_prompt(prompt: dict[str, Any]) -> builtins.list[str]:
     if value is None:
         answer = "*No answer.*"
     else:
-        said = _DECISIONS.get(str(value), str(value)) if approval else str(value)
-        who = _BY.get(str(by), f"by {by}") if by else ""
+        said = APPROVAL_DECISIONS.get(str(value), str(value)) if approval else str(value)
+        who = ANSWERED_BY.get(str(by), f"by {by}") if by else ""
         answer = f"**Answer:** {said}" + (f" — {who}" if who else "")
     lines += ["", answer]
     return [f"> {line}" if line else ">" for line in lines]

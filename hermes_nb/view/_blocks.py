@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import short
 from ..core.events import Event, RunState
-from ..core.prompts import APPROVAL_LABELS, NO_ANSWER
+from ..core.prompts import ANSWERED_BY, APPROVAL_DECISIONS, APPROVAL_LABELS, NO_ANSWER
 from . import render
 from ._protocol import segment_id
 
@@ -58,22 +58,6 @@ _OFFLINE_INFO = (
     "Offline echo model: it repeats your prompt. For real answers set OPENAI_API_KEY, or add a "
     "profile to config.toml (%hermes profiles shows where)."
 )
-#: How an approval's answer reads once decided.
-_APPROVAL_DECISIONS = {
-    "once": "Allowed once",
-    "session": "Allowed for this session",
-    "always": "Always allowed",
-    "deny": "Denied",
-}
-#: Who answered, as a decision says it.
-_BY = {
-    "view": "by you",
-    "magic": "by you",
-    "api": "by you",
-    "timeout": "time ran out",
-    "stop": "the run was stopped",
-    "shutdown": "the kernel shut down",
-}
 _PERSON = frozenset({"view", "magic", "api"})
 
 
@@ -153,9 +137,9 @@ def conversation(run: Run) -> Conversation:
 def decision(kind: str, value: str, by: str) -> tuple[str, str]:
     """What was decided and who decided it: ``("Allowed once", "by you")``,
     ``("Denied", "time ran out")``, ``("Answered “blue”", "by you")``."""
-    who = _BY.get(by, f"by {by}")
+    who = ANSWERED_BY.get(by, f"by {by}")
     if kind == "approval":
-        return _APPROVAL_DECISIONS.get(value, f"Answered “{value}”"), who
+        return APPROVAL_DECISIONS.get(value, f"Answered “{value}”"), who
     if value == NO_ANSWER and by not in _PERSON:
         return "No answer", who
     return f"Answered “{short(value, _ANSWER_PREVIEW)}”", who
