@@ -549,6 +549,7 @@ def test_a_settled_run_lets_go_once_its_view_left_the_page_and_its_grace_is_over
     ids = {widget.model_id, widget.layout.model_id}
     assert ids <= set(_instances)
     own = the_comm(controller)
+    own.deliver({"type": "replay", "after": 0, "rid": "page:1"})  # its view renders
     own.deliver({"type": "removed"})  # mid-reply (a cleared output): the settle may need it
     settle(controller)
     assert displays.updated_ids() == displays.live_ids()
@@ -576,11 +577,12 @@ def test_a_run_settled_while_no_page_showed_it_stays_dormant_until_a_view_comes_
     monkeypatch.setattr(view, "SETTLED_GRACE", 0.2)
     controller = slow()
     controller.display()
-    settle(controller)
+    own = the_comm(controller)
+    own.deliver({"type": "replay", "after": 0, "rid": "page:1"})  # its view renders, then the
+    settle(controller)  # tab closes (no word: the page unloads) and the run settles unseen
     first = list(displays.updates)
     assert wait_until(lambda: controller.dormant)
     assert not controller.released and controller._blocks == {}
-    own = the_comm(controller)
     assert not own.closed
 
     # The notebook is opened again: its view renders and asks.
@@ -592,15 +594,27 @@ def test_a_run_settled_while_no_page_showed_it_stays_dormant_until_a_view_comes_
     assert not controller.dormant
     # Its page replaces the output (the extension) and the view leaves: now it may close.
     own.deliver({"type": "removed"})
+    # … unless a view renders again meanwhile (a page without the extension keeps showing it).
+    own.deliver({"type": "replay", "after": 0, "rid": "again:1"})
+    time.sleep(0.5)
+    assert controller.dormant and not controller.released
+    own.deliver({"type": "replay", "after": 0, "rid": "again:2"})
+    own.deliver({"type": "removed"})
     assert wait_until(lambda: controller.released)
     assert own.closed
 
 
-def test_a_run_never_displayed_lets_go_after_its_grace(
-    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("shown", ["never displayed", "displayed, no view rendered it"])
+def test_a_run_no_view_rendered_lets_go_after_its_grace(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch, shown: str
 ) -> None:
+    # No front end (nbconvert, papermill), or a reply so fast that the settle's update replaced
+    # the output before its view rendered: no view will ever say it left.
+    Displays(monkeypatch)
     monkeypatch.setattr(view, "SETTLED_GRACE", 1.0)
     controller = slow()
+    if shown != "never displayed":
+        controller.display()
     settle(controller)
     assert not controller.released
     assert wait_until(lambda: controller.released)

@@ -293,8 +293,8 @@ def test_a_settled_run_closes_its_widget_once_its_view_left_and_the_kernel_keeps
     kernel.execute("import gc, weakref\n_grace = view.SETTLED_GRACE\nview.SETTLED_GRACE = 1.0")
     try:
         result = kernel.execute(
-            f'rr = hermes_nb.chat("{PROMPT}", profile="echo", chunk_size=4, delay=0.01)\n'
-            "show(rr)\n"
+            "rr = hermes_nb.chat('x', profile='echo', reply='slow words ' * 100, chunk_size=4,"
+            " delay=0.005)\nshow(rr)\n"
             "_c = weakref.ref(view._controllers[rr.run_id])\n"
             "_w = weakref.ref(_c().widget)\n"
             "_ids = [_w().model_id, _w().layout.model_id]\n"
@@ -304,6 +304,7 @@ def test_a_settled_run_closes_its_widget_once_its_view_left_and_the_kernel_keeps
         [(did, w)] = kernel.widget_views(result)
         assert w.comm_id == model_id
         mark = kernel.mark()
+        w.replay(0)  # the view renders (and asks), mid-reply
         wait_settled_frame(w)
         updates_for(kernel, [did], mark)
         time.sleep(1.5)  # the grace is over, but the page has not said its view left: kept

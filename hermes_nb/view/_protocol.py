@@ -14,9 +14,9 @@ the request's ``rid`` on a replay answer.
 View → kernel: ``{"type": "replay", "after", "rid"}``, ``{"type": "cancel"}`` (Stop),
 ``{"type": "answer", "prompt_id", "value"}`` (a card's button or text field: the person answers
 one of the run's open prompts; the kernel calls ``run.answer(prompt_id, value, by="view")``) and
-``{"type": "removed"}`` (a view that had shown the settled run left its page — its output was
-replaced by the static bundle, cleared or deleted — not sent while the page unloads): what tells
-the kernel that a page no longer shows the live view, so it may close the widget.
+``{"type": "removed"}`` (the view left its page — its output was replaced by the static bundle,
+cleared or deleted — not sent while the page unloads): what tells the kernel, once the run has
+settled, that a page no longer shows the live view, so it may close the widget.
 
 Open prompts are blocks like any other (kind ``ask``, id ``ask:<prompt id>``): the card with its
 controls while the prompt is open, the same id upserted with the decision once it is answered,
@@ -163,8 +163,8 @@ class AnswerMsg(TypedDict):
 
 
 class RemovedMsg(TypedDict):
-    """View → kernel: this view, which had shown the settled run, left its page (its output was
-    replaced by the static bundle, cleared or deleted; never sent as the page unloads)."""
+    """View → kernel: this view left its page (its output was replaced by the static bundle,
+    cleared or deleted; never sent as the page unloads). Counted only once the run settled."""
 
     type: Literal["removed"]
 

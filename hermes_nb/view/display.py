@@ -3,10 +3,10 @@
 :func:`show` displays a :class:`~hermes_nb.view.widget.ChatWidget` for a run. Each live run gets one
 controller (and one widget model, so a second ``show(run)`` is another view of the same model):
 
-* a **pump** thread sleeps on ``run.wait_for_event(cursor)``, wakes at most ~30 times a second,
-  reads ``run.events(after_seq=cursor)``, updates the renderers and sends ONE frame holding the
-  blocks that changed — whole, or as the new tail of a growing block — tagged with the seq it
-  reflects (DESIGN.md §3, invariants 1, 4 and 5);
+* a **pump** (on a kept, reused thread) sleeps on ``run.wait_for_event(cursor)``, wakes at
+  most ~30 times a second, reads ``run.events(after_seq=cursor)``, updates the renderers and
+  sends ONE frame holding the blocks that changed — whole, or as the new tail of a growing
+  block — tagged with the seq it reflects (DESIGN.md §3, invariants 1, 4 and 5);
 * a **cache** of rendered blocks, each with the seq at which it last changed, answers replay
   requests (``after=k`` → every block changed after ``k``) without re-rendering the run;
 * **Stop** (``{"type": "cancel"}``) calls ``run.cancel()`` and an **answer** to one of the
@@ -26,20 +26,22 @@ same classes as the live view, with the stylesheet inline so a saved notebook lo
 
 Then the live view lets go of the kernel's memory, but only once nothing shows it any more:
 
-* a view rendered after the settle (a page reloaded as the run settled, or reopened later from a
-  file saved mid-reply) asks for its replay: it gets the settled frame, and every display of the
-  run gets the update again (the extension finds the restored output by its display id);
-* a view that had shown the settled run and leaves its page (its output replaced, cleared or
-  deleted) says so (``{"type": "removed"}``). After that, and a grace of
+* a view that leaves its page once the run has settled (its output replaced, cleared or
+  deleted; not a page unloading) says so (``{"type": "removed"}``). After that, and a grace of
   :data:`SETTLED_GRACE` seconds for a page reloading meanwhile, the widget is closed (its comm and
-  its layout's: ipywidgets forgets both) and the block cache dropped. A run never displayed
-  live needs no word;
+  its layout's: ipywidgets forgets both) and the block cache dropped. A run no view rendered
+  before it settled (never displayed, no front end, a reply faster than its view) needs no word;
+* a view rendered after the settle (a page reloaded as the run settled, or opened later from a
+  file saved mid-reply) asks for its replay: a page shows it again, whatever an earlier view
+  said. It gets the settled frame, and every display of the run gets the update again (the
+  extension finds the restored output by its display id), which removes that view in turn;
 * a run settled while no page showed it (the tab closed mid-reply) keeps its widget, *dormant*:
   after the grace its cache is dropped, but a page opened later still renders the view, whose
   replay (rendered again from the run) brings the static bundle — where a closed model would
-  show "Error displaying widget: model not found". Its removal closes it in turn.
+  show "Error displaying widget: model not found".
 
-So a long-lived kernel keeps no more of a settled turn than its run and the store do.
+So a long-lived kernel keeps no more of a settled turn than its run and the store do (a dormant
+widget, about 15 KB, only for a run no page saw settle).
 
 Where widgets cannot render (terminal IPython, a script) :func:`stream_plain` prints the reply,
 and each prompt of the run with how to answer it (``%hermes approve``, ``%hermes deny``,
@@ -53,11 +55,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import queue
 import sys
 import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -124,11 +128,13 @@ class _Controller:
         self._answered: dict[str, tuple[int, int, float]] = {}  # view -> (after, seq, when)
         self._finalized = False
         self._complete = False  # the cache holds the final render (the static bundle's blocks)
-        self._shown = False  # displayed live: a page shows it until it says otherwise
+        self._shown = False  # displayed live
+        self._viewed = False  # a view rendered it (asked for a replay) before the settle
         self._removed = False  # a page said a view of the settled run left it
         self._dormant = False  # settled, still shown somewhere (maybe), the cache dropped
         self._released = False
-        self._thread: threading.Thread | None = None
+        self._started = False
+        self._pumped = threading.Event()  # the pump has finished
         profile = run.profile
         self.bot_name = str(getattr(profile, "bot_name", "") or "Hermes")
         self.model = str(getattr(profile, "model", "") or "")
@@ -154,8 +160,11 @@ class _Controller:
                 # prompt's decision (or its open card) from the run's own events.
                 log.info("Answer to %s not taken: %s", prompt_id, run.refusal(prompt_id, value))
         elif msg["type"] == "replay" and not self._repeated(msg["rid"], msg["after"]):
-            if self._finalized:
-                self._wake()
+            with self._lock:
+                finalized = self._finalized
+                self._viewed = True  # counted at the settle only if it came before
+            if finalized:
+                self._shown_again()
             self.widget.send_frame(self.replay(msg["after"], msg["rid"]))
             if self._finalized:
                 # A view rendered after the settle: its page missed the update (a reload), so
@@ -214,31 +223,33 @@ class _Controller:
     # -- the pump -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the pump (once). It runs in a copy of the caller's context, so its output
-        (frames, the final display update) is parented to the cell that showed the run."""
+        """Start the pump (once), on one of the kept pump threads (:class:`_Pumps`). It runs in
+        a copy of the caller's context, so its output (frames, the final display update) is
+        parented to the cell that showed the run."""
         with self._lock:
-            if self._thread is not None:
+            if self._started:
                 return
+            self._started = True
             ctx = contextvars.copy_context()
-            self._thread = threading.Thread(
-                target=ctx.run, args=(self._pump,), name=f"hermes-nb-pump-{self.run.run_id}"
-            )
-            self._thread.daemon = True
-        self._thread.start()
+        _pumps.submit(lambda: ctx.run(self._pump))
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Wait until the pump has finished (the run settled and its displays were updated)."""
+        if self._started:
+            self._pumped.wait(timeout)
 
     def _pump(self) -> None:
         complete = False
         try:
-            self._stream()
-            complete = True
-        except Exception:  # a bug here must not leave the view stuck without its final state
-            log.exception("The chat view of %s stopped updating.", self.run.run_id)
-            self.run.wait()
-        self._finalize(complete=complete)
+            try:
+                self._stream()
+                complete = True
+            except Exception:  # a bug here must not leave the view stuck without its final state
+                log.exception("The chat view of %s stopped updating.", self.run.run_id)
+                self.run.wait()
+            self._finalize(complete=complete)
+        finally:
+            self._pumped.set()
 
     def _stream(self) -> None:
         run = self.run
@@ -286,8 +297,10 @@ class _Controller:
         with self._lock:
             self._finalized = True
             self._complete = complete
-            # Never displayed live: nothing shows it.
-            self._removed = self._removed or not self._shown
+            # Never displayed live, or no view ever rendered it (no front end: a headless run;
+            # or the settle's update replaced the output before its view rendered): nothing
+            # shows it, and no view will say so.
+            self._removed = self._removed or not (self._shown and self._viewed)
         _forget(self)
         self._update_displays()
         _reaper.hold(self)
@@ -318,9 +331,14 @@ class _Controller:
         if dormant:
             _reaper.hold(self)
 
-    def _wake(self) -> None:
-        """A dormant run's view is shown again: render its blocks from the run (once) and hold
-        them for a grace, as at the settle."""
+    def _shown_again(self) -> None:
+        """A view of the settled run rendered (a page reloaded, reopened, a cell moved): a page
+        shows it again, whatever an earlier view said. A dormant run renders its blocks from the
+        run (once) and holds them for a grace, as at the settle."""
+        with self._lock:
+            if self._released:
+                return
+            self._removed = False
         if not self.dormant:
             return
         transcript = Transcript(self.run)
@@ -427,6 +445,50 @@ def _common_prefix(a: str, b: str) -> int:
     return lo
 
 
+class _Pumps:
+    """The threads pumps run on: kept and reused, a new one only when none is idle.
+
+    A thread per run would do, but a kernel pays for every thread that ever sent a message:
+    ipykernel opens an iopub pipe (a zmq socket) per sending thread, and new threads'
+    allocations spread over malloc arenas that keep fragments of every run they served: 50 to
+    100 KB of resident memory per settled turn in ``benchmarks/bench_memory.py``, a few KB with
+    kept threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._threads = 0
+
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run ``task`` on an idle pump thread, or on a new one: never queued behind another
+        pump (each runs until its run settles)."""
+        with self._lock:
+            spawn = self._idle == 0
+            if spawn:
+                self._threads += 1
+                name = f"hermes-nb-pump-{self._threads}"
+            else:
+                self._idle -= 1
+        self._tasks.put(task)
+        if spawn:
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            try:
+                task()
+            except BaseException:  # pragma: no cover - _pump catches what it can
+                log.exception("A chat view pump failed.")
+            finally:
+                del task  # nothing of the last run stays on this thread while it waits
+                with self._lock:
+                    self._idle += 1
+
+
+_pumps = _Pumps()
 _controllers: dict[str, _Controller] = {}
 _controllers_lock = threading.Lock()
 

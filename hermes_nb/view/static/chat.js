@@ -6,9 +6,9 @@
 // when cursor < prev (a gap). Blocks are upserted by id, or patched from an offset only when the
 // view holds exactly the HTML the patch starts from (cursor === prev); never appended blindly,
 // so a replay can never duplicate text (DESIGN.md §3, invariants 1, 2 and 4). Block HTML is
-// sanitised in the kernel before it is sent. A view that showed the settled run and is removed
-// from a live page (its output replaced by the static bundle) sends {type: "removed"}: then the
-// kernel may close the widget (view/display.py).
+// sanitised in the kernel before it is sent. A view removed from a live page (its output
+// replaced by the static bundle, cleared, deleted) sends {type: "removed"}: once the run has
+// settled, the kernel may then close the widget (view/display.py).
 //
 // The conversation (reply text, tool calls, prompt cards) is laid out in segments: a block id
 // "2/reply:0" goes into segment 2, a bare id into segment 0 (view/_protocol.py). A prompt card
@@ -609,8 +609,9 @@ function render({ model, el }) {
   requestReplay(); // a fresh view (first render, page reload, second view) starts after=0
 
   return () => {
-    if (!unloading && status !== null && !LIVE.has(status)) {
-      // This view showed the settled run and leaves a live page: nothing here shows it now.
+    if (!unloading) {
+      // This view leaves a live page (its output replaced by the static bundle, cleared,
+      // deleted): nothing here shows the run now. The kernel counts it once the run settled.
       try {
         model.send({ type: "removed" });
       } catch (err) {
