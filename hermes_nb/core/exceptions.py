@@ -7,6 +7,7 @@ The hierarchy::
     ├── ProviderError            a model endpoint failed; ``kind`` classifies why
     ├── StoreError               the session store cannot be used
     │   ├── SessionNotFound      no session with that name or id
+    │   ├── StoreReadOnlyError   the store can be read but not written (read-only or full disk)
     │   └── StoreVersionError    the store was written by a newer hermes_nb
     └── RunError                 a run handle was used wrongly (e.g. wait timed out)
 
@@ -27,6 +28,7 @@ __all__ = [
     "RunError",
     "SessionNotFound",
     "StoreError",
+    "StoreReadOnlyError",
     "StoreVersionError",
 ]
 
@@ -98,6 +100,19 @@ class StoreError(HermesError):
 
 class SessionNotFound(StoreError):
     """No session has that name or id."""
+
+
+class StoreReadOnlyError(StoreError):
+    """Nothing can be written to the store: its filesystem is read-only or full, or this user
+    may not write it. History, search and export still read it; a turn is shown but not saved.
+
+    ``reason`` is why, as a clause that follows the store's path ("is on a read-only
+    filesystem", "is on a full disk", …).
+    """
+
+    def __init__(self, message: str, *, hint: str = "", reason: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
 
 
 class StoreVersionError(StoreError):

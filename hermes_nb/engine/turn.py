@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 
 from ..core.events import TRUNCATING_REASONS, Event, RunState
-from ..core.exceptions import ErrorKind, HermesError, ProviderError
+from ..core.exceptions import ErrorKind, HermesError, ProviderError, StoreReadOnlyError
 from ..core.profiles import Profile, profile_env
 from ..core.prompts import APPROVAL_VALUES
 from ..providers import get_provider
@@ -172,7 +172,11 @@ class Transcript(Protocol):
         ...
 
     def settle(self, run: Run, outcome: TurnOutcome) -> bool:
-        """Write the outcome back if ``run.stream_id`` still owns the session; True if written."""
+        """Write the outcome back if ``run.stream_id`` still owns the session; True if written.
+
+        Raises :class:`StoreReadOnlyError` when the store cannot take it (a read-only or full
+        filesystem): the turn keeps its ending and shows the error's one sentence after it.
+        """
         ...
 
 
@@ -579,6 +583,16 @@ def _outcome(run: Run, *, completed: bool, error: ProviderError | None) -> TurnO
     return outcome
 
 
+def _not_saved(outcome: TurnOutcome, sentence: str) -> None:
+    """Add the sentence saying the turn was not stored: after the reply or the cancel marker
+    (the notice), or after an error's hint."""
+    if outcome.error is not None:
+        hint = str(outcome.error.get("hint") or "")
+        outcome.error = {**outcome.error, "hint": f"{hint} {sentence}".strip()}
+    else:
+        outcome.notice = f"{outcome.notice} {sentence}".strip()
+
+
 async def _settle(run: Run, outcome: TurnOutcome) -> None:
     """Write the outcome back and end the run. Must always reach ``run.finish()``: the view's
     pump and every ``wait()`` (``%hermes --wait``) block until it is called."""
@@ -588,6 +602,9 @@ async def _settle(run: Run, outcome: TurnOutcome) -> None:
                 written = await anyio.to_thread.run_sync(
                     run.request.transcript.settle, run, outcome
                 )
+            except StoreReadOnlyError as exc:  # shown, not stored: the ending stands, and says so
+                written = True
+                _not_saved(outcome, exc.message)
             except Exception as exc:
                 written = False
                 if not isinstance(exc, HermesError):

@@ -18,6 +18,18 @@ The schema is an append-only list of named migrations; the ones that ran are rec
 ``_hermes_migrations``. A store holding a migration this code does not know was written by a
 newer hermes_nb and is refused unchanged (:class:`StoreVersionError`).
 
+A store that cannot be written — its filesystem is read-only (a read-only home on a hub, a
+read-only mount) or full, or this user may not write it — is still opened, for reading:
+:attr:`Store.read_only` says why, and every write raises :class:`StoreReadOnlyError` with that
+reason in one sentence, before SQLite is touched. A WAL database needs its ``-shm`` (and
+``-wal``) file to be read; where they cannot be created beside it, SQLite can still read the file
+as ``immutable`` (sqlite.org/wal.html, "read-only databases") — exact only when no ``-wal`` file
+holds commits not yet checkpointed into it, so when one does, the two files are copied to a
+private temporary directory and read there. Migrations cannot run on such a store: it is read
+with the schema it has, and a query that needs a newer schema says so in one sentence. A store
+whose file or directory does not exist and cannot be created reads as empty. A full disk met
+by a write of an open store is the same refusal (:class:`StoreReadOnlyError`).
+
 Runs record the process that owns them (pid plus a start token, so a reused pid is not mistaken
 for the owner). A run left ``queued``/``streaming`` by a process that has died is marked
 ``interrupted`` when the store is opened and its session is freed (invariant 18).
@@ -34,11 +46,14 @@ here.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import re
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -47,7 +62,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core import config
-from ..core.exceptions import SessionNotFound, StoreError, StoreVersionError
+from ..core.exceptions import SessionNotFound, StoreError, StoreReadOnlyError, StoreVersionError
 
 # Also imported from here by callers and tests (MIGRATIONS, PROCESS_TOKEN and the records).
 from ._owner import PROCESS_TOKEN, owner_alive
@@ -90,6 +105,16 @@ RUN_STATES = ("queued", "streaming", "done", "stopped", "error", "interrupted")
 _UNFINISHED = ("queued", "streaming")
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+# SQLite's primary result codes (sqlite3.h) that mean "this file cannot be written here".
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 3, 8, 10, 13, 14
+_UNWRITABLE = frozenset(
+    {_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN}
+)
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_READ_ONLY_HINT = (
+    "History, search and export still work; free some space or make the directory writable, "
+    "or set HERMES_NB_HOME to a writable directory."
+)
 _INTERRUPTED_NOTICE = (
     "The previous turn was interrupted: the kernel stopped before a reply was stored. "
     "Your prompt is kept above; ask again to continue."
@@ -112,6 +137,39 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _code(exc: BaseException | None) -> int:
+    """SQLite's primary result code of ``exc`` (0 if it is not an sqlite3 error)."""
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _cannot_write(exc: StoreError) -> bool:
+    """True if opening failed because the file cannot be written here (not for any other
+    reason): then the store is opened read-only instead."""
+    return isinstance(exc, StoreReadOnlyError) or _code(exc.__cause__) in _UNWRITABLE
+
+
+def _condition(where: Path, cause: BaseException | None) -> str:
+    """Why ``where`` (an existing file or directory) cannot be written, as a clause after "is"."""
+    err = cause.errno if isinstance(cause, OSError) else None
+    if _code(cause) == _SQLITE_FULL or err in _FULL_ERRNOS:
+        return "on a full disk"
+    try:
+        fs: os.statvfs_result | None = os.statvfs(where)
+    except (OSError, AttributeError):  # AttributeError: no statvfs on this platform
+        fs = None
+    if err == errno.EROFS or (fs is not None and fs.f_flag & os.ST_RDONLY):
+        return "on a read-only filesystem"
+    if fs is not None and fs.f_blocks and not fs.f_bavail:
+        return "on a full disk"
+    directory = where if where.is_dir() else where.parent
+    if err in (errno.EACCES, errno.EPERM) or not (
+        os.access(directory, os.W_OK) and (where.is_dir() or os.access(where, os.W_OK))
+    ):
+        return "not writable by this user"
+    detail = cause.strerror if isinstance(cause, OSError) else str(cause or "")
+    return f"not writable ({detail})" if detail else "not writable"
+
+
 class Store:
     """A handle on one session database. Thread-safe: one connection, used under a lock.
 
@@ -131,16 +189,32 @@ class Store:
         self._retry_for = retry_for
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._check_file()
+        #: why nothing can be written (a clause after the path), or None for a writable store
+        self._read_only: str | None = None
+        self._empty = False  # read-only and nothing to read: an empty schema in memory
+        self._stale = False  # read-only with migrations pending: read with the schema it has
+        self._copy: tempfile.TemporaryDirectory[str] | None = None
         try:
-            with self._lock:
-                self._check_version(self._connection())
-            self._retrying(self._enable_wal)
-            self._migrate()
-            self.recover()
+            try:
+                self._check_file()
+                with self._lock:
+                    self._check_version(self._connection())
+                self._retrying(self._enable_wal)
+                self._migrate()
+                self.recover()
+            except StoreError as exc:
+                if not _cannot_write(exc):
+                    raise
+                self._open_read_only(exc.__cause__)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def read_only(self) -> str | None:
+        """Why nothing can be written to this store ("is on a read-only filesystem", …, after
+        its path), or None if it is writable. Read-only stores are read as usual."""
+        return self._read_only
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -157,12 +231,8 @@ class Store:
         except FileNotFoundError:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(
-                    f"Cannot create the directory for the session store {self.path}: "
-                    f"{exc.strerror}.",
-                    hint="Set HERMES_NB_HOME to a writable directory.",
-                ) from exc
+            except OSError as exc:  # read-only or full: the store reads as empty
+                raise self._refusal(exc) from exc
             return
         except OSError as exc:
             raise StoreError(
@@ -178,27 +248,112 @@ class Store:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            db: sqlite3.Connection | None = None
             try:
-                db = sqlite3.connect(
-                    str(self.path),
-                    timeout=self._busy_timeout,
-                    isolation_level=None,  # explicit BEGIN/COMMIT only
-                    check_same_thread=False,  # guarded by self._lock instead
-                )
-                # Per connection, writes nothing: in WAL mode a commit survives a process crash.
-                db.execute("PRAGMA synchronous = NORMAL")
-                # Up to 32 MB of pages (used only as read): a long session reloads from memory.
-                db.execute("PRAGMA cache_size = -32768")
-            except sqlite3.Error as exc:
-                if db is not None:
-                    db.close()
+                self._db = self._open_db()
+            except (sqlite3.Error, OSError) as exc:
+                detail = exc.strerror if isinstance(exc, OSError) else str(exc)
                 raise StoreError(
-                    f"Cannot open the session store {self.path}: {exc}.",
-                    hint="Check that the directory exists and is writable, or set HERMES_NB_HOME.",
+                    f"Cannot open the session store {self.path}: {detail}.",
+                    hint="Check that the directory exists and is readable, or set HERMES_NB_HOME.",
                 ) from exc
-            self._db = db
         return self._db
+
+    def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            target,
+            timeout=self._busy_timeout,
+            isolation_level=None,  # explicit BEGIN/COMMIT only
+            check_same_thread=False,  # guarded by self._lock instead
+            uri=uri,
+        )
+        try:
+            # Per connection, writes nothing: in WAL mode a commit survives a process crash.
+            db.execute("PRAGMA synchronous = NORMAL")
+            # Up to 32 MB of pages (used only as read): a long session reloads from memory.
+            db.execute("PRAGMA cache_size = -32768")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_db(self) -> sqlite3.Connection:
+        if self._read_only is None:
+            return self._connect(str(self.path))
+        if self._empty:
+            db = self._connect(":memory:")
+            db.execute("BEGIN")
+            _apply_pending(db)
+            db.execute("COMMIT")
+        else:
+            db = self._connect_read_only()
+        db.execute("PRAGMA query_only = ON")  # the second guard: writes are refused before
+        return db
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that only reads the file, with whatever can be created beside it."""
+        uri = self.path.absolute().as_uri()
+        db: sqlite3.Connection | None = None
+        try:
+            db = self._connect(f"{uri}?mode=ro", uri=True)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
+            if _code(exc) != _SQLITE_CANTOPEN:
+                raise
+        # The -shm file cannot be created beside it. Immutable reads the main file alone,
+        # which holds every commit unless a -wal file still holds some: then read a copy.
+        wal = Path(f"{self.path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            if self._copy is None:
+                self._copy = tempfile.TemporaryDirectory(prefix="hermes-nb-store-")
+                copy = Path(self._copy.name) / self.path.name
+                shutil.copyfile(self.path, copy)
+                shutil.copyfile(wal, f"{copy}-wal")
+            return self._connect(str(Path(self._copy.name) / self.path.name))
+        return self._connect(f"{uri}?mode=ro&immutable=1", uri=True)
+
+    def _open_read_only(self, cause: BaseException | None) -> None:
+        """The store cannot be written: read it as it is (or as empty if there is no file)."""
+        self.close()
+        self._read_only = self._reason(cause)
+        try:
+            self._empty = not self.path.exists() or self.path.stat().st_size == 0
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot read the session store {self.path}: {exc.strerror}.",
+                hint="Set HERMES_NB_HOME to a readable directory.",
+            ) from exc
+        with self._lock:
+            db = self._connection()
+            self._check_version(db)
+            try:
+                applied = _applied(db)
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+        if not applied:  # an SQLite file that never got the schema: nothing is stored in it
+            self.close()
+            self._empty = True
+        self._stale = bool(applied) and applied != {m.name for m in MIGRATIONS}
+
+    def _reason(self, cause: BaseException | None) -> str:
+        """Why the store cannot be written, as a clause after its path."""
+        where = self.path
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        condition = _condition(where, cause)
+        if where == self.path:
+            return f"is {condition}"
+        return f"does not exist and cannot be created ({where} is {condition})"
+
+    def _refusal(self, cause: BaseException | None = None) -> StoreReadOnlyError:
+        reason = self._read_only or self._reason(cause)
+        return StoreReadOnlyError(
+            f"The session store {self.path} {reason}, so nothing new can be saved in it.",
+            hint=_READ_ONLY_HINT,
+            reason=reason,
+        )
 
     def _check_version(self, db: sqlite3.Connection) -> None:
         """Refuse a store from a newer hermes_nb, before anything is written to it."""
@@ -235,12 +390,17 @@ class Store:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+            if self._copy is not None:
+                self._copy.cleanup()
+                self._copy = None
 
     # -- transactions --------------------------------------------------------------------------
 
     def _retrying(self, func: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
         """Run ``func`` in one transaction (``BEGIN IMMEDIATE`` if ``write``), retrying while
         the database is busy; every sqlite3 error leaves as a :class:`StoreError`."""
+        if write and self._read_only is not None:
+            raise self._refusal()
         deadline = time.monotonic() + self._retry_for
         delay = 0.005
         while True:
@@ -256,7 +416,7 @@ class Store:
                 except sqlite3.Error as exc:
                     _rollback(db)
                     if not (_is_busy(exc) and time.monotonic() < deadline):
-                        raise self._error(exc) from exc
+                        raise self._error(exc, write=write) from exc
                 except BaseException:
                     _rollback(db)
                     raise
@@ -269,7 +429,7 @@ class Store:
     def _write(self, func: Callable[[sqlite3.Connection], T]) -> T:
         return self._retrying(func, write=True)
 
-    def _error(self, exc: sqlite3.Error) -> StoreError:
+    def _error(self, exc: sqlite3.Error, *, write: bool = False) -> StoreError:
         text = str(exc)
         if _READ_ONLY in text:
             return StoreError(
@@ -280,6 +440,16 @@ class Store:
             return StoreError(
                 f"The session store {self.path} is locked by another process.",
                 hint="Another kernel is holding it; try again, or restart a kernel that hangs.",
+            )
+        code = _code(exc)
+        if code in (_SQLITE_READONLY, _SQLITE_FULL) or (write and code in _UNWRITABLE):
+            return self._refusal(exc)
+        if self._stale and ("no such table" in text or "no such column" in text):
+            return StoreError(
+                f"The session store {self.path} was written by an older hermes_nb and cannot "
+                f"be upgraded while it {self._read_only}.",
+                hint="Open it once with write access to upgrade it, or set HERMES_NB_HOME to "
+                "another directory; it was left unchanged.",
             )
         if isinstance(exc, sqlite3.DatabaseError) and (
             "not a database" in text or "malformed" in text or "corrupt" in text
@@ -346,13 +516,23 @@ class Store:
     ) -> SessionRecord:
         """The live session called ``name``, created if there is none (race-free)."""
 
-        def run(db: sqlite3.Connection) -> SessionRecord:
+        def find(db: sqlite3.Connection) -> SessionRecord | None:
             row = db.execute(
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE name = ? AND archived = 0",
                 (name,),
             ).fetchone()
-            if row is not None:
-                return _session(row)
+            return None if row is None else _session(row)
+
+        if self._read_only is not None:  # found, or refused with the reason
+            found = self._read(find)
+            if found is None:
+                raise self._refusal()
+            return found
+
+        def run(db: sqlite3.Connection) -> SessionRecord:
+            found = find(db)
+            if found is not None:
+                return found
             return self._insert_session(
                 db,
                 name=name,
@@ -712,8 +892,10 @@ class Store:
         """Mark runs whose process died as ``interrupted`` and free their sessions.
 
         Returns the ids of the runs it interrupted. Runs owned by live processes (this one
-        included) are left alone.
+        included) are left alone, and so is every run of a read-only store.
         """
+        if self._read_only is not None:
+            return []
         candidates = self._read(
             lambda db: db.execute(
                 "SELECT stream_id, pid, proc_token FROM runs WHERE state IN ('queued', 'streaming')"

@@ -16,6 +16,14 @@
   The prompts the run asked and their answers go in the reply's metadata. What is written is
   decided from this turn's outcome alone.
 
+On a store that cannot be written (:class:`~hermes_nb.core.exceptions.StoreReadOnlyError`: a
+read-only or full filesystem) a turn still runs and its reply is shown, but it is not saved:
+``begin`` falls back to the stored history, ``settle`` stores nothing and raises the error with
+one sentence saying so, which the turn shows after the reply. The handle keeps those unsaved turns
+in memory so the conversation goes on; a session that cannot even be created is such a handle
+alone (:attr:`Session.unsaved`). If the prompt was stored but the reply cannot be (the disk
+filled up meanwhile), the sentence says that the prompt is kept.
+
 After a session's first reply a background job titles it; after any reply that brings the context
 over ``context_window * compress_at`` a background job compresses it. Both are best-effort: a
 failure is logged and the next reply tries again. A :class:`Session` handle follows compression:
@@ -32,13 +40,20 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..core.config import resolve_profile
 from ..core.events import RunState
-from ..core.exceptions import ErrorKind, HermesError, SessionNotFound, StoreError
+from ..core.exceptions import (
+    ErrorKind,
+    HermesError,
+    SessionNotFound,
+    StoreError,
+    StoreReadOnlyError,
+)
 from ..core.profiles import Profile
 from ..core.prompts import ANSWERED_BY, APPROVAL_DECISIONS
 from ..engine.runtime import get_runtime
@@ -79,9 +94,35 @@ class Session:
     (a background job may set the title; another kernel may rename the session).
     """
 
-    def __init__(self, session_id: str, store: Store) -> None:
+    def __init__(
+        self, session_id: str, store: Store, *, _draft: SessionRecord | None = None
+    ) -> None:
         self.id = session_id
         self._store = store
+        # A session the store could not create (read-only): its record lives in this handle.
+        self._draft = _draft
+        # Turns shown but not saved (a read-only store), sent as history by the next turns.
+        self._unsaved: builtins.list[Message] = []
+
+    @classmethod
+    def _unsaved_session(cls, store: Store, name: str | None, profile: Profile) -> Session:
+        now = time.time()
+        record = SessionRecord(
+            uuid.uuid4().hex,
+            name,
+            None,
+            profile.name,
+            profile.model,
+            None,
+            "new",
+            False,
+            now,
+            now,
+            None,
+            None,
+            None,
+        )
+        return cls(record.id, store, _draft=record)
 
     # -- finding sessions ----------------------------------------------------------------------
 
@@ -102,7 +143,12 @@ class Session:
         """A new, empty session (``name`` must not be used by another live session)."""
         store = store or get_store()
         resolved = _profile(profile)
-        record = store.create_session(name=_name(name), profile=resolved.name, model=resolved.model)
+        try:
+            record = store.create_session(
+                name=_name(name), profile=resolved.name, model=resolved.model
+            )
+        except StoreReadOnlyError:  # its turns are shown, each saying it was not saved
+            return cls._unsaved_session(store, _name(name), resolved)
         return cls(record.id, store)
 
     @classmethod
@@ -112,15 +158,27 @@ class Session:
         """The live session called ``name`` (a notebook's default session), created if needed."""
         store = store or get_store()
         resolved = _profile(profile)
-        record = store.open_or_create(
-            _name(name) or "", profile=resolved.name, model=resolved.model
-        )
+        try:
+            record = store.open_or_create(
+                _name(name) or "", profile=resolved.name, model=resolved.model
+            )
+        except StoreReadOnlyError:  # no such session, and none can be created: unsaved
+            return cls._unsaved_session(store, _name(name) or "", resolved)
         return cls(record.id, store)
 
     # -- reading -------------------------------------------------------------------------------
 
     def _record(self) -> SessionRecord:
+        if self._draft is not None:
+            return self._draft
         return self._store.get_session(self.id)
+
+    @property
+    def unsaved(self) -> bool:
+        """True for a session that exists only in this handle: the store could not be written
+        when it was made (a read-only or full filesystem). It has no stored messages; its turns
+        are shown, each saying it was not saved."""
+        return self._draft is not None
 
     def _sibling(self, session_id: str) -> Session:
         return type(self)(session_id, self._store)
@@ -170,6 +228,8 @@ class Session:
 
     def lineage(self) -> builtins.list[Session]:
         """This session, its parent, the parent's parent, … up to the root."""
+        if self._draft is not None:
+            return [self]
         chain: builtins.list[Session] = []
         seen: set[str] = set()
         current: str | None = self.id
@@ -223,6 +283,8 @@ class Session:
         Only a first look (for the profile): compression may still archive the session before
         the turn begins, and the turn's own transaction follows again (``Store.begin_turn``).
         """
+        if self._draft is not None:
+            return self._draft
         record = self._store.live_session(self.id)
         self.id = record.id
         return record
@@ -321,7 +383,7 @@ class Session:
         except StoreError:
             return f"<Session {self.id[:8]} (gone)>"
         label = " ".join(repr(v) for v in (record.name, record.title) if v)
-        flags = " archived" if record.archived else ""
+        flags = " archived" if record.archived else " unsaved" if self.unsaved else ""
         return f"<Session {self.id[:8]}{' ' + label if label else ''}{flags}>"
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
@@ -365,17 +427,29 @@ class SessionTranscript:
         self.auto_title = auto_title
         self.auto_compress = auto_compress
         self.handle = handle
+        #: set when the store refused the prompt: the turn runs, and is not saved
+        self.unsaved: StoreReadOnlyError | None = None
 
     def begin(self, run: Run) -> builtins.list[Message]:
-        """Store the prompt and claim the session (one transaction), then read the history."""
-        record = self.store.begin_turn(
-            self.session_id,
-            run_id=run.run_id,
-            stream_id=run.stream_id,
-            prompt=run.request.prompt,
-            profile=run.profile.name,
-            model=run.profile.model,
-        )
+        """Store the prompt and claim the session (one transaction), then read the history.
+
+        On a store that cannot be written: the stored history, the handle's unsaved turns and
+        the prompt — the turn runs, and :meth:`settle` says it was not saved.
+        """
+        try:
+            record = self.store.begin_turn(
+                self.session_id,
+                run_id=run.run_id,
+                stream_id=run.stream_id,
+                prompt=run.request.prompt,
+                profile=run.profile.name,
+                model=run.profile.model,
+            )
+        except StoreReadOnlyError as exc:
+            self.unsaved = exc
+            earlier = self.handle._unsaved if self.handle is not None else []
+            prompt: Message = {"role": "user", "content": run.request.prompt}
+            return [*self.store.history(self.session_id), *earlier, prompt]
         if record.id != self.session_id:
             log.info(
                 "Session %s was compressed; the turn continues in %s.",
@@ -389,17 +463,38 @@ class SessionTranscript:
         return self.store.history(self.session_id)
 
     def settle(self, run: Run, outcome: TurnOutcome) -> bool:
-        """Write the outcome iff ``run.stream_id`` still owns the session; True if written."""
+        """Write the outcome iff ``run.stream_id`` still owns the session; True if written.
+
+        :class:`StoreReadOnlyError` if the store cannot be written: its message is the one
+        sentence the turn shows — not saved, why, and what is kept.
+        """
+        if self.unsaved is not None:
+            if self.handle is not None:
+                self.handle._unsaved.extend(_unsaved_turn(run.request.prompt, outcome))
+            raise _not_saved(
+                "This turn",
+                self.store,
+                self.unsaved,
+                ", so it is shown here only and the stored history is unchanged",
+            )
         state, messages = _outcome_messages(outcome, run.profile)
-        written = self.store.settle_turn(
-            self.session_id,
-            run_id=run.run_id,
-            stream_id=run.stream_id,
-            state=state,
-            messages=messages,
-            usage=outcome.usage or None,
-            error=outcome.error,
-        )
+        try:
+            written = self.store.settle_turn(
+                self.session_id,
+                run_id=run.run_id,
+                stream_id=run.stream_id,
+                state=state,
+                messages=messages,
+                usage=outcome.usage or None,
+                error=outcome.error,
+            )
+        except StoreReadOnlyError as exc:
+            raise _not_saved(
+                "This reply",
+                self.store,
+                exc,
+                "; your prompt is stored, and the reply is shown here only",
+            ) from exc
         if written and state == "done":
             self._after_reply(run.profile)
         return written
@@ -416,6 +511,23 @@ class SessionTranscript:
             _start_job(f"title:{self.session_id}", generate_title, session, profile)
         if compress:
             _start_job(f"compress:{self.session_id}", _auto_compress, session, profile)
+
+
+def _not_saved(what: str, store: Store, exc: StoreReadOnlyError, kept: str) -> StoreReadOnlyError:
+    """The one sentence a turn shows when the store refused it: not saved, why, what is kept."""
+    return StoreReadOnlyError(
+        f"{what} was not saved: the session store {store.path} {exc.reason}{kept}.",
+        reason=exc.reason,
+    )
+
+
+def _unsaved_turn(prompt: str, outcome: TurnOutcome) -> builtins.list[Message]:
+    """A turn the store refused, as history for the next turns of the same handle."""
+    turn: builtins.list[Message] = [{"role": "user", "content": prompt}]
+    turn.extend(dict(m) for m in outcome.steps)
+    if outcome.text.strip():
+        turn.append({"role": "assistant", "content": outcome.text})
+    return turn
 
 
 def _outcome_messages(
