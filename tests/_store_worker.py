@@ -6,6 +6,14 @@
 ``crash NAME``
     start one slow echo turn in session NAME, print one JSON line once text is streaming, and
     sleep — the test kills the process with SIGKILL there.
+``commit-and-exit NAME``
+    store a session NAME with two messages and leave at once, without closing the store: its
+    commits stay in the ``-wal`` file, not yet checkpointed into the database file (run by
+    tests/test_store_readonly.py).
+``as-nobody``
+    (started as root) warm up the runtime, drop to the unprivileged user ``nobody``, then read
+    the session ``nb`` — history, search, export — and run a turn in it; print one JSON line
+    with what happened (run by tests/test_store_readonly.py: root bypasses file permissions).
 
 The store is ``$HERMES_NB_HOME/sessions.db``, inherited from the test.
 """
@@ -13,6 +21,8 @@ The store is ``$HERMES_NB_HOME/sessions.db``, inherited from the test.
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import sys
 import time
 from collections import Counter
@@ -53,11 +63,57 @@ def crash(name: str) -> None:
     time.sleep(120)
 
 
+def commit_and_exit(name: str) -> None:
+    from hermes_nb.store.database import NewMessage, Store
+
+    store = Store()
+    record = store.create_session(name=name)
+    store.append_messages(
+        record.id, [NewMessage("user", "kept in the wal"), NewMessage("assistant", "me too")]
+    )
+    os._exit(0)  # no close: no checkpoint, the -wal and -shm files stay
+
+
+def as_nobody() -> None:
+    import hermes_nb
+    from hermes_nb.core.exceptions import StoreReadOnlyError
+    from hermes_nb.store.database import get_store
+
+    # Everything this process needs is imported (and the runtime started) while it may still
+    # read this interpreter's files; the user nobody may not.
+    hermes_nb.chat("warm up", profile="echo", delay=0).wait(30)
+    nobody = pwd.getpwnam("nobody")
+    os.setgroups([])
+    os.setgid(nobody.pw_gid)
+    os.setuid(nobody.pw_uid)
+    store = get_store()
+    session = Session.open("nb")
+    out: dict[str, object] = {
+        "read_only": store.read_only,
+        "sessions": [s.name for s in hermes_nb.sessions.list()],
+        "history": [m.content for m in session.messages],
+        "search": [h.snippet for h in hermes_nb.sessions.search("stored")],
+        "export": "stored question" in session.export("md"),
+    }
+    try:
+        store.create_session(name="another")
+    except StoreReadOnlyError as exc:
+        out["refused"] = str(exc.message)
+    run = session.chat("a new question", profile="echo", delay=0, reply="a new answer").wait(30)
+    out.update(status=str(run.status), text=run.text, notice=run.notice)
+    out["after"] = [m.content for m in session.messages]
+    print(json.dumps(out), flush=True)
+
+
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
     if mode == "turns":
         turns(rest[0], int(rest[1]), Path(rest[2]))
     elif mode == "crash":
         crash(rest[0])
+    elif mode == "commit-and-exit":
+        commit_and_exit(rest[0])
+    elif mode == "as-nobody":
+        as_nobody()
     else:
         raise SystemExit(f"unknown mode {mode!r}")

@@ -202,6 +202,8 @@ class Store:
                 self._retrying(self._enable_wal)
                 self._migrate()
                 self.recover()
+                if not os.access(self.path, os.W_OK):  # SQLite fell back to reading it
+                    self._open_read_only(None)
             except StoreError as exc:
                 if not _cannot_write(exc):
                     raise
@@ -300,9 +302,9 @@ class Store:
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()
-            if _code(exc) != _SQLITE_CANTOPEN:
+            if _code(exc) not in _UNWRITABLE:
                 raise
-        # The -shm file cannot be created beside it. Immutable reads the main file alone,
+        # The -shm file cannot be created (or sized) beside it. Immutable reads the main file alone,
         # which holds every commit unless a -wal file still holds some: then read a copy.
         wal = Path(f"{self.path}-wal")
         if wal.exists() and wal.stat().st_size > 0:
