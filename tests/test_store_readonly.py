@@ -3,9 +3,9 @@
 The conditions are real, never a mocked ``sqlite3``: a tmpfs mounted for the test and remounted
 read-only (EROFS, which binds root too), a tiny tmpfs filled to the last byte (ENOSPC, SQLITE_FULL),
 and a store that root owns read by the unprivileged user ``nobody`` in a subprocess (file
-permissions, which root itself bypasses). Mounting needs root with CAP_SYS_ADMIN (CI runs as
-root); where it is refused the mount tests are skipped with the reason, and so is the ``nobody``
-test where the tests do not run as root.
+permissions, which root itself bypasses). Mounting needs root with CAP_SYS_ADMIN, and the
+``nobody`` test needs root: elsewhere these tests are skipped with the reason — except in CI
+(``CI=true``, which runs as root), where they fail instead, so they never go quietly unrun.
 """
 
 from __future__ import annotations
@@ -74,6 +74,13 @@ class Tmpfs:
         return filler
 
 
+def _unavailable(reason: str) -> None:
+    """Skip, with the reason; in CI, fail: CI runs as root, where the mechanism must work."""
+    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{reason}; CI=true, and CI must run these tests (as root).", pytrace=False)
+    pytest.skip(reason)
+
+
 def _release() -> None:
     join_background(10)
     close_stores()
@@ -83,7 +90,7 @@ def _release() -> None:
 def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Tmpfs]]:
     """``tmpfs("1m")`` mounts a tmpfs of that size in the test's directory; unmounted after."""
     if not sys.platform.startswith("linux") or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs Linux and mount(8)")
+        _unavailable("mounting a tmpfs needs Linux and mount(8)")
     mounted: list[Path] = []
 
     def make(size: str) -> Tmpfs:
@@ -95,10 +102,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Tmpfs]]:
             text=True,
         )
         if done.returncode != 0:
-            pytest.skip(
-                "mounting a tmpfs needs root with CAP_SYS_ADMIN (CI runs as root): "
-                + done.stderr.strip()
-            )
+            _unavailable(f"mounting a tmpfs needs root with CAP_SYS_ADMIN ({done.stderr.strip()})")
         mounted.append(path)
         return Tmpfs(path)
 
@@ -383,14 +387,12 @@ def test_the_disk_fills_up_during_a_turn(stored: Tmpfs) -> None:
 # -- file permissions (an unprivileged user) ------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() != 0,
-    reason="needs root to start a process that drops to the user nobody",
-)
 @pytest.mark.parametrize("leftovers", [False, True], ids=["clean", "wal-and-shm-left"])
 def test_a_store_this_user_may_not_write(leftovers: bool) -> None:
     """The store belongs to root (mode 644 in a 755 directory); nobody reads it — also when a
     writer left its -wal and -shm files (root's, read-only to nobody)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        _unavailable("needs root, to start a process that drops to the user nobody")
     home = Path(tempfile.mkdtemp(prefix="hermes-nb-perm-"))
     try:
         home.chmod(0o755)
@@ -481,6 +483,7 @@ def test_magics_on_a_read_only_store(
     assert sentence in capsys.readouterr().out
 
 
+@pytest.mark.kernel
 def test_kernel_history_and_a_turn_on_a_read_only_store(stored: Tmpfs) -> None:
     from kernel_harness import KernelHarness
 
