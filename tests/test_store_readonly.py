@@ -176,6 +176,8 @@ def test_read_only_filesystem_reads_history_search_and_export(stored: Tmpfs) -> 
         session.branch(2)
     with pytest.raises(StoreReadOnlyError):
         session.delete()
+    with pytest.raises(StoreReadOnlyError):  # before the model is asked for a summary
+        session.compress(keep_last=0)
     assert Session.new("fresh").unsaved  # a handle only: its turns say they were not saved
     assert store.dump() == before
 

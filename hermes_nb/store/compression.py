@@ -140,10 +140,12 @@ def compress(
 
     Returns the continuation. Raises :class:`HermesError` — having changed nothing — when there
     is nothing to summarise, a turn is running, the session is an archive, the model fails, or
-    the session changed while the summary was being written.
+    the session changed while the summary was being written; and, before the model is asked,
+    :class:`~hermes_nb.core.exceptions.StoreReadOnlyError` when the store cannot be written.
     """
     record = session._record()
     short = session.id[:8]
+    session._store.check_writable()  # a read-only store: refused before the model is asked
     if record.archived:
         raise NothingToCompress(
             f"Session {short} is already archived.",

@@ -218,6 +218,12 @@ class Store:
         its path), or None if it is writable. Read-only stores are read as usual."""
         return self._read_only
 
+    def check_writable(self) -> None:
+        """:class:`StoreReadOnlyError` if nothing can be written: for work that would end in a
+        write only after something costly (compression asks a model first)."""
+        if self._read_only is not None:
+            raise self._refusal()
+
     # -- opening -------------------------------------------------------------------------------
 
     def _check_file(self) -> None:
