@@ -386,6 +386,20 @@ def test_the_disk_fills_up_during_a_turn(stored: Tmpfs) -> None:
     assert [m.content for m in session.messages][-2:] == ["room again", "saved"]
 
 
+def test_a_session_made_on_a_full_disk_is_stored_once_there_is_room(stored: Tmpfs) -> None:
+    get_store()  # opened with room to spare: the disk fills while it is open
+    filler = stored.fill()
+    session = Session.new("later", profile="echo")
+    assert session.unsaved
+    run = session.chat("while full", delay=0, reply="not kept").wait(30)
+    assert run.notice is not None and "is on a full disk" in run.notice
+    filler.unlink()
+    run = session.chat("with room", delay=0, reply="kept").wait(30)
+    assert (run.status, run.notice) == ("done", None)
+    assert not session.unsaved
+    assert [m.content for m in Session.open("later").messages] == ["with room", "kept"]
+
+
 # -- file permissions (an unprivileged user) ------------------------------------------------------
 
 

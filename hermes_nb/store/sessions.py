@@ -94,18 +94,20 @@ class Session:
     (a background job may set the title; another kernel may rename the session).
     """
 
-    def __init__(
-        self, session_id: str, store: Store, *, _draft: SessionRecord | None = None
-    ) -> None:
+    def __init__(self, session_id: str, store: Store) -> None:
         self.id = session_id
         self._store = store
-        # A session the store could not create (read-only): its record lives in this handle.
-        self._draft = _draft
+        # A session the store could not create (read-only or full): its record lives in this
+        # handle, with the store's refusal.
+        self._draft: SessionRecord | None = None
+        self._refused: StoreReadOnlyError | None = None
         # Turns shown but not saved (a read-only store), sent as history by the next turns.
         self._unsaved: builtins.list[Message] = []
 
     @classmethod
-    def _unsaved_session(cls, store: Store, name: str | None, profile: Profile) -> Session:
+    def _unsaved_session(
+        cls, store: Store, name: str | None, profile: Profile, refused: StoreReadOnlyError
+    ) -> Session:
         now = time.time()
         record = SessionRecord(
             uuid.uuid4().hex,
@@ -122,7 +124,9 @@ class Session:
             None,
             None,
         )
-        return cls(record.id, store, _draft=record)
+        session = cls(record.id, store)
+        session._draft, session._refused = record, refused
+        return session
 
     # -- finding sessions ----------------------------------------------------------------------
 
@@ -147,8 +151,8 @@ class Session:
             record = store.create_session(
                 name=_name(name), profile=resolved.name, model=resolved.model
             )
-        except StoreReadOnlyError:  # its turns are shown, each saying it was not saved
-            return cls._unsaved_session(store, _name(name), resolved)
+        except StoreReadOnlyError as exc:  # its turns are shown, each saying it was not saved
+            return cls._unsaved_session(store, _name(name), resolved, exc)
         return cls(record.id, store)
 
     @classmethod
@@ -162,8 +166,8 @@ class Session:
             record = store.open_or_create(
                 _name(name) or "", profile=resolved.name, model=resolved.model
             )
-        except StoreReadOnlyError:  # no such session, and none can be created: unsaved
-            return cls._unsaved_session(store, _name(name) or "", resolved)
+        except StoreReadOnlyError as exc:  # no such session, and none can be created: unsaved
+            return cls._unsaved_session(store, _name(name) or "", resolved, exc)
         return cls(record.id, store)
 
     # -- reading -------------------------------------------------------------------------------
@@ -177,7 +181,8 @@ class Session:
     def unsaved(self) -> bool:
         """True for a session that exists only in this handle: the store could not be written
         when it was made (a read-only or full filesystem). It has no stored messages; its turns
-        are shown, each saying it was not saved."""
+        are shown, each saying it was not saved — until a turn finds that the store takes it
+        (space was freed), when it is stored and saves as any other."""
         return self._draft is not None
 
     def _sibling(self, session_id: str) -> Session:
@@ -283,8 +288,20 @@ class Session:
         Only a first look (for the profile): compression may still archive the session before
         the turn begins, and the turn's own transaction follows again (``Store.begin_turn``).
         """
-        if self._draft is not None:
-            return self._draft
+        if self._draft is not None:  # stored now, if the store takes it (space was freed)
+            draft = self._draft
+            try:
+                if draft.name:
+                    record = self._store.open_or_create(
+                        draft.name, profile=draft.profile, model=draft.model
+                    )
+                else:
+                    record = self._store.create_session(profile=draft.profile, model=draft.model)
+            except StoreReadOnlyError as exc:
+                self._refused = exc
+                return draft
+            self.id, self._draft, self._refused = record.id, None, None
+            return record
         record = self._store.live_session(self.id)
         self.id = record.id
         return record
@@ -436,17 +453,21 @@ class SessionTranscript:
         On a store that cannot be written: the stored history, the handle's unsaved turns and
         the prompt — the turn runs, and :meth:`settle` says it was not saved.
         """
-        try:
-            record = self.store.begin_turn(
-                self.session_id,
-                run_id=run.run_id,
-                stream_id=run.stream_id,
-                prompt=run.request.prompt,
-                profile=run.profile.name,
-                model=run.profile.model,
-            )
-        except StoreReadOnlyError as exc:
-            self.unsaved = exc
+        # A session the store could not create is refused as it was then.
+        self.unsaved = self.handle._refused if self.handle is not None else None
+        if self.unsaved is None:
+            try:
+                record = self.store.begin_turn(
+                    self.session_id,
+                    run_id=run.run_id,
+                    stream_id=run.stream_id,
+                    prompt=run.request.prompt,
+                    profile=run.profile.name,
+                    model=run.profile.model,
+                )
+            except StoreReadOnlyError as exc:
+                self.unsaved = exc
+        if self.unsaved is not None:
             earlier = self.handle._unsaved if self.handle is not None else []
             prompt: Message = {"role": "user", "content": run.request.prompt}
             return [*self.store.history(self.session_id), *earlier, prompt]
