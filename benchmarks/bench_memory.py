@@ -8,9 +8,10 @@ reply), sent as an interactive front end sends it (``allow_stdin: true``); the f
 the chat view's model (``comm_open``), asks for its replay as a rendered view does, and waits
 for the settle's ``update_display_data``.
 
-After a warm-up the kernel's resident set (``VmRSS`` in ``/proc/<pid>/status``, after a
-``gc.collect()``) is read before and after ``--turns`` turns (default 200), in two fresh
-kernels:
+After a warm-up longer than the runtime's window of settled runs (``KEEP_SETTLED``: the kernel
+keeps the newest ones for ``%hermes runs``; older ones live on in the session store) the
+kernel's resident set (``VmRSS`` in ``/proc/<pid>/status``, after a ``gc.collect()``) is read
+before and after ``--turns`` turns (default 200), in two fresh kernels:
 
 a. **view**: each turn a ``%%hermes --new`` cell (a session per turn, so every turn is the
    same size and no compression runs), shown live; the front end renders the view (replay),
@@ -22,8 +23,9 @@ b. **reference**: the same cells in a kernel whose ``%%hermes`` shows no live vi
 
 Printed: the reply's size, each kernel's growth per turn (also after ``malloc_trim(0)``, which
 leaves what the heap holds without what malloc keeps free for later; and what ``gc`` tracks and
-the widgets ipywidgets still holds), and the view's growth against its target: the settled text
-the turn keeps (the reference's growth) plus at most half a reply's bytes for the view.
+the widgets ipywidgets still holds). Targets (issue 14): a long-lived kernel grows by no more
+than the settled text of a turn (its prompt and reply, UTF-8) per turn, with a view or without;
+the view's own share (view minus reference) at most half a reply; no widget held.
 
 Exit status 0 when the target is met.
 """
@@ -43,10 +45,13 @@ use_tests_dir()
 
 from kernel_harness import ExecResult, KernelHarness  # noqa: E402
 
+from hermes_nb.engine.runtime import KEEP_SETTLED  # noqa: E402
 from hermes_nb.providers.echo import echo_reply  # noqa: E402
+from hermes_nb.view.display import MAX_SETTLED  # noqa: E402
 
 TURNS = 200
-WARMUP = 20  # more than the settled runs a kernel holds for a reload (MAX_SETTLED)
+# Past the windows of settled runs a kernel holds: the runtime's and the view's (for a reload).
+WARMUP = max(KEEP_SETTLED, MAX_SETTLED) + 10
 # Before each reading: background work after a reply (titles) ends, and ipykernel closes the
 # iopub pipes of threads that have ended (every 10 s; each pump thread that sent frames has one).
 SETTLE = 11.0
@@ -224,16 +229,24 @@ def main() -> int:
         r = results[name]
         return (r["after"][field] - r["before"][field]) / turns
 
+    text_bytes = reply_bytes + len(PROMPT.encode())
     report = Report()
     for label, field in (("", 0), (" (after malloc_trim)", 1)):
-        view, reference = grew("view", field), grew("reference", field)
-        added = view - reference
+        for name in ("view", "reference"):
+            growth = grew(name, field)
+            report.figure(
+                f"{name}: RSS growth per settled turn{label}",
+                growth / 1024,
+                "KB",
+                text_bytes / 1024,
+                f"{growth / text_bytes:.2f}x the turn's text ({text_bytes / 1024:.1f} KB)",
+            )
+        added = grew("view", field) - grew("reference", field)
         report.figure(
-            f"view: RSS growth per settled turn{label}",
-            view / 1024,
+            f"the view's share per turn{label}",
+            added / 1024,
             "KB",
-            (reference + 0.5 * reply_bytes) / 1024,
-            f"without a view {reference / 1024:.1f} KB; the view adds {added / 1024:.1f} KB, "
+            0.5 * reply_bytes / 1024,
             f"{added / reply_bytes:.2f}x the reply",
         )
     report.figure("view: widgets ipywidgets still holds per turn", grew("view", 3), "", 0)

@@ -14,7 +14,7 @@ import hermes_nb
 from hermes_nb.core.events import RunState
 from hermes_nb.core.exceptions import RunError
 from hermes_nb.core.profiles import Profile
-from hermes_nb.engine.runtime import Runtime, get_runtime
+from hermes_nb.engine.runtime import Run, Runtime, get_runtime
 from hermes_nb.providers import register_provider
 from hermes_nb.providers.base import ProviderEvent, ProviderRequest
 
@@ -317,3 +317,66 @@ def test_shutdown_while_a_prompt_waits_settles_the_run_as_interrupted() -> None:
     answered = [e.data for e in run.events() if e.event == "prompt_answered"]
     assert [a["by"] for a in answered] == ["shutdown"]
     assert transcript.messages[-1] == {"role": "notice", "content": SHUTDOWN_NOTICE}
+
+
+def test_the_runtime_lets_go_of_settled_runs_beyond_its_window() -> None:
+    """A long-lived kernel keeps the newest ``keep_settled`` settled runs, not every turn's
+    reply; a run the caller still holds lives on, and live runs are never dropped."""
+    import gc
+    import weakref
+
+    from hermes_nb.engine.turn import TurnRequest
+
+    runtime = Runtime(keep_settled=2)
+    quick = Profile(options={"delay": 0})
+
+    def turn(prompt: str) -> Run:
+        run = runtime.start(TurnRequest(prompt=prompt, profile=quick))
+        run.wait(10)
+        return run
+
+    try:
+        gone = weakref.ref(turn("first"))
+        held = turn("held")
+        live = runtime.start(
+            TurnRequest(prompt="live " * 400, profile=Profile(options={"delay": 0.05}))
+        )
+        recent = [turn(f"more {n}") for n in range(3)]
+        last = turn("last")
+        # Pruned when a run registers: the newest two then, and the one that has settled since.
+        assert [r for r in runtime.runs() if r.settled] == [*recent[1:], last]
+        assert live in runtime.runs() and not live.settled
+        gc.collect()
+        assert gone() is None  # nothing else in hermes_nb kept the first run
+        assert "held" in held.text and held.settled  # the caller's run is whole
+        with pytest.raises(RunError, match="No run"):
+            runtime.get(held.run_id)
+    finally:
+        runtime.shutdown(timeout=5)
+
+
+def test_a_settled_run_keeps_its_reply_once() -> None:
+    """The compacted journal shares the reply's string with ``run.text``: a settled run holds
+    its text once (a 16 KB reply is not kept twice for the kernel's life)."""
+    import gc
+    import sys
+    import tracemalloc
+
+    prompt = "Merging — the slow part — is the diff. " * 400  # non-ASCII: 2 bytes a character
+    hermes_nb.chat("warm up", delay=0).wait(10)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        run = hermes_nb.chat(prompt, delay=0, chunk_size=4)
+        run.wait(10)
+        run.journal.since(0)  # a replay reads it; what it builds is not kept
+        time.sleep(0.2)  # the write-back finishes
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    text = sys.getsizeof(run.text)
+    assert [e.data["text"] for e in run.events() if e.event == "token"] != []
+    assert "".join(e.data["text"] for e in run.events() if e.event == "token") == run.text
+    assert kept < 1.6 * text, f"a settled run keeps {kept} bytes for {text} bytes of text"

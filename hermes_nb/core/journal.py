@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,11 +108,14 @@ class RunJournal:
                 hi = mid
         return lo
 
-    def compact(self) -> None:
+    def compact(self, reuse: Iterable[str] = ()) -> None:
         """Fold consecutive text events into compact runs; ``since`` output is unchanged.
 
-        Call it once a run has settled: it walks the whole journal once.
+        Call it once a run has settled: it walks the whole journal once. ``reuse`` are strings
+        the caller keeps anyway (the run's reply and reasoning): a folded text equal to one of
+        them is stored as that very object, so a settled run holds its reply once, not twice.
         """
+        keep = {len(s): s for s in reuse if s}
         with self._lock:
             out: list[JournalEntry | _Folded] = []
             pieces: list[str] = []
@@ -122,7 +125,9 @@ class RunJournal:
             def close() -> None:
                 nonlocal group
                 if group is not None:
-                    group.text = "".join(pieces)
+                    text = "".join(pieces)
+                    same = keep.get(len(text))
+                    group.text = same if same is not None and same == text else text
                     group.lengths = _packed(lengths)
                     pieces.clear()
                     lengths.clear()

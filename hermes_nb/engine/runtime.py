@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import httpx
 
 
-__all__ = ["Run", "Runtime", "get_runtime"]
+__all__ = ["KEEP_SETTLED", "Run", "Runtime", "get_runtime"]
 
 T = TypeVar("T")
 _run_numbers = itertools.count(1)
@@ -303,14 +303,15 @@ class Run:
         self.put(Event.STATUS, data)
 
     def finish(self) -> None:
-        """Journal ``stream_end``, release subscribers and waiters, compact the journal."""
+        """Journal ``stream_end``, release subscribers and waiters, compact the journal (which
+        then shares the reply's string with :attr:`text` rather than keeping a copy)."""
         self.put(Event.STREAM_END, {"state": str(self._state)})
         with self._lock:
             self.finished_at = time.time()
             self._subscribers.clear()
             self._settled.set()
             self._changed.notify_all()
-        self.journal.compact()
+        self.journal.compact(reuse=(self.text, self.reasoning))
 
     def _bind_cancel(self, cancel: Callable[[], None]) -> bool:
         """Called by the driver when it can be cancelled; False if Stop came first."""
@@ -349,13 +350,20 @@ class Run:
         p.text(repr(self))
 
 
+#: How many settled runs the runtime keeps (``%hermes runs``, ``Runtime.get``) besides the live
+#: ones. An older settled run is let go: its turn is in the session store, its view has been
+#: replaced by the static answer, and a long-lived kernel should not grow by a reply per turn
+#: (``benchmarks/bench_memory.py``). A run the caller holds (``r = hermes_nb.chat(...)``) lives on.
+KEEP_SETTLED = 100
+
+
 class Runtime:
     """Owns the event-loop thread, the shared HTTP client and the registry of runs.
 
     Started lazily by the first :meth:`start`; one per process (:func:`get_runtime`).
     """
 
-    def __init__(self, *, keep_settled: int = 1000) -> None:
+    def __init__(self, *, keep_settled: int = KEEP_SETTLED) -> None:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._portal: BlockingPortal | None = None

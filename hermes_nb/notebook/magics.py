@@ -88,7 +88,6 @@ class HermesMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self._session: Any = None
-        self._runs: list[Any] = []
         # Runs streamed as plain text whose printing stopped at an open prompt: run id -> the
         # seq printed so far, so the answer goes on printing the rest where it stopped.
         self._plain_at: dict[str, int] = {}
@@ -257,7 +256,6 @@ class HermesMagics(Magics):
                 base = load_config().profile(args.profile or session.profile).system_prompt
             system = f"{base}\n\n{CODE_ONLY}" if base else CODE_ONLY
         run = session.chat(prompt, profile=args.profile, system=system, tools=tools, **overrides)
-        self._runs.append(run)
         widgets = view.widgets_available()
         if args.plain or not widgets:
             # Terminal IPython can ask on the terminal while a --wait turn blocks; elsewhere

@@ -46,6 +46,7 @@ here.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -872,7 +873,19 @@ class Store:
                 _add_usage(db, target, usage)
             return True
 
-        return self._write(run)
+        written = self._write(run)
+        self._shrink()
+        return written
+
+    def _shrink(self) -> None:
+        """Give back the page cache's memory after a turn's write. The pages a turn writes stay
+        cached otherwise, up to ``cache_size`` (32 MB): a long-lived kernel would grow by every
+        turn it stored (``benchmarks/bench_memory.py``). Reading them again later costs a copy
+        from the OS page cache; a session being loaded still fills the cache as it reads."""
+        with self._lock:
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("PRAGMA shrink_memory")
 
     def get_run(self, run_id: str) -> RunRecord:
         def run(db: sqlite3.Connection) -> RunRecord:
@@ -1124,6 +1137,14 @@ def _history(rows: Sequence[tuple[str, str, str | None, str | None]]) -> list[di
     return out
 
 
+def _fresh(text: str | None) -> str | None:
+    """A copy of ``text`` for binding: sqlite3 binds a ``str`` through its UTF-8 form, which
+    CPython caches on the string object for as long as it lives. Bound as a copy, that cache
+    (half the text again for non-ASCII text) goes with the copy instead of staying on the
+    caller's string (a settled run's reply, kept for the kernel's life)."""
+    return text.encode().decode() if text and not text.isascii() else text
+
+
 def _insert_messages(
     db: sqlite3.Connection,
     session_id: str,
@@ -1143,8 +1164,8 @@ def _insert_messages(
                 session_id,
                 position,
                 m.role,
-                m.content,
-                m.reasoning or None,
+                _fresh(m.content),
+                _fresh(m.reasoning or None),
                 _dumps(m.tool_calls or None),
                 int(m.partial),
                 _dumps(m.error),

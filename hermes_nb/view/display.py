@@ -99,6 +99,9 @@ SETTLED_GRACE = 30.0
 #: At most this many settled runs wait out their grace at once; beyond that the oldest one's
 #: grace ends at once (a notebook running many short turns in a row keeps a bounded few).
 MAX_SETTLED = 16
+#: Seconds the plain-text stream (terminal IPython, ``--plain``, headless) gathers tokens before
+#: one write: fast enough to read as streaming, few enough writes for IPython to keep cheaply.
+PLAIN_FLUSH = 0.05
 
 
 # -- the controller: cache, pump, replay, displays ---------------------------------------------
@@ -648,18 +651,40 @@ def stream_plain(
     def line(text: str) -> None:
         write(("" if at_line_start else "\n") + text + "\n")
 
+    # Tokens are written in batches, at most every PLAIN_FLUSH seconds: IPython 9 keeps every
+    # write of a cell's stdout (``history_manager.outputs``), so a write per 4-character token
+    # would keep ~50 bytes of string header per token for the kernel's lifetime.
+    pending: list[str] = []
+    due = 0.0
+
+    def flush() -> None:
+        if pending:
+            write("".join(pending))
+            pending.clear()
+
     kinds: dict[str, str] = {}
     try:
         while True:
             try:
-                event, data = q.get()
+                if pending:
+                    try:
+                        event, data = q.get(timeout=max(0.0, due - time.monotonic()))
+                    except queue.Empty:
+                        flush()
+                        continue
+                else:
+                    event, data = q.get()
             except KeyboardInterrupt:
                 run.cancel()
                 continue
             seq += 1
             if event == Event.TOKEN:
-                write(data["text"])
-            elif event == Event.TOOL_START:
+                if not pending:
+                    due = time.monotonic() + PLAIN_FLUSH
+                pending.append(data["text"])
+                continue
+            flush()
+            if event == Event.TOOL_START:
                 line(f"[tool {data.get('name') or 'tool'}]")
             elif event == Event.TOOL_END:
                 flag = "failed" if data.get("error") else "done"
@@ -685,6 +710,7 @@ def stream_plain(
             elif event == Event.STREAM_END:
                 break
     finally:
+        flush()
         run.unsubscribe(q)
     if wrote and not at_line_start:
         write("\n")
