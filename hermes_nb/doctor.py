@@ -9,6 +9,7 @@ combinations known to misbehave.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -127,17 +128,48 @@ def _store_check(path: Path) -> tuple[Verdict, str]:
     if not path.exists():
         return Verdict.OK, f"{path} (not created yet: the first turn creates it)"
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+        result, sessions = _read_store(path, f"file:{path}?mode=ro")
+    except sqlite3.OperationalError:
+        # A WAL store needs its -shm beside it even to read; where that cannot be created (a
+        # read-only filesystem) read the file alone, as the store itself does.
         try:
-            result = conn.execute("PRAGMA quick_check").fetchone()[0]
-            sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
-        finally:
-            conn.close()
+            result, sessions = _read_store(path, f"file:{path}?mode=ro&immutable=1")
+        except sqlite3.DatabaseError as exc:
+            return Verdict.FAIL, f"{path} cannot be read as a session store ({exc})."
     except sqlite3.DatabaseError as exc:
         return Verdict.FAIL, f"{path} cannot be read as a session store ({exc})."
     if result != "ok":
         return Verdict.FAIL, f"{path} failed its integrity check: {result}"
+    why = _unwritable(path)
+    if why:
+        return (
+            Verdict.WARN,
+            f"{path}: healthy, {sessions} sessions, but it {why}: history, search and export "
+            "work; new turns are shown but not saved",
+        )
     return Verdict.OK, f"{path}: healthy, {sessions} sessions"
+
+
+def _read_store(path: Path, uri: str) -> tuple[str, int]:
+    conn = sqlite3.connect(uri, uri=True, timeout=2)
+    try:
+        result = conn.execute("PRAGMA quick_check").fetchone()[0]
+        sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+    finally:
+        conn.close()
+    return str(result), int(sessions)
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why the store cannot be written (a clause), or None."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "is on a read-only filesystem"
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        pass
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        return "is not writable by this user"
+    return None
 
 
 def _version(name: str) -> str | None:

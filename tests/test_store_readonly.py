@@ -528,3 +528,16 @@ def test_kernel_history_and_a_turn_on_a_read_only_store(stored: Tmpfs) -> None:
         ) in out
         assert "Traceback" not in out
     assert len(Session.open("nb").messages) == 4
+
+
+def test_doctor_reads_a_read_only_store_and_says_turns_are_not_saved(stored: Tmpfs) -> None:
+    """``%hermes doctor`` on a read-only filesystem: the store is checked (it is readable) and
+    a warning says what that means, instead of "unable to open database file"."""
+    from hermes_nb.doctor import Verdict, doctor_report
+
+    stored.read_only()
+    report = doctor_report()
+    assert report.verdict("store") is Verdict.WARN, report.text()
+    text = report.text()
+    assert "healthy, 1 sessions, but it is on a read-only filesystem" in text
+    assert "new turns are shown but not saved" in text
