@@ -1,16 +1,32 @@
 """The ``hermes-nb`` command (also ``python -m hermes_nb``): check the setup from a terminal.
 
 ``hermes-nb doctor [PROFILE]`` checks the configuration, the profile's key and endpoint, the
-session store and the Jupyter versions, and says what to fix; ``hermes-nb --version`` prints the
-version.
+session store and the Jupyter versions, and says what to fix; ``hermes-nb examples [FOLDER]``
+copies the example notebooks (the quickstart first) into a folder, for a pip user who has no
+clone of the repository; ``hermes-nb --version`` prints the version.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from importlib import resources
+from pathlib import Path
 
-_DESCRIPTION = "Check the hermes_nb setup from a terminal (the notebook side: %hermes doctor)."
+_DESCRIPTION = (
+    "Check the hermes_nb setup (the notebook side: %hermes doctor) or copy its example notebooks."
+)
+#: The example notebooks, in reading order. The wheel carries them in ``hermes_nb/examples``
+#: (``force-include`` in pyproject.toml); a checkout has them in ``notebooks/``.
+EXAMPLES = (
+    "quickstart.ipynb",
+    "sessions.ipynb",
+    "providers.ipynb",
+    "python-api.ipynb",
+    "prompts.ipynb",
+    "tools.ipynb",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,12 +43,57 @@ def main(argv: list[str] | None = None) -> int:
     )
     doctor.add_argument("profile", nargs="?", help="profile to check (default: the default one)")
     doctor.add_argument("--timeout", type=float, default=5.0, help="seconds for the live check")
+    examples = sub.add_parser(
+        "examples",
+        help="copy the example notebooks into a folder",
+        description="Copy the example notebooks (quickstart, sessions, providers, Python API, "
+        "prompts, tools) into FOLDER; files already there are kept.",
+    )
+    examples.add_argument(
+        "folder", nargs="?", default="hermes-nb-examples", help="default: ./hermes-nb-examples"
+    )
     args = parser.parse_args(argv)
+    if args.command == "examples":
+        return _copy_examples(Path(args.folder))
     from .doctor import doctor_report
 
     report = doctor_report(args.profile, timeout=args.timeout)
     print(report.text())
     return 0 if report.ok else 1
+
+
+def _examples_source() -> Path:
+    shipped = Path(str(resources.files("hermes_nb") / "examples"))
+    return shipped if shipped.is_dir() else Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _copy_examples(folder: Path) -> int:
+    """Copy :data:`EXAMPLES` into ``folder``, never over a file already there (it may be the
+    person's own edits); say what was done and how to open the quickstart."""
+    source = _examples_source()
+    missing = [name for name in EXAMPLES if not (source / name).is_file()]
+    if missing:
+        print(f"hermes-nb: this installation has no example notebooks ({source} is missing).")
+        return 1
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        copied, kept = [], []
+        for name in EXAMPLES:
+            target = folder / name
+            if target.exists():
+                kept.append(name)
+                continue
+            shutil.copyfile(source / name, target)
+            copied.append(name)
+    except OSError as exc:
+        print(f"hermes-nb: cannot copy the examples into {folder}: {exc.strerror or exc}.")
+        return 1
+    if copied:
+        print(f"Copied {len(copied)} example notebooks into {folder}: {', '.join(copied)}.")
+    if kept:
+        print(f"Kept what was already there: {', '.join(kept)}.")
+    print(f"Open the first one with: jupyter lab {folder / EXAMPLES[0]}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -147,6 +147,10 @@ def test_a_wheel_ships_the_prebuilt_extension(tmp_path):
         assert prefix + entry in names
         assert prefix + "static/style.js" in names
         assert not [n for n in names if "node_modules" in n or n.endswith(".ts")], names
+        # The example notebooks, for `hermes-nb examples` (tests/test_pip_user.py).
+        assert "hermes_nb/examples/quickstart.ipynb" in names
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        assert "hermes-nb examples" in archive.read(metadata).decode()
     assert install["packageName"] == "hermes-nb"
     size = wheel.stat().st_size
     assert size < 2_000_000, f"the wheel is {size} bytes"
