@@ -71,11 +71,12 @@ def _stylesheet() -> str:
 
 # Rules for the live view's controls (a saved answer has none): buttons, fields, the countdown,
 # the screen-reader announcer, Stop, the code blocks' actions (the extension brings its own to a
-# saved answer). And the cards' rules, needed only where a prompt was asked.
+# saved answer), and the rules for the live view alone (``.hnb-chat:not(.hnb-static)``). And the
+# cards' rules, needed only where a prompt was asked.
 _LIVE_ONLY = re.compile(
     r"\.hnb-(?:ask-btn|ask-send|ask-input|ask-field|ask-actions|ask-other|countdown|announce|stop"
     r"|code-action)"
-    r"|\bbutton\b|\binput\b|:focus-visible"
+    r"|\bbutton\b|\binput\b|:focus-visible|:not\(\.hnb-static\)"
 )
 _CARDS = re.compile(r"\.hnb-asks?\b|\.hnb-ask-")
 

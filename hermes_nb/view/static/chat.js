@@ -17,6 +17,14 @@
 // frame replaces it with the decision; its countdown ticks here, against the kernel's clock
 // (meta.clock), so the kernel sends nothing per second.
 //
+// The DOM follows the frames at most FLUSH_MS apart: a frame's blocks are taken at once (the
+// cursor, the HTML each block shows, so replay and patches stay exact), and the elements they
+// change are written in one requestAnimationFrame callback, together with whatever came since.
+// A reply that streams 30 frames a second then costs the page about 8 style/layout/paint passes
+// a second, not 30. A settled status, a prompt card or a replay's answer is written in the
+// next frame. Finished reply blocks (all but the last of a reply) skip rendering while off
+// screen (chat.css: content-visibility).
+//
 // Every code block of a reply gets Copy and, where hermes_nb's JupyterLab / Notebook 7 extension
 // is present (document.body.dataset.hermesNbExtension), Insert below: a bar of buttons put
 // before its <pre> each time the block's HTML is set (so a re-rendered block gets them again).
@@ -46,6 +54,8 @@ const FLOW = { reply: ".hnb-reply", tool: ".hnb-tools", ask: ".hnb-asks" };
 const SEGMENT = `<div class="hnb-reply jp-RenderedHTMLCommon"></div>
 <div class="hnb-tools"></div><div class="hnb-asks"></div>`;
 const RETRY_MS = [250, 500, 1000, 2000, 4000, 8000];
+const FLUSH_MS = 150; // the least time between two DOM updates while a reply streams
+const TICK_MS = 1000; // the status line's clock, between frames
 const ACTION_DONE_MS = 1500; // how long "Copied" / "Inserted" shows
 // The extension's contract (labextension/README.md): version "1".
 const INSERT_EVENT = "hermes-nb:insert-cell";
@@ -81,7 +91,7 @@ function uid() {
 }
 
 function formatElapsed(seconds) {
-  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  if (seconds < 60) return `${Math.floor(seconds)} s`;
   const m = Math.floor(seconds / 60);
   const s = Math.floor(seconds % 60);
   return `${m} min ${String(s).padStart(2, "0")} s`;
@@ -196,10 +206,12 @@ function actionButton(action) {
 }
 
 // Put the bar of actions before every <pre> of a reply block (its HTML was just set).
-function decorateCode(node) {
+// `probe()` says whether Insert below works here; asked once per DOM update, and only if
+// some block has code.
+function decorateCode(node, probe) {
   const pres = node.querySelectorAll("pre");
   if (!pres.length) return;
-  const insert = insertable(node);
+  const insert = probe(node);
   for (const pre of pres) {
     const bar = document.createElement("div");
     bar.className = "hnb-code-actions";
@@ -227,8 +239,9 @@ function render({ model, el }) {
   el.replaceChildren(root);
   const $ = (sel) => root.querySelector(sel);
   const stop = $(".hnb-stop");
-  const nodes = new Map(); // block id -> element
+  const nodes = new Map(); // block id -> element (its HTML as written: node.hnbHtml)
   const htmlById = new Map(); // block id -> the HTML it shows (patches apply to this string)
+  const dirty = new Map(); // block id -> kind: changed by frames since the last DOM update
   const sent = new Map(); // prompt id -> {value, timer}: answered here, decision not shown yet
   const suffix = viewId.slice(0, 8); // keeps element ids unique when a run has several views
 
@@ -243,6 +256,9 @@ function render({ model, el }) {
   let stopTimer = null;
   let ticker = null;
   let clockSkew = 0; // kernel epoch seconds minus this page's, from the last frame's meta
+  let flushFrame = 0; // requestAnimationFrame id of the next DOM update
+  let flushTimer = null; // its timer, while the last update is too recent
+  let lastFlush = 0;
 
   // -- replay ---------------------------------------------------------------------------------
 
@@ -275,6 +291,12 @@ function render({ model, el }) {
   function place(slot, node, id) {
     const index = blockIndex(id);
     if (index !== null) {
+      // Blocks mostly arrive in order: after the last one, without looking at the others.
+      const last = blockIndex(slot.lastElementChild?.dataset.block || "");
+      if (last === null || last < index) {
+        slot.appendChild(node);
+        return;
+      }
       for (const sibling of slot.children) {
         const other = blockIndex(sibling.dataset.block || "");
         if (other !== null && other > index) {
@@ -314,44 +336,99 @@ function render({ model, el }) {
     return SLOTS[block.kind] ? $(SLOTS[block.kind]) : null;
   }
 
-  function upsert(block) {
-    let node = nodes.get(block.id);
+  // Take a frame's block: the HTML this view now holds for it (what the next patch applies
+  // to), and a note that its element needs writing (write(), in the next DOM update).
+  function accept(block) {
     const html =
       block.at === undefined
         ? block.html
         : htmlById.get(block.id).slice(0, block.at) + block.html;
     if (!html) {
-      node?.remove();
-      nodes.delete(block.id);
-      htmlById.delete(block.id);
+      if (htmlById.delete(block.id) || nodes.has(block.id)) dirty.set(block.id, block.kind);
       return;
     }
     // The same HTML again (a replay): leave the node alone, with whatever the person was
     // typing into a card or had opened.
-    if (node && htmlById.get(block.id) === html) return;
-    const slot = node ? null : slotFor(block);
-    if (!node && !slot) return;
+    if (htmlById.get(block.id) === html) return;
+    if (!nodes.has(block.id) && !FLOW[block.kind] && !SLOTS[block.kind]) return;
     htmlById.set(block.id, html);
+    dirty.set(block.id, block.kind);
+  }
+
+  // Bring one block's element up to date with the HTML this view holds for it.
+  function write(id, kind, probe) {
+    let node = nodes.get(id);
+    const html = htmlById.get(id);
+    if (!html) {
+      node?.remove();
+      nodes.delete(id);
+      return;
+    }
+    if (node?.hnbHtml === html) return;
+    const slot = node ? null : slotFor({ id, kind });
+    if (!node && !slot) return;
     const open = node
       ? [...node.querySelectorAll("details")].map((d) => d.open)
       : [];
     const wasOpen = node?.querySelector('.hnb-ask[data-state="open"]') != null;
     if (!node) {
-      if (block.kind === "status") slot.replaceChildren();
+      if (kind === "status") slot.replaceChildren();
       node = document.createElement("div");
       node.className = "hnb-block";
-      node.dataset.block = block.id;
-      place(slot, node, block.id);
-      nodes.set(block.id, node);
+      node.dataset.block = id;
+      place(slot, node, id);
+      nodes.set(id, node);
     }
     node.innerHTML = html;
-    if (block.kind === "reply") decorateCode(node);
+    node.hnbHtml = html;
+    if (kind === "reply") decorateCode(node, probe);
     // Keep a tool call the user opened open while it updates.
-    node.querySelectorAll("details").forEach((d, i) => {
-      if (open[i]) d.open = true;
-    });
-    if (block.kind === "reasoning") $(".hnb-reasoning").hidden = false;
-    if (block.kind === "ask") onCard(node, wasOpen);
+    if (open.length) {
+      node.querySelectorAll("details").forEach((d, i) => {
+        if (open[i]) d.open = true;
+      });
+    }
+    if (kind === "reasoning") $(".hnb-reasoning").hidden = false;
+    if (kind === "ask") onCard(node, wasOpen);
+  }
+
+  // -- DOM updates ----------------------------------------------------------------------------
+
+  // Write every block changed since the last update, then the status line: one style, layout
+  // and paint pass for all of them.
+  function flush() {
+    flushFrame = 0;
+    clearTimeout(flushTimer);
+    flushTimer = null;
+    lastFlush = performance.now();
+    let insert; // whether Insert below works here: asked at most once per update
+    const probe = (node) => {
+      if (insert === undefined) insert = insertable(node);
+      return insert;
+    };
+    const changed = [...dirty];
+    dirty.clear();
+    for (const [id, kind] of changed) write(id, kind, probe);
+    paint();
+  }
+
+  // An update in the next frame if `now` (or FLUSH_MS after the last one), else at most
+  // FLUSH_MS after the last.
+  function schedule(now) {
+    if (flushFrame) return;
+    if (now) {
+      clearTimeout(flushTimer);
+      flushTimer = null;
+    } else if (flushTimer !== null) {
+      return;
+    }
+    const wait = now ? 0 : lastFlush + FLUSH_MS - performance.now();
+    const frame = () => {
+      flushTimer = null;
+      flushFrame = requestAnimationFrame(flush);
+    };
+    if (wait <= 0) frame();
+    else flushTimer = setTimeout(frame, wait);
   }
 
   // -- prompt cards ---------------------------------------------------------------------------
@@ -519,13 +596,18 @@ function render({ model, el }) {
       requestReplay(); // a gap: something between cursor and prev never reached this view
       return;
     }
-    for (const block of msg.blocks) upsert(block);
+    for (const block of msg.blocks) accept(block);
+    const now =
+      msg.rid != null ||
+      msg.status !== status ||
+      !LIVE.has(msg.status) ||
+      msg.blocks.some((b) => b.kind === "ask" || b.kind === "status");
     cursor = msg.seq;
     status = msg.status;
     meta = msg.meta || {};
     metaAt = performance.now();
     if (typeof meta.clock === "number") clockSkew = meta.clock - Date.now() / 1000;
-    paint();
+    schedule(now);
   }
 
   // -- status line, Stop, ticker --------------------------------------------------------------
@@ -534,37 +616,49 @@ function render({ model, el }) {
     return status ?? model.get("status") ?? "queued";
   }
 
+  // Text and attributes are written only when they change: each write costs the page a
+  // style and layout pass (and a mutation record for every observer of the cell).
+  function setText(node, text) {
+    if (node && node.textContent !== text) node.textContent = text;
+  }
+
   function tick() {
     tickCountdowns();
     const detail = $(".hnb-status-detail");
     if (!detail || !LIVE.has(currentStatus()) || !metaAt) return;
     const elapsed = (meta.elapsed ?? 0) + (performance.now() - metaAt) / 1000;
     const tokens = meta.tokens ? ` · ${meta.tokens} tokens` : "";
-    detail.textContent = ` · ${formatElapsed(elapsed)}${tokens}`;
+    setText(detail, ` · ${formatElapsed(elapsed)}${tokens}`);
   }
 
   function paint() {
     const state = currentStatus();
     const live = LIVE.has(state);
-    root.dataset.state = state;
-    $(".hnb-bot").textContent = model.get("bot_name") || "Hermes";
-    $(".hnb-model").textContent = model.get("model") || "";
+    if (root.dataset.state !== state) root.dataset.state = state;
+    setText($(".hnb-bot"), model.get("bot_name") || "Hermes");
+    setText($(".hnb-model"), model.get("model") || "");
     if (!nodes.has("status")) {
       // Nothing from the kernel yet: show the synced state until the first frame arrives.
-      const label = document.createElement("span");
-      label.className = "hnb-status-label";
-      label.textContent = LABELS[state] ?? state;
-      const detail = document.createElement("span");
-      detail.className = "hnb-status-detail";
-      $(".hnb-status").replaceChildren(label, detail);
+      const text = LABELS[state] ?? state;
+      const shown = $(".hnb-status > .hnb-status-label");
+      if (shown) setText(shown, text);
+      else {
+        const label = document.createElement("span");
+        label.className = "hnb-status-label";
+        label.textContent = text;
+        const detail = document.createElement("span");
+        detail.className = "hnb-status-detail";
+        $(".hnb-status").replaceChildren(label, detail);
+      }
     }
-    stop.hidden = !live;
-    if (!live) {
+    if (stop.hidden === live) stop.hidden = !live;
+    if (!live && (stop.disabled || stopTimer !== null)) {
       clearTimeout(stopTimer);
+      stopTimer = null;
       stop.disabled = false;
       stop.textContent = "Stop";
     }
-    if (live && ticker === null) ticker = setInterval(tick, 250);
+    if (live && ticker === null) ticker = setInterval(tick, TICK_MS);
     if (!live && ticker !== null) {
       clearInterval(ticker);
       ticker = null;
@@ -583,13 +677,14 @@ function render({ model, el }) {
     clearTimeout(stopTimer);
     // If the click was lost (kernel busy with an old ipykernel, a reconnect), allow another.
     stopTimer = setTimeout(() => {
+      stopTimer = null;
       stop.disabled = false;
       stop.textContent = "Stop";
     }, STOP_RETRY_MS);
   }
 
   const onCustom = (msg) => onFrame(msg);
-  const onTrait = () => paint();
+  const onTrait = () => schedule(true); // shown with the frames' blocks, in the next update
   const onCss = () => ensureHighlightCss(model.get("highlight_css"));
   // One list, so what render subscribes is exactly what cleanup unsubscribes.
   const listeners = [
@@ -626,6 +721,8 @@ function render({ model, el }) {
     clearTimeout(retryTimer);
     clearTimeout(stopTimer);
     clearInterval(ticker);
+    clearTimeout(flushTimer);
+    cancelAnimationFrame(flushFrame);
     pending = null;
   };
 }
