@@ -70,3 +70,21 @@ def stores_closed() -> Iterator[None]:
 
     join_background(10)
     close_stores()
+
+
+@pytest.fixture
+def ip() -> Iterator[object]:
+    """An IPython shell with hermes_nb loaded, as terminal IPython has it (no kernel, no
+    widgets); runs it left going are stopped afterwards."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import hermes_nb
+    from hermes_nb.engine.runtime import get_runtime
+
+    shell = InteractiveShell.instance()
+    hermes_nb.load_ipython_extension(shell)
+    yield shell
+    hermes_nb.unload_ipython_extension(shell)
+    for run in get_runtime().runs():
+        run.cancel()
+        run.wait(10)

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import hermes_nb
-
-
-@pytest.fixture
-def ip() -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    hermes_nb.load_ipython_extension(shell)
-    yield shell
-    hermes_nb.unload_ipython_extension(shell)
 
 
 def _magics(ip: InteractiveShell):

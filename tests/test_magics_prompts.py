@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from kernel_harness import ExecResult, KernelHarness
 
 import hermes_nb
@@ -374,17 +373,6 @@ def test_kernel_shutdown_while_waiting_answers_for_the_person(tmp_path: Path) ->
 
 
 # -- terminal IPython: no widgets, a --wait turn asks on the terminal ----------------------------
-
-
-@pytest.fixture
-def ip() -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    hermes_nb.load_ipython_extension(shell)
-    yield shell
-    hermes_nb.unload_ipython_extension(shell)
-    for run in get_runtime().runs():
-        run.cancel()
-        run.wait(10)
 
 
 class Terminal:

@@ -457,14 +457,6 @@ def test_a_store_this_user_may_not_write(leftovers: bool) -> None:
 # -- the magics --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ip() -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    hermes_nb.load_ipython_extension(shell)
-    yield shell
-    hermes_nb.unload_ipython_extension(shell)
-
-
 def test_magics_on_a_read_only_store(
     stored: Tmpfs,
     ip: InteractiveShell,
