@@ -4,9 +4,9 @@
 controller (and one widget model, so a second ``show(run)`` is another view of the same model):
 
 * a **pump** (on a kept, reused thread) sleeps on ``run.wait_for_event(cursor)``, wakes at
-  most ~30 times a second, reads ``run.events(after_seq=cursor)``, updates the renderers and
-  sends ONE frame holding the blocks that changed — whole, or as the new tail of a growing
-  block — tagged with the seq it reflects (DESIGN.md §3, invariants 1, 4 and 5);
+  most 10 times a second (:data:`MAX_FPS`), reads ``run.events(after_seq=cursor)``, updates
+  the renderers and sends ONE frame holding the blocks that changed — whole, or as the new tail
+  of a growing block — tagged with the seq it reflects (DESIGN.md §3, invariants 1, 4 and 5);
 * a **cache** of rendered blocks, each with the seq at which it last changed, answers replay
   requests (``after=k`` → every block changed after ``k``) without re-rendering the run;
 * **Stop** (``{"type": "cancel"}``) calls ``run.cancel()`` and an **answer** to one of the
@@ -86,10 +86,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The most frames a second one run sends to its views (jupyter_server drops iopub above its
-#: rate limit; DESIGN.md §9).
-MAX_FPS = 30.0
-_FRAME_INTERVAL = 1.0 / MAX_FPS + 0.0005  # a hair over: no one-second window holds 31 frames
+#: The most frames a second one run sends to its views. At most 30 (jupyter_server drops iopub
+#: above its rate limit; DESIGN.md §9); 10, because a view draws at most one update per 150 ms
+#: (``static/chat.js``) and every message costs the page 1-2 ms to receive and decode, whether
+#: it is drawn alone or with the next (``benchmarks/bench_browser.py``).
+MAX_FPS = 10.0
+_FRAME_INTERVAL = 1.0 / MAX_FPS + 0.0005  # a hair over: no one-second window holds one more
 _MIN_PATCH = 64  # a shorter common prefix is sent as a whole block
 
 #: Seconds a settled run keeps its block cache and widget after its settle (and after a page said
