@@ -233,7 +233,10 @@ def test_a_cell_ending_in_a_run_shows_its_view_through_the_registered_hook(
 ) -> None:
     # The engine does not import the view: ``import hermes_nb`` registers the view's ``show``
     # with IPython's display formatter, and a cell ending in a run displays its chat view.
-    result = kernel.execute(f'r_hook = hermes_nb.chat("{PROMPT}", profile="echo", delay=0)\nr_hook')
+    # (delay: the run still streams when the cell ends, so the hook shows the live view.)
+    result = kernel.execute(
+        f'r_hook = hermes_nb.chat("{PROMPT}", profile="echo", delay=0.05)\nr_hook'
+    )
     views = list(kernel.widget_views(result))
     assert len(views) == 1
     _, w = views[0]
