@@ -517,9 +517,9 @@ def test_a_quoted_json_option_survives_the_line_parser(ip) -> None:
 def test_answer_options_then_the_answer_verbatim(
     arg: str, picks: dict[str, Any], value: str
 ) -> None:
-    from hermes_nb.notebook.magics import _answer_options
+    from hermes_nb.notebook._answers import answer_options
 
-    assert _answer_options("answer", arg) == (picks, value)
+    assert answer_options("answer", arg) == (picks, value)
 
 
 def test_answer_option_without_a_value_is_one_line(ip) -> None:

@@ -96,7 +96,7 @@ def test_a_headless_turn_waits_and_leaves_the_answer_not_the_view(kernel: Kernel
     live = kernel.execute("%hermes -o delay=0.001 Explain sets")
     assert [WIDGET_VIEW in d for d in displays(live)] == [True]
     # --no-wait keeps a headless cell from waiting.
-    quick = kernel.result(kernel.submit("%hermes --no-wait -o delay=0 hi", allow_stdin=False))
+    quick = kernel.result(kernel.submit("%hermes --no-wait -o delay=0.05 hi", allow_stdin=False))
     assert WIDGET_VIEW in displays(quick)[0]
 
 

@@ -28,6 +28,15 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..core import md_table, short
 from ..core.exceptions import HermesError, SessionNotFound
+from ._answers import (
+    answer_options,
+    answered,
+    how_to_answer,
+    open_prompt,
+    prompt_words,
+    read_answer,
+    unquote_whole,
+)
 
 __all__ = ["HermesMagics", "load", "unload"]
 
@@ -332,7 +341,7 @@ class HermesMagics(Magics):
             run.wait(10)
             waiting = None
         if waiting is not None:
-            print(_how_to_answer(run, waiting, view=True))
+            print(how_to_answer(run, waiting, view=True))
             return
         data, metadata = view.static_bundle(run)
         clear_output(wait=True)
@@ -399,7 +408,7 @@ class HermesMagics(Magics):
                 return
             try:
                 while prompt.id in {p.id for p in run.pending}:
-                    value = _read_answer(prompt)
+                    value = read_answer(prompt)
                     if value is None:
                         continue
                     if not run.answer(prompt.id, value, by="magic"):
@@ -461,7 +470,7 @@ class HermesMagics(Magics):
             pending = r.pending
             if pending:
                 waiting = True
-                status = f"waiting: {_prompt_words(pending[0])}"
+                status = f"waiting: {prompt_words(pending[0])}"
                 if len(pending) > 1:
                     status += f" (+{len(pending) - 1} more)"
             rows.append(
@@ -481,82 +490,29 @@ class HermesMagics(Magics):
 
     def _answer(self, arg: str) -> None:
         """``%hermes answer [--run RUN] [--prompt ID] [--wait] TEXT``."""
-        picks, value = _answer_options("answer", arg)
-        run, prompt = self._open_prompt(picks, approval=False)
-        self._give(run, prompt, _unquote_whole(value), wait=picks["wait"])
+        picks, value = answer_options("answer", arg)
+        run, prompt = open_prompt(picks, approval=False)
+        self._give(run, prompt, unquote_whole(value), wait=picks["wait"])
 
     def _approve(self, arg: str) -> None:
         """``%hermes approve [once|session|always] [--run RUN] [--prompt ID] [--wait]``."""
-        picks, value = _answer_options("approve", arg)
+        picks, value = answer_options("approve", arg)
         choice = value.strip() or "once"
         if choice not in ("once", "session", "always"):
             raise UsageError(
                 f"%hermes approve takes once, session or always, not {choice!r} "
                 "(%hermes deny refuses)."
             )
-        run, prompt = self._open_prompt(picks, approval=True)
+        run, prompt = open_prompt(picks, approval=True)
         self._give(run, prompt, choice, wait=picks["wait"])
 
     def _deny(self, arg: str) -> None:
         """``%hermes deny [--run RUN] [--prompt ID] [--wait]``."""
-        picks, value = _answer_options("deny", arg)
+        picks, value = answer_options("deny", arg)
         if value.strip():
             raise UsageError(f"%hermes deny takes no answer (got {value.strip()!r}).")
-        run, prompt = self._open_prompt(picks, approval=True)
+        run, prompt = open_prompt(picks, approval=True)
         self._give(run, prompt, "deny", wait=picks["wait"])
-
-    def _open_prompt(self, picks: dict[str, Any], *, approval: bool) -> tuple[Any, Any]:
-        """The run and the prompt an answer goes to: ``--prompt`` by id, else the oldest open
-        prompt (an approval, for approve and deny) of ``--run`` or of any run of this kernel."""
-        from ..engine.runtime import get_runtime
-
-        runtime = get_runtime()
-        what = "approval" if approval else "prompt"
-        if picks["run"] is not None:
-            run = runtime.get(picks["run"])  # an unknown run: RunError, one line
-            if run.settled:
-                raise UsageError(
-                    f"{run.run_id} has already finished ({run.status}); nothing of it waits."
-                )
-            runs = [run]
-        else:
-            runs = runtime.runs()
-        if picks["prompt"] is not None:
-            for run in runs:
-                prompt = run.prompts.get(picks["prompt"])
-                if prompt is not None:
-                    break
-            else:
-                where = f"{runs[0].run_id}" if picks["run"] is not None else "this kernel's runs"
-                raise UsageError(
-                    f"There is no prompt {picks['prompt']!r} in {where}; %hermes runs shows "
-                    "what is waiting."
-                )
-            if approval and prompt.kind != "approval":
-                raise UsageError(
-                    f"Prompt {prompt.id} is a question, not an approval: answer it with "
-                    "%hermes answer TEXT."
-                )
-            return run, prompt
-        open_prompts = [(r, p) for r in runs for p in r.pending]
-        wanted = [(r, p) for r, p in open_prompts if p.kind == "approval" or not approval]
-        if wanted:
-            return wanted[0]
-        scope = f"{runs[0].run_id}" if picks["run"] is not None else "this kernel"
-        if open_prompts:  # only questions are open, and approve/deny was asked for
-            run, prompt = open_prompts[0]
-            raise UsageError(
-                f"No approval is waiting in {scope}; {run.run_id} asks a question "
-                f"(“{short(prompt.text, 80)}”): answer it with %hermes answer TEXT."
-            )
-        live = [r.run_id for r in runs if not r.settled]
-        if live:
-            raise UsageError(
-                f"No {what} is waiting in {scope}: {', '.join(live)} "
-                f"{'is' if len(live) == 1 else 'are'} still running and has not asked anything "
-                "(%hermes --wait returns once a run asks)."
-            )
-        raise UsageError(f"No {what} is waiting for an answer in {scope}.")
 
     def _give(self, run: Any, prompt: Any, value: str, *, wait: bool) -> None:
         """Answer ``prompt`` of ``run`` as the person (``by="magic"``) and say so in one line;
@@ -564,7 +520,7 @@ class HermesMagics(Magics):
         settles or asks again."""
         if not run.answer(prompt.id, value, by="magic"):
             raise UsageError(run.refusal(prompt.id, value) or "The answer was not taken.")
-        print(_answered(run, prompt, value))
+        print(answered(run, prompt, value))
         seq = self._plain_at.pop(run.run_id, None)
         if seq is not None:  # a plain-text turn: print the rest (until it ends or asks again)
             self._plain(run, ask=False, after_seq=seq)
@@ -576,7 +532,7 @@ class HermesMagics(Magics):
                 run.wait(10)
                 again = None
             if again is not None:
-                print(_how_to_answer(run, again, view=True))
+                print(how_to_answer(run, again, view=True))
             else:
                 print(f"hermes: {run.run_id} {run.status}.")
 
@@ -776,107 +732,6 @@ def _options(items: list[str]) -> dict[str, Any]:
     ):
         raise UsageError(f"-o prompt_timeout takes seconds (0 waits for ever), not {timeout!r}.")
     return out
-
-
-def _answer_options(name: str, arg: str) -> tuple[dict[str, Any], str]:
-    """``--run RUN``, ``--prompt ID`` and ``--wait`` from the front of an answer's line (also
-    ``--run=RUN``; ``--`` ends them); the rest, verbatim, is the answer."""
-    picks: dict[str, Any] = {"run": None, "prompt": None, "wait": False}
-    rest = arg.strip()
-    while rest.startswith("--"):
-        token, _, tail = rest.partition(" ")
-        if token == "--":
-            rest = tail.strip()
-            break
-        option, eq, value = token.partition("=")
-        if option == "--wait" and not eq:
-            picks["wait"] = True
-        elif option in ("--run", "--prompt"):
-            if not eq:
-                value, _, tail = tail.strip().partition(" ")
-            if not value:
-                raise UsageError(f"%hermes {name} {option} needs a value.")
-            picks[option[2:]] = value
-        else:
-            break  # not ours: the answer itself starts with dashes
-        rest = tail.strip()
-    return picks, rest
-
-
-def _unquote_whole(value: str) -> str:
-    """An answer written in matching quotes (``"blue sky"``, ``''``) loses them."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
-
-
-_APPROVAL_WORDS = {
-    "once": "allowed once",
-    "session": "allowed for this session",
-    "always": "always allowed",
-    "deny": "denied",
-}
-
-
-def _prompt_words(prompt: Any) -> str:
-    """A prompt in a few words: the question, or the call to approve."""
-    if prompt.kind == "approval":
-        return f"approve {short(prompt.detail or prompt.text, 80)}"
-    return f"“{short(prompt.text, 80)}”"
-
-
-def _answered(run: Any, prompt: Any, value: str) -> str:
-    """The one line that says what was answered."""
-    if prompt.kind == "approval":
-        return (
-            f"hermes: {_APPROVAL_WORDS.get(value, repr(value))}: "
-            f"{short(prompt.detail or prompt.text, 120)} ({run.run_id})."
-        )
-    return (
-        f"hermes: answered {short(value.strip(), 80)!r} to “{short(prompt.text, 120)}” "
-        f"({run.run_id})."
-    )
-
-
-def _how_to_answer(run: Any, prompt: Any, *, view: bool) -> str:
-    """One line: the run waits, for what, and how to answer it."""
-    where = "in the chat view or " if view else ""
-    if prompt.kind == "approval":
-        return (
-            f"hermes: {run.run_id} waits for your approval of "
-            f"{short(prompt.detail or prompt.text, 120)} — answer {where}with %hermes approve "
-            "(or approve session / approve always) or %hermes deny."
-        )
-    choices = f" (choices: {', '.join(prompt.choices)})" if prompt.choices else ""
-    return (
-        f"hermes: {run.run_id} waits for your answer to “{short(prompt.text, 120)}”{choices} — "
-        f"answer {where}with %hermes answer TEXT."
-    )
-
-
-_YES = {"y": "once", "yes": "once", "n": "deny", "no": "deny"}
-
-
-def _read_answer(prompt: Any) -> str | None:
-    """Ask on the terminal; the answer, or None (said why) to ask again."""
-    if prompt.kind == "approval":
-        raw = input("Allow? once / session / always / deny (y = once, n = deny): ").strip()
-        value = _YES.get(raw.lower(), raw.lower())
-        if value not in _APPROVAL_WORDS:
-            print(f"hermes: {raw!r} is not an answer; type once, session, always, deny, y or n.")
-            return None
-        return value
-    if prompt.choices:
-        numbered = ", ".join(f"{n} = {c}" for n, c in enumerate(prompt.choices, start=1))
-        raw = input(f"Your answer ({numbered}, or your own words): ").strip()
-        if raw.isdigit() and 1 <= int(raw) <= len(prompt.choices):
-            return str(prompt.choices[int(raw) - 1])
-    else:
-        raw = input("Your answer: ").strip()
-    if not raw:
-        print("hermes: an empty answer cannot be taken; type a reply.")
-        return None
-    return raw
 
 
 def _no_args(name: str, arg: str) -> None:
