@@ -20,10 +20,11 @@
 // The DOM follows the frames at most FLUSH_MS apart: a frame's blocks are taken at once (the
 // cursor, the HTML each block shows, so replay and patches stay exact), and the elements they
 // change are written in one requestAnimationFrame callback, together with whatever came since.
-// A reply that streams 30 frames a second then costs the page about 8 style/layout/paint passes
-// a second, not 30. A settled status, a prompt card or a replay's answer is written in the
-// next frame. Finished reply blocks (all but the last of a reply) skip rendering while off
-// screen (chat.css: content-visibility).
+// Each DOM update costs the page a style, layout, paint and compositing pass of several
+// milliseconds, however little it changes, so however many frames arrive a streaming reply
+// costs at most one such pass per FLUSH_MS. A settled status, a prompt card or a replay's
+// answer is written in the next frame. Finished reply blocks (all but the last of a reply)
+// skip rendering while off screen (chat.css: content-visibility).
 //
 // Every code block of a reply gets Copy and, where hermes_nb's JupyterLab / Notebook 7 extension
 // is present (document.body.dataset.hermesNbExtension), Insert below: a bar of buttons put
@@ -658,7 +659,13 @@ function render({ model, el }) {
       stop.disabled = false;
       stop.textContent = "Stop";
     }
-    if (live && ticker === null) ticker = setInterval(tick, TICK_MS);
+    // Between frames only: while a reply streams, each DOM update ticks (paint() → tick()), and
+    // a tick of its own would cost the page another style, layout and paint pass.
+    if (live && ticker === null) {
+      ticker = setInterval(() => {
+        if (!flushFrame && flushTimer === null) tick();
+      }, TICK_MS);
+    }
     if (!live && ticker !== null) {
       clearInterval(ticker);
       ticker = null;
