@@ -224,7 +224,8 @@ def test_invariant_5_at_most_30_frames_a_second_at_any_token_rate(
     settle(controller, 120)
     times = [t for t, _ in live_frames(controller)]
     assert controller.run.last_event_id > 90000
-    assert len(times) >= 10, f"{len(times)} frames in {times[-1] - times[0]:.2f} s"
+    # Frames at the pump's pace (view.MAX_FPS a second) for about a second: several, not one.
+    assert len(times) >= 0.5 * view.MAX_FPS, f"{len(times)} frames in {times[-1] - times[0]:.2f} s"
     worst = max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
     assert worst <= 30, f"{worst} frames within one second"
 
