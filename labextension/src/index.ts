@@ -279,6 +279,14 @@ function decorate(tracker: INotebookTracker, root: ParentNode) {
   });
 }
 
+function whenIdle(callback: () => void) {
+  if (typeof window.requestIdleCallback === 'function') {
+    window.requestIdleCallback(callback, { timeout: 500 });
+  } else {
+    setTimeout(callback, 50); // Safari: no requestIdleCallback
+  }
+}
+
 const staticCodeActions: JupyterFrontEndPlugin<void> = {
   id: 'hermes-nb:static-code-actions',
   description: "Copy and Insert below on the code blocks of a settled hermes_nb run's saved output.",
@@ -305,7 +313,10 @@ const staticCodeActions: JupyterFrontEndPlugin<void> = {
         );
         if (added) {
           queued = true;
-          requestAnimationFrame(() => {
+          // After the settle's own frame, when the page is idle: the answer shows first, and
+          // its code blocks' buttons (66 of them in a long reply: their style and layout too)
+          // follow a moment later instead of lengthening the frame that renders it.
+          whenIdle(() => {
             queued = false;
             decorate(tracker, node);
           });
