@@ -489,6 +489,12 @@ def test_magics_on_a_read_only_store(
     assert "has no messages yet" in ip.run_line_magic("hermes", "history").data
     ip.run_line_magic("hermes", "-o delay=0 hello")
     assert sentence in capsys.readouterr().out
+    # A new named session says at once that it will not be saved.
+    ip.run_line_magic("hermes", "session fresh")
+    assert capsys.readouterr().out == (
+        f"hermes: started session 'fresh' for this kernel only: the session store {path} is on "
+        "a read-only filesystem, so it is not saved.\n"
+    )
 
 
 @pytest.mark.kernel

@@ -565,6 +565,7 @@ class HermesMagics(Magics):
         return _md(md_table(("id", "name", "title", "source", "profile"), rows))
 
     def _switch_session(self, arg: str) -> None:
+        from ..store.database import get_store
         from ..store.sessions import Session
 
         if not arg:
@@ -574,7 +575,14 @@ class HermesMagics(Magics):
             print(f"hermes: now in session {_label(self._session)}.")
         except SessionNotFound:
             self._session = Session.new(name=arg)
-            print(f"hermes: started new session {arg!r}.")
+            if self._session.unsaved:  # a read-only or full store: say so now, not at its turn
+                store = get_store()
+                print(
+                    f"hermes: started session {arg!r} for this kernel only: the session store "
+                    f"{store.path} {store.read_only or 'cannot be written'}, so it is not saved."
+                )
+            else:
+                print(f"hermes: started new session {arg!r}.")
 
     def _history(self, arg: str) -> Any:
         _no_args("history", arg)
