@@ -9,7 +9,6 @@ combinations known to misbehave.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,6 +20,7 @@ from .core.config import config_path, home, load_config
 from .core.exceptions import ConfigError, ErrorKind
 from .core.profiles import Profile
 from .providers.base import HINTS, classify_status
+from .store.database import unwritable
 
 __all__ = ["Check", "DoctorReport", "Verdict", "doctor_report"]
 
@@ -140,11 +140,11 @@ def _store_check(path: Path) -> tuple[Verdict, str]:
         return Verdict.FAIL, f"{path} cannot be read as a session store ({exc})."
     if result != "ok":
         return Verdict.FAIL, f"{path} failed its integrity check: {result}"
-    why = _unwritable(path)
+    why = unwritable(path)
     if why:
         return (
             Verdict.WARN,
-            f"{path}: healthy, {sessions} sessions, but it {why}: history, search and export "
+            f"{path}: healthy, {sessions} sessions, but it is {why}: history, search and export "
             "work; new turns are shown but not saved",
         )
     return Verdict.OK, f"{path}: healthy, {sessions} sessions"
@@ -158,18 +158,6 @@ def _read_store(path: Path, uri: str) -> tuple[str, int]:
     finally:
         conn.close()
     return str(result), int(sessions)
-
-
-def _unwritable(path: Path) -> str | None:
-    """Why the store cannot be written (a clause), or None."""
-    try:
-        if os.statvfs(path).f_flag & os.ST_RDONLY:
-            return "is on a read-only filesystem"
-    except (OSError, AttributeError):  # no statvfs (Windows)
-        pass
-    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
-        return "is not writable by this user"
-    return None
 
 
 def _version(name: str) -> str | None:

@@ -95,6 +95,7 @@ __all__ = [
     "StoredMessage",
     "close_stores",
     "get_store",
+    "unwritable",
 ]
 
 T = TypeVar("T")
@@ -169,6 +170,14 @@ def _condition(where: Path, cause: BaseException | None) -> str:
         return "not writable by this user"
     detail = cause.strerror if isinstance(cause, OSError) else str(cause or "")
     return f"not writable ({detail})" if detail else "not writable"
+
+
+def unwritable(path: Path) -> str | None:
+    """Why the existing file ``path`` cannot be written (a clause after "is": "on a read-only
+    filesystem", "on a full disk", "not writable by this user"), or None when nothing says so.
+    For a check that must not open the store for writing (``%hermes doctor``)."""
+    condition = _condition(path, None)
+    return None if condition == "not writable" else condition  # (the fallback: no evidence)
 
 
 class Store:
