@@ -209,3 +209,16 @@ class ChatView:
     def now(self) -> float:
         """The page's ``performance.now()`` (the history's clock)."""
         return self.page.evaluate("() => performance.now()")
+
+
+def set_theme(page: Any, name: str) -> None:
+    """Switch JupyterLab to the theme ``name`` ("JupyterLab Light" / "JupyterLab Dark") and
+    wait until its stylesheet applies."""
+    page.evaluate(
+        "(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})", name
+    )
+    light = "true" if name == "JupyterLab Light" else "false"
+    page.wait_for_function(
+        f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=15_000
+    )
+    page.wait_for_timeout(300)  # the theme's stylesheet applied

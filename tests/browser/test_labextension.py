@@ -24,7 +24,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from chat_dom import ChatView, words
+from chat_dom import ChatView, set_theme, words
 from jupyter_harness import NotebookPage, poll
 from nbformat.sign import NotebookNotary
 
@@ -295,6 +295,25 @@ _VIEW_STATE = (
 )
 
 
+def _streaming(open_notebook: Any, *, delay: float, then: str) -> tuple[NotebookPage, ChatView]:
+    """A notebook whose cell 1 streams a long run (``delay`` seconds a chunk), cell 2 ``then``
+    and cell 3 ``_VIEW_STATE``; returned once cell 1's live view shows part of the reply."""
+    nb = open_notebook(
+        [
+            f"import hermes_nb\n{SHORT_GRACE}",
+            f"run = hermes_nb.chat({WORD_PROMPT!r}, delay={delay}, chunk_size=4)\nrun",
+            then,
+            _VIEW_STATE,
+        ]
+    )
+    assert_active(nb)
+    chat = ChatView(nb, 1)
+    nb.run(0)
+    nb.run(1)
+    chat.wait("v.state === 'streaming' && !v.static && v.reply.length > 0", 30_000)
+    return nb, chat
+
+
 def widgets_held(nb: NotebookPage, index: int) -> list[str]:
     """Run cell ``index`` (``_VIEW_STATE``): the classes of the widgets the kernel holds."""
     nb.run(index)
@@ -305,19 +324,7 @@ def widgets_held(nb: NotebookPage, index: int) -> list[str]:
 def test_reload_mid_stream_then_settle_saves_the_static_answer(
     ui, open_notebook, server, page, screenshot
 ):
-    nb = open_notebook(
-        [
-            f"import hermes_nb\n{SHORT_GRACE}",
-            f"run = hermes_nb.chat({WORD_PROMPT!r}, delay=0.03, chunk_size=4)\nrun",
-            "print(run.wait(120).text)",
-            _VIEW_STATE,
-        ]
-    )
-    assert_active(nb)
-    chat = ChatView(nb, 1)
-    nb.run(0)
-    nb.run(1)
-    chat.wait("v.state === 'streaming' && !v.static && v.reply.length > 0", 30_000)
+    nb, chat = _streaming(open_notebook, delay=0.03, then="print(run.wait(120).text)")
     nb.save()  # what the reloaded page reads: the live view's output
     nb.reload()
     live = chat.wait("true", 30_000, "the chat view back after the reload")
@@ -360,19 +367,7 @@ def test_a_notebook_reopened_after_its_run_settled_unseen_shows_the_answer(
     widget, dormant, rather than close a model the file still names ("Error displaying widget:
     model not found") — asks for its replay, and its output is replaced by the static answer.
     Then nothing shows the live view, and the kernel closes it."""
-    nb = open_notebook(
-        [
-            f"import hermes_nb\n{SHORT_GRACE}",
-            f"run = hermes_nb.chat({WORD_PROMPT!r}, delay=0.01, chunk_size=4)\nrun",
-            "print(run.wait(120).status)",
-            _VIEW_STATE,
-        ]
-    )
-    assert_active(nb)
-    chat = ChatView(nb, 1)
-    nb.run(0)
-    nb.run(1)
-    chat.wait("v.state === 'streaming' && !v.static && v.reply.length > 0", 30_000)
+    nb, chat = _streaming(open_notebook, delay=0.01, then="print(run.wait(120).status)")
     nb.save()  # as an autosave would: the file holds the live view
     page.goto("about:blank")
     time.sleep(15)  # no page: the run settles (~5 s) and its grace (2 s) ends unseen
@@ -551,17 +546,6 @@ def test_live_view_offers_copy_only_without_the_extension(ui, open_notebook, pag
     screenshot(f"live-code-copy-only-{ui}", nb.cell(0))
 
 
-def _theme(page: Any, name: str) -> None:
-    page.evaluate(
-        "(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})", name
-    )
-    light = "true" if name == "JupyterLab Light" else "false"
-    page.wait_for_function(
-        f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=15_000
-    )
-    page.wait_for_timeout(300)  # the theme's stylesheet applied
-
-
 @pytest.mark.parametrize("ui", ["lab"], indirect=True)
 def test_live_view_code_actions_in_light_and_dark_themes(ui, open_notebook, page, screenshot):
     nb = open_notebook([LIVE_RUN])
@@ -572,9 +556,9 @@ def test_live_view_code_actions_in_light_and_dark_themes(ui, open_notebook, page
     light = button.evaluate(colours)
     screenshot("live-code-actions-light", nb.cell(0))
     try:
-        _theme(page, "JupyterLab Dark")
+        set_theme(page, "JupyterLab Dark")
         dark = button.evaluate(colours)
         screenshot("live-code-actions-dark", nb.cell(0))
     finally:
-        _theme(page, "JupyterLab Light")
+        set_theme(page, "JupyterLab Light")
     assert light != dark, "the buttons follow the theme"

@@ -19,7 +19,7 @@ import json
 import re
 
 import pytest
-from chat_dom import CANCEL_NOTICE, ChatView
+from chat_dom import CANCEL_NOTICE, ChatView, set_theme
 from jupyter_harness import NotebookPage
 from sse_server import Reply, content, finish, tool_call
 
@@ -237,17 +237,6 @@ def test_stop_while_waiting(ui, kernel, open_notebook, screenshot):
 # -- 5. the cards in light and dark themes ------------------------------------------------------
 
 
-def _theme(page, name: str) -> None:
-    page.evaluate(
-        "(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})", name
-    )
-    light = "true" if name == "JupyterLab Light" else "false"
-    page.wait_for_function(
-        f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=15_000
-    )
-    page.wait_for_timeout(300)  # the theme's stylesheet applied
-
-
 @pytest.mark.parametrize("ui", ["lab"], indirect=True)
 def test_cards_in_light_and_dark_themes(ui, open_notebook, page, screenshot):
     nb = open_notebook([SETUP, APPROVAL, QUESTION.replace("run =", "q =").replace("\nrun", "\nq")])
@@ -273,7 +262,7 @@ def test_cards_in_light_and_dark_themes(ui, open_notebook, page, screenshot):
     shots: list = []
     shoot("p5-cards-light")
     try:
-        _theme(page, "JupyterLab Dark")
+        set_theme(page, "JupyterLab Dark")
         shoot("p5-cards-dark")
         card(approval).get_by_role("button", name="Deny").click()
         send.click()
@@ -285,7 +274,7 @@ def test_cards_in_light_and_dark_themes(ui, open_notebook, page, screenshot):
         assert question.view()["asks"][0]["decision"] == "Answered “teal” — by you"
         shoot("p5-cards-decided-dark")
     finally:
-        _theme(page, "JupyterLab Light")
+        set_theme(page, "JupyterLab Light")
     shoot("p5-cards-decided-light")
     assert all(p.exists() for p in shots)
 
