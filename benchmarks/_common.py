@@ -7,12 +7,13 @@ baseline measured in the same run, so a slow or busy machine moves both sides to
 from __future__ import annotations
 
 import math
+import random
 import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["Report", "median", "percentile", "use_tests_dir"]
+__all__ = ["Report", "median", "percentile", "prose_sentence", "use_tests_dir"]
 
 
 def use_tests_dir() -> Path:
@@ -22,6 +23,19 @@ def use_tests_dir() -> Path:
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
     return root
+
+
+def prose_sentence(rng: random.Random, words: Sequence[str], *, longest: int, link: float) -> str:
+    """One sentence of a model-like Markdown reply: 8 to ``longest`` words, with inline code,
+    a link (probability ``link``) and bold now and then; deterministic for a seeded ``rng``."""
+    text = " ".join(rng.choice(words) for _ in range(rng.randint(8, longest)))
+    if rng.random() < 0.3:
+        text += f" with `df.{rng.choice(words)}()`"
+    if rng.random() < link:
+        text += f" (see [the docs](https://example.com/{rng.choice(words)}))"
+    if rng.random() < 0.2:
+        text += f" and **{rng.choice(words)}**"
+    return text[0].upper() + text[1:] + "."
 
 
 def median(values: Sequence[float]) -> float:

@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import Report, median, use_tests_dir
+from _common import Report, median, prose_sentence, use_tests_dir
 
 ROOT = use_tests_dir()
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
@@ -122,14 +122,7 @@ def make_reply(size: int = SIZE, blocks: int = BLOCKS, seed: int = 15) -> str:
     words = _VOCABULARY.split()
 
     def sentence() -> str:
-        text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 16)))
-        if rng.random() < 0.3:
-            text += f" with `df.{rng.choice(words)}()`"
-        if rng.random() < 0.15:
-            text += f" (see [the docs](https://example.com/{rng.choice(words)}))"
-        if rng.random() < 0.2:
-            text += f" and **{rng.choice(words)}**"
-        return text[0].upper() + text[1:] + "."
+        return prose_sentence(rng, words, longest=16, link=0.15)
 
     per = size // blocks
     sections = []

@@ -19,6 +19,8 @@ import random
 import time
 from collections.abc import Callable
 
+from _common import prose_sentence  # benchmarks/ is sys.path[0]
+
 from hermes_nb.view.render import MarkdownStream, markdown_to_html
 
 CHUNKS = 10_000
@@ -38,14 +40,7 @@ def make_reply(size: int = TARGET_BYTES, seed: int = 7) -> str:
     words = _WORDS
 
     def sentence() -> str:
-        text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 18)))
-        if rng.random() < 0.3:
-            text += f" with `df.{rng.choice(words)}()`"
-        if rng.random() < 0.2:
-            text += f" (see [the docs](https://example.com/{rng.choice(words)}))"
-        if rng.random() < 0.2:
-            text += f" and **{rng.choice(words)}**"
-        return text[0].upper() + text[1:] + "."
+        return prose_sentence(rng, words, longest=18, link=0.2)
 
     def paragraph() -> str:
         return " ".join(sentence() for _ in range(rng.randint(2, 5)))
