@@ -91,6 +91,8 @@ DELAY = 0.0002  # under the event loop's ~1.2 ms timer granularity: ~1.2-1.4 ms 
 SAMPLE_S = 0.05  # Performance.getMetrics every 50 ms while the reply streams
 SETTLE_WAIT_S = 2.0  # after the settle's frame: what the page does next, then idle for baselines
 BASELINE_REPS = 5
+JLAB_REPS = 3  # JupyterLab rendering the settled output again (JLAB_RENDER_JS)
+REST_S = 3.0  # the page at rest, after the baselines: what it does with nothing streaming
 LONG_TASK_MS = 50.0
 REPLY_FILE = "bench_reply.md"
 TRACE_FILE = ARTIFACTS / "bench-browser-trace.json"
@@ -282,6 +284,25 @@ document.addEventListener('DOMContentLoaded', () => {
 """
 
 CELL_JS = "(path) => window.__hnb_panel(path).content.widgets[1].node"
+
+# JupyterLab rendering the settled output once: the cell's output set again to the same data, as
+# a kernel's update_display_data does (its model, its renderer, the HTML replaced in place,
+# the output area's own checks), with the settled output on show.
+JLAB_RENDER_JS = """
+async ([path, rep]) => {
+  const outputs = window.__hnb_panel(path).content.widgets[1].model.outputs;
+  const data = outputs.get(0).toJSON();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  performance.mark('hnb-jl-start-' + rep);
+  outputs.set(0, data);
+  await new Promise((resolve) => requestAnimationFrame(() => {
+    performance.mark('hnb-jl-raf-' + rep);
+    const ch = new MessageChannel();
+    ch.port1.onmessage = resolve;
+    ch.port2.postMessage(0);
+  }));
+}
+"""
 
 
 # -- metrics and traces ------------------------------------------------------------------------
@@ -601,6 +622,8 @@ class RunResult:
     base_sync_s: float  # parse + style + layout, in the page (median)
     base_info: dict[str, Any]
     batches: int
+    jlab_render_s: float  # JupyterLab rendering the settled output once: task and frame (trace)
+    rest_s: float  # main-thread seconds a second at rest (a focused editor's caret, polls)
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -692,7 +715,14 @@ def _measure(
         m1 = metrics(cdp)
         page.evaluate(REMOVE_JS, rep == BASELINE_REPS - 1)
         base.append((m1["TaskDuration"] - m0["TaskDuration"], info))
-    time.sleep(0.2)
+    for rep in range(JLAB_REPS):
+        time.sleep(0.5)
+        page.evaluate(JLAB_RENDER_JS, [name, rep])
+    time.sleep(0.5)
+    m0 = metrics(cdp)
+    time.sleep(REST_S)
+    m1 = metrics(cdp)
+    rest_s = (m1["TaskDuration"] - m0["TaskDuration"]) / (m1["Timestamp"] - m0["Timestamp"])
     raw = browser.stop_tracing()
     bench = page.evaluate("() => window.__bench")
     marks = bench["marks"]
@@ -744,6 +774,11 @@ def _measure(
         base_sync_s=median([i["sync_ms"] for _, i in base]) / 1000,
         base_info=base[-1][1],
         batches=bench.get("batches", 0),
+        rest_s=rest_s,
+        jlab_render_s=median(
+            [sum(trace.task_and_frame(f"jl-start-{i}", f"jl-raf-{i}")) for i in range(JLAB_REPS)]
+        )
+        / 1e6,
     )
     if full_trace:
         main = trace.main()
@@ -759,6 +794,9 @@ def _measure(
                 float(profile["startTime"]) <= first_us <= float(profile["endTime"])
             )
             result.detail["profile"] = profile_self(profile, first_us, done_us)
+            settle_span = trace.span_at(trace.marks["static"])
+            if settle_span is not None:
+                result.detail["profile_settle"] = profile_self(profile, *settle_span)
             result.detail["profile_after"] = profile_self(
                 profile, after_start, min(after_start + 1e6, float(profile["endTime"]))
             )
@@ -870,6 +908,12 @@ def print_detail(r: RunResult) -> None:
         for fn, us in functions[:8]:
             print(f"      {us / 1000:>6.0f} ms  {fn}")
     print_breakdown("the settle's task", d["settle"])
+    if "profile_settle" in d:
+        _, functions = d["profile_settle"]
+        print(
+            "    hottest there (self, with the style and layout it forces): "
+            + "; ".join(f"{fn} {us / 1000:.0f} ms" for fn, us in functions[:6])
+        )
     print_breakdown("the settle's frame", d["settle_frame"])
     print_breakdown("one render: its task (parse, style, layout forced)", d["base"])
     print_breakdown("the second after the settle's frame", d["after"])
@@ -978,6 +1022,16 @@ def check(results: list[RunResult]) -> int:
         "%",
         f"over {median([r.stream_wall_s for r in results]):.1f} s; " + runs(busy, "{:.0f} %"),
     )
+    rest = [r.rest_s * r.stream_wall_s for r in results]
+    info(
+        "the page at rest, over as long",
+        median(rest) * 1000,
+        "ms",
+        f"{median([r.rest_s for r in results]) * 1000:.1f} ms a second with nothing streaming "
+        "(a focused cell's caret, JupyterLab's polls), counted in the figures above",
+    )
+    net = [(r.stream_busy_s - x) / r.base_metrics_s for r, x in zip(results, rest)]
+    info("streaming less the page at rest / one render", median(net), "x", runs(net, "{:.1f}x"))
     counts = [float(len(r.long_tasks)) for r in results]
     report.figure(
         "long tasks > 50 ms while streaming", median(counts), "", 0, runs(counts, "{:.0f}")
@@ -998,6 +1052,14 @@ def check(results: list[RunResult]) -> int:
         1.0,
         f"{median([r.settle_s for r in results]) * 1000:.0f} ms vs "
         f"{median([r.base_trace_s for r in results]) * 1000:.0f} ms; " + runs(settle, "{:.2f}x"),
+    )
+    jl = [r.settle_s / r.jlab_render_s for r in results]
+    info(
+        "settle's re-render / JupyterLab's render",
+        median(jl),
+        "x",
+        f"{median([r.jlab_render_s for r in results]) * 1000:.0f} ms for JupyterLab to render the"
+        " settled output once (set again in its model); " + runs(jl, "{:.2f}x"),
     )
     return report.summary()
 

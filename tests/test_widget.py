@@ -239,6 +239,43 @@ def test_frames_keep_flowing_while_tokens_flow(comms: list[RecordingComm]) -> No
     assert (len(times) - 1) / span >= 0.8 * view.MAX_FPS  # the pump's pace, less jitter
 
 
+def test_frames_slow_down_while_every_view_is_off_screen(comms: list[RecordingComm]) -> None:
+    # About 3 s of tokens. Views a and b say where they are, as chat.js does when its status
+    # line goes off or comes on screen.
+    controller = live("x", reply="abc " * 750, chunk_size=2, delay=0.002)
+    c = the_comm(controller)
+    c.deliver({"type": "sight", "view": "a", "seen": False})
+    time.sleep(0.3)
+    c.deliver({"type": "sight", "view": "b", "seen": False})
+    hidden_from = time.monotonic()
+    time.sleep(1.6)  # both off screen: about one frame a second
+    c.deliver({"type": "sight", "view": "b", "seen": True})
+    seen_at = time.monotonic()
+    time.sleep(0.6)  # one of them on screen: the usual pace at once
+    settle(controller)
+    times = [t for t, f in live_frames(controller) if f["status"] == "streaming"]
+    hidden = [t for t in times if hidden_from + 0.2 <= t < seen_at]
+    assert len(hidden) <= 2, f"{len(hidden)} frames in 1.4 s while no view was on screen"
+    after = [t for t in times if seen_at <= t < seen_at + 0.6]
+    assert after, "no frame soon after a view came into sight"
+    assert after[0] - seen_at < 0.25, f"the first frame came {after[0] - seen_at:.2f} s later"
+    assert len(after) >= 4, f"{len(after)} frames in 0.6 s once a view was on screen"
+    # Slower, and still exact: the frames reassemble into the final transcript.
+    state = reassembled([f for _, f in live_frames(controller)])
+    assert state.visible() == final_blocks(controller.run)
+
+
+def test_a_run_that_settles_unseen_is_not_held_back(comms: list[RecordingComm]) -> None:
+    controller = live("x", reply="short reply " * 20, chunk_size=4, delay=0.002)
+    the_comm(controller).deliver({"type": "sight", "view": "a", "seen": False})
+    controller.run.wait(10)
+    settled_at = time.monotonic()
+    controller.join(10)
+    last = live_frames(controller)[-1]
+    assert last[1]["status"] == "done"
+    assert last[0] - settled_at < 0.3, "the last frame waited out the off-screen pace"
+
+
 # -- replay, cancel, blocks ---------------------------------------------------------------------
 
 
@@ -664,7 +701,9 @@ def test_static_bundle_has_every_representation() -> None:
     data, metadata = view.static_bundle(run)
     assert set(data) == {"text/html", "text/markdown", "text/plain"}
     html = data["text/html"]
-    assert '<div class="hnb-chat hnb-static" data-state="done">' in html
+    assert (
+        '<div class="hnb-chat hnb-static mathjax_ignore tex2jax_ignore" data-state="done">' in html
+    )
     assert "<style>" in html and ".hnb-chat" in html
     assert 'class="hnb-hl' in html and render.highlight_css() in html  # code is highlighted
     for cls in ("hnb-prompt", "hnb-reply", "hnb-status"):
@@ -882,6 +921,20 @@ def test_replay_while_waiting_shows_the_card_once_and_then_its_decision(
     assert "Allowed once — by you" in cards[f"ask:{prompt.id}"]
     assert fresh.visible() == final_blocks(run)
     assert run.prompt_record()[0]["by"] == "view"
+
+
+def test_sight_messages_are_checked() -> None:
+    for bad in (
+        {"type": "sight"},
+        {"type": "sight", "view": "a"},
+        {"type": "sight", "view": "a", "seen": 1},
+        {"type": "sight", "view": "", "seen": True},
+        {"type": "sight", "view": "v" * 201, "seen": False},
+        {"type": "sight", "view": ["a"], "seen": False},
+    ):
+        assert parse_view_msg(bad) is None, bad
+    ok = {"type": "sight", "view": "a" * 200, "seen": False, "extra": 1}
+    assert parse_view_msg(ok) == {"type": "sight", "view": "a" * 200, "seen": False}
 
 
 def test_malformed_answer_messages_are_ignored(comms: list[RecordingComm]) -> None:

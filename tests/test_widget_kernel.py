@@ -105,7 +105,10 @@ def test_stream_reassembles_and_settles_into_the_static_bundle(kernel: KernelHar
         data, metadata = update["content"]["data"], update["content"]["metadata"]
         assert [data, metadata] == fresh, "built from the cache, equal to a full render"
         assert set(data) == {"text/html", "text/markdown", "text/plain"}
-        assert 'class="hnb-chat hnb-static" data-state="done"' in data["text/html"]
+        assert (
+            'class="hnb-chat hnb-static mathjax_ignore tex2jax_ignore" data-state="done"'
+            in data["text/html"]
+        )
         assert data["text/plain"].startswith("Hermes (echo) · Done")
         assert metadata["hermes_nb"]["status"] == "done"
         assert metadata["hermes_nb"]["run"].startswith("run-")

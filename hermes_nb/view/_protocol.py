@@ -16,7 +16,9 @@ View → kernel: ``{"type": "replay", "after", "rid"}``, ``{"type": "cancel"}`` 
 one of the run's open prompts; the kernel calls ``run.answer(prompt_id, value, by="view")``) and
 ``{"type": "removed"}`` (the view left its page — its output was replaced by the static bundle,
 cleared or deleted — not sent while the page unloads): what tells the kernel, once the run has
-settled, that a page no longer shows the live view, so it may close the widget.
+settled, that a page no longer shows the live view, so it may close the widget. And
+``{"type": "sight", "view", "seen"}``: view ``view``'s end (its status line) came on or went off
+screen; while every view that said so is off screen, the kernel sends frames less often.
 
 Open prompts are blocks like any other (kind ``ask``, id ``ask:<prompt id>``): the card with its
 controls while the prompt is open, the same id upserted with the decision once it is answered,
@@ -49,6 +51,7 @@ __all__ = [
     "FrameMsg",
     "RemovedMsg",
     "ReplayMsg",
+    "SightMsg",
     "ViewMsg",
     "frame",
     "parse_view_msg",
@@ -59,6 +62,7 @@ __all__ = [
 #: The longest answer a view may send (characters); a longer one is ignored as malformed.
 MAX_ANSWER = 10_000
 _MAX_PROMPT_ID = 100
+_MAX_VIEW_ID = 200
 
 #: What a block shows. ``prompt`` is the person's message; ``ask`` a card for one of the run's
 #: own prompts (an approval or a question for the person). ``notice`` is the line after the
@@ -169,7 +173,17 @@ class RemovedMsg(TypedDict):
     type: Literal["removed"]
 
 
-ViewMsg = ReplayMsg | CancelMsg | AnswerMsg | RemovedMsg
+class SightMsg(TypedDict):
+    """View → kernel: whether view ``view``'s end is on screen (sent when that changes). Nobody
+    sees a view scrolled away, collapsed or in a hidden tab grow, so while every view that has
+    said anything is off screen the kernel sends frames at a slower pace (view/display.py)."""
+
+    type: Literal["sight"]
+    view: str
+    seen: bool
+
+
+ViewMsg = ReplayMsg | CancelMsg | AnswerMsg | RemovedMsg | SightMsg
 
 
 def frame(
@@ -212,6 +226,10 @@ def parse_view_msg(content: Any) -> ViewMsg | None:
             and 0 < len(rid) <= 200
         ):
             return ReplayMsg(type="replay", after=after, rid=rid)
+    if kind == "sight":
+        view, seen = content.get("view"), content.get("seen")
+        if isinstance(view, str) and 0 < len(view) <= _MAX_VIEW_ID and isinstance(seen, bool):
+            return SightMsg(type="sight", view=view, seen=seen)
     if kind == "answer":
         prompt_id, value = content.get("prompt_id"), content.get("value")
         if (

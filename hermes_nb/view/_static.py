@@ -123,7 +123,12 @@ def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model
         return "".join(by_kind[kind])
 
     parts = [
-        f'<div class="hnb-chat hnb-static" data-state="{render.escape(state)}">',
+        # mathjax_ignore (MathJax 3's name; tex2jax_ignore, MathJax 2's): the live view shows
+        # a reply's text as written, so the settled answer does too. Without it JupyterLab's
+        # MathJax typesets the answer's HTML output: "$5 or $10" became a formula once the
+        # reply settled, and it combed every long answer's text for one.
+        f'<div class="hnb-chat hnb-static mathjax_ignore tex2jax_ignore"'
+        f' data-state="{render.escape(state)}">',
         '<div class="hnb-head">'
         f'<span class="hnb-bot">{render.escape(bot)}</span>'
         f'<span class="hnb-model">{render.escape(model)}</span></div>',

@@ -4,7 +4,8 @@
 controller (and one widget model, so a second ``show(run)`` is another view of the same model):
 
 * a **pump** (on a kept, reused thread) sleeps on ``run.wait_for_event(cursor)``, wakes at
-  most 10 times a second (:data:`MAX_FPS`), reads ``run.events(after_seq=cursor)``, updates
+  most 10 times a second (:data:`MAX_FPS`; once a second, :data:`HIDDEN_INTERVAL`, while every
+  view says it is off screen), reads ``run.events(after_seq=cursor)``, updates
   the renderers and sends ONE frame holding the blocks that changed — whole, or as the new tail
   of a growing block — tagged with the seq it reflects (DESIGN.md §3, invariants 1, 4 and 5);
 * a **cache** of rendered blocks, each with the seq at which it last changed, answers replay
@@ -76,6 +77,7 @@ if TYPE_CHECKING:
     from .widget import ChatWidget
 
 __all__ = [
+    "HIDDEN_INTERVAL",
     "MAX_FPS",
     "SETTLED_GRACE",
     "show",
@@ -92,6 +94,12 @@ log = logging.getLogger(__name__)
 #: it is drawn alone or with the next (``benchmarks/bench_browser.py``).
 MAX_FPS = 10.0
 _FRAME_INTERVAL = 1.0 / MAX_FPS + 0.0005  # a hair over: no one-second window holds one more
+#: Seconds between two frames while every view that has said where it is is off screen
+#: (``{"type": "sight"}``: scrolled away, outputs collapsed, a hidden tab). Nobody sees them
+#: grow; each frame still costs the page a message to decode and the kernel a render. A view
+#: coming into sight, or the run settling, ends the wait at once.
+HIDDEN_INTERVAL = 1.0
+_MAX_VIEWS = 64  # views whose sight a run remembers (a page reloaded many times: the newest)
 _MIN_PATCH = 64  # a shorter common prefix is sent as a whole block
 
 #: Seconds a settled run keeps its block cache and widget after its settle (and after a page said
@@ -140,6 +148,8 @@ class _Controller:
         self._released = False
         self._started = False
         self._pumped = threading.Event()  # the pump has finished
+        self._sight: dict[str, bool] = {}  # view id -> its end is on screen (what it said last)
+        self._wake = threading.Event()  # a view came into sight: the next frame is due sooner
         profile = run.profile
         self.bot_name = str(getattr(profile, "bot_name", "") or "Hermes")
         self.model = str(getattr(profile, "model", "") or "")
@@ -178,6 +188,14 @@ class _Controller:
                 self._update_displays()
         elif msg["type"] == "removed":
             self._on_removed()
+        elif msg["type"] == "sight":
+            with self._lock:
+                self._sight.pop(msg["view"], None)
+                self._sight[msg["view"]] = msg["seen"]
+                while len(self._sight) > _MAX_VIEWS:
+                    del self._sight[next(iter(self._sight))]
+            if msg["seen"]:
+                self._wake.set()
 
     def _repeated(self, rid: str, after: int) -> bool:
         """True for a retry that queued behind a busy shell together with the request it
@@ -262,9 +280,7 @@ class _Controller:
         cursor, last = 0, 0.0
         while not transcript.ended:
             run.wait_for_event(cursor)
-            pause = last + _FRAME_INTERVAL - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)  # coalesce: whatever arrives meanwhile joins this frame
+            self._coalesce(last)
             entries = run.events(after_seq=cursor)
             if not entries:
                 continue
@@ -275,6 +291,25 @@ class _Controller:
             if msg["status"] != self.widget.status:
                 self.widget.status = msg["status"]
             cursor = seq
+
+    def _interval(self) -> float:
+        """The least time between two frames: :data:`HIDDEN_INTERVAL` while every view that
+        has said where it is is off screen, else one frame per :data:`MAX_FPS`. A view that
+        said nothing yet (an older page, a front end without IntersectionObserver) counts as
+        seeing, and so does one that left without a word: at worst the pace is the usual one."""
+        with self._lock:
+            hidden = bool(self._sight) and not any(self._sight.values())
+        return HIDDEN_INTERVAL if hidden else _FRAME_INTERVAL
+
+    def _coalesce(self, last: float) -> None:
+        """Wait until the next frame is due (``last`` is when the previous one went): whatever
+        arrives meanwhile joins it. A view coming into sight shortens the wait to the usual
+        pace; a run that settles ends it, so its last frame and the settle are not held back."""
+        while (pause := last + self._interval() - time.monotonic()) > 0:
+            if self.run.settled:
+                return
+            if self._wake.wait(min(pause, _FRAME_INTERVAL)):
+                self._wake.clear()
 
     def _commit(
         self, transcript: Transcript, changed: dict[str, tuple[str, str]], prev: int, seq: int

@@ -22,9 +22,15 @@
 // change are written in one requestAnimationFrame callback, together with whatever came since.
 // Each DOM update costs the page a style, layout, paint and compositing pass of several
 // milliseconds, however little it changes, so however many frames arrive a streaming reply
-// costs at most one such pass per FLUSH_MS. A settled status, a prompt card or a replay's
-// answer is written in the next frame. Finished reply blocks (all but the last of a reply)
-// skip rendering while off screen (chat.css: content-visibility).
+// costs at most one such pass per FLUSH_MS. While the view's end (its status line) is off
+// screen (a long reply read from its top, the cell scrolled away, outputs collapsed) nobody sees
+// the text grow, and updates come HIDDEN_FLUSH_MS apart (sooner when HIDDEN_MAX_CHARS of HTML
+// wait), only to keep the cell's height (the scrollbar) roughly right; the first frame after the
+// end comes into view shows everything.
+// The view tells the kernel ({type: "sight"}), which then sends frames once a second.
+// A settled status, a prompt card or a replay's answer is written in the next frame, seen or
+// not. Finished reply blocks (all but the last of a reply) skip rendering while off screen
+// (chat.css: content-visibility).
 //
 // Every code block of a reply gets Copy and, where hermes_nb's JupyterLab / Notebook 7 extension
 // is present (document.body.dataset.hermesNbExtension), Insert below: a bar of buttons put
@@ -56,6 +62,8 @@ const SEGMENT = `<div class="hnb-reply jp-RenderedHTMLCommon"></div>
 <div class="hnb-tools"></div><div class="hnb-asks"></div>`;
 const RETRY_MS = [250, 500, 1000, 2000, 4000, 8000];
 const FLUSH_MS = 150; // the least time between two DOM updates while a reply streams
+const HIDDEN_FLUSH_MS = 3000; // the same while the view's end is off screen
+const HIDDEN_MAX_CHARS = 64000; // ... or once this much new HTML waits (one update stays short)
 const TICK_MS = 1000; // the status line's clock, between frames
 const ACTION_DONE_MS = 1500; // how long "Copied" / "Inserted" shows
 // The extension's contract (labextension/README.md): version "1".
@@ -260,6 +268,8 @@ function render({ model, el }) {
   let flushFrame = 0; // requestAnimationFrame id of the next DOM update
   let flushTimer = null; // its timer, while the last update is too recent
   let lastFlush = 0;
+  let seen = true; // the view's end on screen (until an IntersectionObserver says otherwise)
+  let waiting = 0; // characters of HTML taken since the last DOM update
 
   // -- replay ---------------------------------------------------------------------------------
 
@@ -354,6 +364,7 @@ function render({ model, el }) {
     if (!nodes.has(block.id) && !FLOW[block.kind] && !SLOTS[block.kind]) return;
     htmlById.set(block.id, html);
     dirty.set(block.id, block.kind);
+    waiting += block.html.length;
   }
 
   // Bring one block's element up to date with the HTML this view holds for it.
@@ -402,6 +413,7 @@ function render({ model, el }) {
     clearTimeout(flushTimer);
     flushTimer = null;
     lastFlush = performance.now();
+    waiting = 0;
     let insert; // whether Insert below works here: asked at most once per update
     const probe = (node) => {
       if (insert === undefined) insert = insertable(node);
@@ -423,7 +435,7 @@ function render({ model, el }) {
     } else if (flushTimer !== null) {
       return;
     }
-    const wait = now ? 0 : lastFlush + FLUSH_MS - performance.now();
+    const wait = now ? 0 : lastFlush + (seen ? FLUSH_MS : HIDDEN_FLUSH_MS) - performance.now();
     const frame = () => {
       flushTimer = null;
       flushFrame = requestAnimationFrame(flush);
@@ -600,6 +612,7 @@ function render({ model, el }) {
     for (const block of msg.blocks) accept(block);
     const now =
       msg.rid != null ||
+      (!seen && waiting > HIDDEN_MAX_CHARS) ||
       msg.status !== status ||
       !LIVE.has(msg.status) ||
       msg.blocks.some((b) => b.kind === "ask" || b.kind === "status");
@@ -663,7 +676,7 @@ function render({ model, el }) {
     // a tick of its own would cost the page another style, layout and paint pass.
     if (live && ticker === null) {
       ticker = setInterval(() => {
-        if (!flushFrame && flushTimer === null) tick();
+        if (seen && !flushFrame && flushTimer === null) tick();
       }, TICK_MS);
     }
     if (!live && ticker !== null) {
@@ -689,6 +702,27 @@ function render({ model, el }) {
       stop.textContent = "Stop";
     }, STOP_RETRY_MS);
   }
+
+  // Whether the view's end is on screen: the status line, below everything a frame changes.
+  // Only the viewport's and the notebook's clipping count (no margin: the implicit root's
+  // rootMargin would not reach into the notebook's scroller).
+  const footer = $(".hnb-footer");
+  const sight =
+    typeof IntersectionObserver === "function"
+      ? new IntersectionObserver((entries) => {
+          const now = entries[entries.length - 1].isIntersecting;
+          if (now === seen) return;
+          seen = now;
+          // The kernel sends frames less often while every view says it is off screen.
+          try {
+            model.send({ type: "sight", view: viewId, seen });
+          } catch (err) {
+            // The model is closing: nothing to tell.
+          }
+          if (seen && (dirty.size || flushTimer !== null)) schedule(true);
+        })
+      : null;
+  sight?.observe(footer);
 
   const onCustom = (msg) => onFrame(msg);
   const onTrait = () => schedule(true); // shown with the frames' blocks, in the next update
@@ -728,6 +762,7 @@ function render({ model, el }) {
     clearTimeout(retryTimer);
     clearTimeout(stopTimer);
     clearInterval(ticker);
+    sight?.disconnect();
     clearTimeout(flushTimer);
     cancelAnimationFrame(flushFrame);
     pending = null;
