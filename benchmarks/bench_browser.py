@@ -1030,7 +1030,7 @@ def check(results: list[RunResult]) -> int:
         f"{median([r.rest_s for r in results]) * 1000:.1f} ms a second with nothing streaming "
         "(a focused cell's caret, JupyterLab's polls), counted in the figures above",
     )
-    net = [(r.stream_busy_s - x) / r.base_metrics_s for r, x in zip(results, rest)]
+    net = [(r.stream_busy_s - x) / r.base_metrics_s for r, x in zip(results, rest, strict=True)]
     info("streaming less the page at rest / one render", median(net), "x", runs(net, "{:.1f}x"))
     counts = [float(len(r.long_tasks)) for r in results]
     report.figure(
