@@ -34,6 +34,18 @@ shared. Measured in the page (issue 15, section 3):
   one event per task). JupyterLab then typesets the new HTML output (MathJax, loaded on first
   use); what the page does in the second after the settle's frame is printed, not checked.
 
+* **The page at rest**: after the baselines, what the same page does in 3 s with nothing
+  streaming (a focused cell's blinking caret, JupyterLab's polls), over as long as the stream:
+  part of the streaming figure, printed beside it, not taken out.
+* **JupyterLab's own render** of the settled output: its model's output set again to the same
+  data (as an ``update_display_data`` does): JupyterLab's script, the HTML replaced in place,
+  the frame. Printed beside the settle, which also swaps a widget output for an HTML one.
+
+The page is left where the run started, as the issue measured it: the reply soon grows past the
+window, and the view's end is off screen (the view then draws every 3 s, and the kernel sends a
+frame a second: ``static/chat.js``, ``view/display.py``). ``--follow`` keeps the view's end in
+view instead, scrolled to every 250 ms as a person reading along would: every update is drawn.
+
 Printed figures (targets in brackets):
 
 * main-thread time while streaming / one render of the final HTML                  [≤ 3×]
@@ -284,6 +296,18 @@ document.addEventListener('DOMContentLoaded', () => {
 """
 
 CELL_JS = "(path) => window.__hnb_panel(path).content.widgets[1].node"
+
+# --follow: the live view's end (its status line) scrolled into view every 250 ms until it
+# settles, as a person reading along does; the view then draws every update (chat.js).
+FOLLOW_JS = """
+(cell) => {
+  const timer = setInterval(() => {
+    const end = cell.querySelector('.hnb-chat:not(.hnb-static) .hnb-footer');
+    if (end) end.scrollIntoView({ block: 'end' });
+    else if (cell.querySelector('.hnb-static')) clearInterval(timer);
+  }, 250);
+}
+"""
 
 # JupyterLab rendering the settled output once: the cell's output set again to the same data, as
 # a kernel's update_display_data does (its model, its renderer, the HTML replaced in place,
@@ -640,11 +664,17 @@ def setup_source(fps: float | None) -> str:
 
 
 def one_run(
-    browser: Any, context: Any, server: JupyterServer, index: int, full_trace: bool, setup: str
+    browser: Any,
+    context: Any,
+    server: JupyterServer,
+    index: int,
+    full_trace: bool,
+    setup: str,
+    follow: bool = False,
 ) -> RunResult:
     page = context.new_page()
     try:
-        return _measure(browser, context, page, server, index, full_trace, setup)
+        return _measure(browser, context, page, server, index, full_trace, setup, follow)
     finally:
         with contextlib.suppress(Exception):
             page.goto("about:blank")
@@ -662,6 +692,7 @@ def _measure(
     index: int,
     full_trace: bool,
     setup: str,
+    follow: bool = False,
 ) -> RunResult:
     name = f"bench_browser_{index}.ipynb"
     server.notebook(
@@ -690,6 +721,8 @@ def _measure(
     clock.append(metrics(cdp)["Timestamp"])
     samples = [metrics(cdp)]
     nb.run(1, wait=False)
+    if follow:
+        page.evaluate(FOLLOW_JS, cell)
     deadline = time.monotonic() + 180
     marks: dict[str, float] = {}
     polls = 0
@@ -935,6 +968,12 @@ def main() -> int:
         "--trace", action="store_true", help="then one fully traced run, for the breakdown"
     )
     parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep the reply's end in view while it streams (a person reading along scrolls"
+        " every 250 ms) instead of leaving the page where the run started",
+    )
+    parser.add_argument(
         "--css",
         type=Path,
         help="a stylesheet added to every page (after chat.css): try a change without editing it",
@@ -942,7 +981,7 @@ def main() -> int:
     parser.add_argument(
         "--fps",
         type=float,
-        help="experiment: the kernel sends at most this many frames a second (default 30)",
+        help="experiment: the kernel sends at most this many frames a second (default 10)",
     )
     args = parser.parse_args()
     try:
@@ -983,10 +1022,12 @@ def main() -> int:
                     print(f"extra CSS from {args.css}", flush=True)
                 try:
                     for i in range(args.runs):
-                        results.append(one_run(browser, context, server, i + 1, False, setup))
+                        results.append(
+                            one_run(browser, context, server, i + 1, False, setup, args.follow)
+                        )
                         print_run(i + 1, results[-1])
                     if args.trace:
-                        traced = one_run(browser, context, server, 0, True, setup)
+                        traced = one_run(browser, context, server, 0, True, setup, args.follow)
                         print_run(0, traced)
                 finally:
                     context.close()
