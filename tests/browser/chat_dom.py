@@ -206,6 +206,21 @@ class ChatView:
     def history(self) -> list[dict[str, Any]]:
         return self.page.evaluate("(k) => (window.__hnb_history || {})[k] || []", self.key)
 
+    def follow(self) -> None:
+        """Keep the live view's end (its status line) in view until the run settles, as a
+        person reading along scrolls: a view whose end is off screen draws its updates only
+        every few seconds (``static/chat.js``), and nobody would see them."""
+        self.page.evaluate(
+            """(cell) => {
+                const timer = setInterval(() => {
+                    const end = cell.querySelector('.hnb-chat:not(.hnb-static) .hnb-footer');
+                    if (end) end.scrollIntoView({block: 'end'});
+                    else if (cell.querySelector('.hnb-static')) clearInterval(timer);
+                }, 100);
+            }""",
+            self.page.evaluate_handle(self._cell_js()),
+        )
+
     def now(self) -> float:
         """The page's ``performance.now()`` (the history's clock)."""
         return self.page.evaluate("() => performance.now()")

@@ -125,6 +125,7 @@ def test_reply_streams_as_rendered_markdown(ui, kernel, open_notebook, hermes_co
     nb = open_notebook(["%load_ext hermes_nb", "%%hermes\n" + RICH_PROMPT])
     chat = ChatView(nb, 1)
     start(nb, chat)
+    chat.follow()  # its end in view: every update drawn
 
     live = chat.wait_live()
     assert live["stop_visible"], "the Stop button is shown while the reply streams"
@@ -180,6 +181,7 @@ def test_stop_while_another_cell_blocks(
     )
     chat = ChatView(nb, 1)
     start(nb, chat)
+    chat.follow()  # its end in view: the reply is seen streaming on while Stop waits
     chat.wait_live(min_chars=20)
 
     nb.run(2, wait=False)
