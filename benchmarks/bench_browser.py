@@ -108,6 +108,7 @@ REST_S = 3.0  # the page at rest, after the baselines: what it does with nothing
 LONG_TASK_MS = 50.0
 REPLY_FILE = "bench_reply.md"
 TRACE_FILE = ARTIFACTS / "bench-browser-trace.json"
+PROFILE_FILE = ARTIFACTS / "bench-browser.cpuprofile"  # the traced run's V8 CPU profile
 
 # Always traced (cheap: one event per task): every task's span, and the page's marks.
 LIGHT_CATEGORIES = ["toplevel", "blink.user_timing"]
@@ -776,6 +777,8 @@ def _measure(
     if full_trace:
         TRACE_FILE.parent.mkdir(parents=True, exist_ok=True)
         TRACE_FILE.write_bytes(raw)
+        if profile is not None:
+            PROFILE_FILE.write_text(json.dumps(profile))
 
     # The trace's clock (µs) is the metrics' Timestamp (s): both are the browser's TimeTicks.
     if not clock[0] <= trace.marks["clock"] / 1e6 <= clock[1]:
