@@ -87,6 +87,7 @@ from _common import Report, median, prose_sentence, use_tests_dir
 ROOT = use_tests_dir()
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
+from chat_dom import FOLLOW_JS  # noqa: E402
 from jupyter_harness import (  # noqa: E402
     ARTIFACTS,
     CHROMIUM_ARGS,
@@ -105,6 +106,7 @@ SETTLE_WAIT_S = 2.0  # after the settle's frame: what the page does next, then i
 BASELINE_REPS = 5
 JLAB_REPS = 3  # JupyterLab rendering the settled output again (JLAB_RENDER_JS)
 REST_S = 3.0  # the page at rest, after the baselines: what it does with nothing streaming
+FOLLOW_MS = 250  # --follow: the view's end scrolled into view this often, as a reader does
 LONG_TASK_MS = 50.0
 REPLY_FILE = "bench_reply.md"
 TRACE_FILE = ARTIFACTS / "bench-browser-trace.json"
@@ -298,17 +300,6 @@ document.addEventListener('DOMContentLoaded', () => {
 
 CELL_JS = "(path) => window.__hnb_panel(path).content.widgets[1].node"
 
-# --follow: the live view's end (its status line) scrolled into view every 250 ms until it
-# settles, as a person reading along does; the view then draws every update (chat.js).
-FOLLOW_JS = """
-(cell) => {
-  const timer = setInterval(() => {
-    const end = cell.querySelector('.hnb-chat:not(.hnb-static) .hnb-footer');
-    if (end) end.scrollIntoView({ block: 'end' });
-    else if (cell.querySelector('.hnb-static')) clearInterval(timer);
-  }, 250);
-}
-"""
 
 # JupyterLab rendering the settled output once: the cell's output set again to the same data, as
 # a kernel's update_display_data does (its model, its renderer, the HTML replaced in place,
@@ -436,6 +427,19 @@ class Trace:
             if span not in spans:
                 spans.append(span)
         return [b - a for a, b in spans]
+
+    def render_s(self, tag: str, reps: int) -> float:
+        """Median seconds of a render repeated ``reps`` times, each marked ``<tag>-start-<i>``
+        in its task and ``<tag>-raf-<i>`` in the frame that draws it: task and frame."""
+        return (
+            median(
+                [
+                    sum(self.task_and_frame(f"{tag}-start-{i}", f"{tag}-raf-{i}"))
+                    for i in range(reps)
+                ]
+            )
+            / 1e6
+        )
 
 
 # -- the --trace breakdown ---------------------------------------------------------------------
@@ -733,7 +737,7 @@ def _measure(
     samples = [metrics(cdp)]
     nb.run(1, wait=False)
     if follow:
-        page.evaluate(FOLLOW_JS, cell)
+        page.evaluate(FOLLOW_JS, [cell, FOLLOW_MS])
     deadline = time.monotonic() + 180
     marks: dict[str, float] = {}
     polls = 0
@@ -798,10 +802,6 @@ def _measure(
 
     settle_parts = trace.task_and_frame("static", "static_raf")
     after_start = trace.marks["static_painted"]
-    base_trace = [
-        sum(trace.task_and_frame(f"base-start-{rep}", f"base-raf-{rep}"))
-        for rep in range(BASELINE_REPS)
-    ]
     instrument_s = trace.instrument_busy(first_us, done_us) / 1e6
     result = RunResult(
         stream_wall_s=(done_us - first_us) / 1e6,
@@ -819,19 +819,13 @@ def _measure(
         settle_parts_ms=[p / 1000 for p in settle_parts],
         after_settle_s=trace.busy(after_start, after_start + 1e6) / 1e6,
         base_metrics_s=median([b for b, _ in base]),
-        base_trace_s=median(base_trace) / 1e6,
+        base_trace_s=trace.render_s("base", BASELINE_REPS),
         base_sync_s=median([i["sync_ms"] for _, i in base]) / 1000,
         base_info=base[-1][1],
         batches=bench.get("batches", 0),
         rest_s=rest_s,
-        jlab_render_s=median(
-            [sum(trace.task_and_frame(f"jl-start-{i}", f"jl-raf-{i}")) for i in range(JLAB_REPS)]
-        )
-        / 1e6,
-        jlab_swap_s=median(
-            [sum(trace.task_and_frame(f"js-start-{i}", f"js-raf-{i}")) for i in range(JLAB_REPS)]
-        )
-        / 1e6,
+        jlab_render_s=trace.render_s("jl", JLAB_REPS),
+        jlab_swap_s=trace.render_s("js", JLAB_REPS),
     )
     if full_trace:
         main = trace.main()

@@ -23,7 +23,7 @@ from typing import Any
 
 from jupyter_harness import NotebookPage
 
-__all__ = ["CANCEL_NOTICE", "LIVE", "SETTLED", "ChatView", "words"]
+__all__ = ["CANCEL_NOTICE", "FOLLOW_JS", "LIVE", "SETTLED", "ChatView", "words"]
 
 LIVE = ("queued", "streaming", "waiting")
 SETTLED = ("done", "stopped", "error")
@@ -124,6 +124,21 @@ _WATCH = """
 """
 
 
+# Scroll the live view's end (its status line) of `cell` into view now and every `ms`
+# milliseconds, until the static output has replaced the view (also benchmarks/bench_browser.py).
+FOLLOW_JS = """
+([cell, ms]) => {
+  const follow = () => {
+    const end = cell.querySelector('.hnb-chat:not(.hnb-static) .hnb-footer');
+    if (end) end.scrollIntoView({ block: 'end' });
+    else if (cell.querySelector('.hnb-static')) clearInterval(timer);
+  };
+  const timer = setInterval(follow, ms);
+  follow();
+}
+"""
+
+
 def words(text: str) -> list[str]:
     """The ``w001``-style tokens in ``text``, in order (the prompts below are made of them)."""
     return re.findall(r"\bw\d{3}\b", text)
@@ -206,20 +221,11 @@ class ChatView:
     def history(self) -> list[dict[str, Any]]:
         return self.page.evaluate("(k) => (window.__hnb_history || {})[k] || []", self.key)
 
-    def follow(self) -> None:
+    def follow(self, every_ms: int = 100) -> None:
         """Keep the live view's end (its status line) in view until the run settles, as a
         person reading along scrolls: a view whose end is off screen draws its updates only
         every few seconds (``static/chat.js``), and nobody would see them."""
-        self.page.evaluate(
-            """(cell) => {
-                const timer = setInterval(() => {
-                    const end = cell.querySelector('.hnb-chat:not(.hnb-static) .hnb-footer');
-                    if (end) end.scrollIntoView({block: 'end'});
-                    else if (cell.querySelector('.hnb-static')) clearInterval(timer);
-                }, 100);
-            }""",
-            self.page.evaluate_handle(self._cell_js()),
-        )
+        self.page.evaluate(FOLLOW_JS, [self.page.evaluate_handle(self._cell_js()), every_ms])
 
     def now(self) -> float:
         """The page's ``performance.now()`` (the history's clock)."""

@@ -37,17 +37,6 @@ _FOOTER_SEEN = """
 """
 
 
-# Keep the chat's status line at the bottom of the page for `ms` milliseconds.
-_FOLLOW = """
-([cell, ms]) => new Promise((resolve) => {
-  const follow = () => cell.querySelector('.hnb-chat .hnb-footer')?.scrollIntoView({block: 'end'});
-  follow();
-  const timer = setInterval(follow, 50);
-  setTimeout(() => { clearInterval(timer); resolve(); }, ms);
-})
-"""
-
-
 def _lengths(history: list[dict[str, Any]], start: float, end: float) -> list[float]:
     """Times of the reply's length changes in [start, end) (page clock, ms)."""
     return [e["t"] for e in history if start <= e["t"] < end and not e["static"]]
@@ -81,7 +70,8 @@ def test_a_view_off_screen_updates_rarely_and_catches_up_when_seen(open_notebook
     # Scrolled to the view's end, and kept there as a person following the reply does (it grows
     # past the page's bottom again): the text shown so far at once, then the usual pace.
     seen_at = chat.now()
-    page.evaluate(_FOLLOW, [cell, 2_000])
+    chat.follow()
+    page.wait_for_timeout(2_000)
     assert chat.view()["state"] == "streaming", "the reply ended before the on-screen check"
     shown = _lengths(chat.history(), seen_at, seen_at + 2_000)
     assert shown, "the reply did not change once its end was on screen"
