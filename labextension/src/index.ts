@@ -279,6 +279,9 @@ function decorate(tracker: INotebookTracker, root: ParentNode) {
   });
 }
 
+/** A live view's root (the settled answer's root has both classes). */
+const LIVE_VIEW = '.hnb-chat:not(.hnb-static)';
+
 function whenIdle(callback: () => void) {
   if (typeof window.requestIdleCallback === 'function') {
     window.requestIdleCallback(callback, { timeout: 500 });
@@ -300,16 +303,20 @@ const staticCodeActions: JupyterFrontEndPlugin<void> = {
         if (queued) {
           return;
         }
-        const added = records.some(r =>
-          Array.from(r.addedNodes).some(
-            // Settled output only: a live view replaces its <pre> blocks on every frame while
-            // code streams, and re-decorating the notebook each time cost a frame's budget.
-            n =>
-              n instanceof Element &&
-              (n.matches('.hnb-static') ||
-                (n.matches('pre') && !!n.closest('.hnb-static')) ||
-                !!n.querySelector('.hnb-static'))
-          )
+        // Settled output only: a live view replaces its <pre> blocks on every frame while
+        // code streams, and re-decorating the notebook each time cost a frame's budget. A
+        // change inside a live view is passed over by its target alone, before looking at
+        // what it added (a block's new HTML: dozens of elements, each searched below).
+        const added = records.some(
+          r =>
+            !(r.target instanceof Element && r.target.closest(LIVE_VIEW)) &&
+            Array.from(r.addedNodes).some(
+              n =>
+                n instanceof Element &&
+                (n.matches('.hnb-static') ||
+                  (n.matches('pre') && !!n.closest('.hnb-static')) ||
+                  !!n.querySelector('.hnb-static'))
+            )
         );
         if (added) {
           queued = true;

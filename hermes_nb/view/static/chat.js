@@ -748,11 +748,15 @@ function render({ model, el }) {
     if (!unloading) {
       // This view leaves a live page (its output replaced by the static bundle, cleared,
       // deleted): nothing here shows the run now. The kernel counts it once the run settled.
-      try {
-        model.send({ type: "removed" });
-      } catch (err) {
-        // The model is closing (the kernel closed the widget): nothing to tell it.
-      }
+      // Told in a task of its own: the one that removes the view also renders what replaces
+      // it (the settle), and nothing waits on this message.
+      setTimeout(() => {
+        try {
+          model.send({ type: "removed" });
+        } catch (err) {
+          // The model is closing (the kernel closed the widget): nothing to tell it.
+        }
+      }, 0);
     }
     for (const [name, handler] of listeners) model.off(name, handler);
     stop.removeEventListener("click", onStop);
