@@ -798,7 +798,11 @@ def _measure(
 
     first_ms, done_ms = marks["first"], marks["done"]
     long_tasks = [d for s, d in bench["longtasks"] if first_ms <= s < done_ms]
-    loafs = [f for f in bench["loaf"] if first_ms <= f["start"] < done_ms]
+    loafs = [
+        {**f, "offset_s": (f["start"] - first_ms) / 1000}
+        for f in bench["loaf"]
+        if first_ms <= f["start"] < done_ms
+    ]
 
     settle_parts = trace.task_and_frame("static", "static_raf")
     after_start = trace.marks["static_painted"]
@@ -901,7 +905,8 @@ def print_run(i: int, r: RunResult) -> None:
         )
         calls = sorted(f["scripts"], key=lambda s: -s["duration"])[:3]
         print(
-            f"    longest animation frame {f['duration']:.0f} ms: scripts {script:.0f} ms"
+            f"    longest animation frame {f['duration']:.0f} ms, {f['offset_s']:.1f} s into the"
+            f" stream: scripts {script:.0f} ms"
             f" (forced style/layout {forced:.0f}), rendering {render:.0f} ms (style+layout"
             f" {style_layout:.0f}); scripts: "
             + ("; ".join(f"{s['invoker']} {s['duration']:.0f} ms" for s in calls) or "none"),
