@@ -152,6 +152,16 @@ def _cannot_write(exc: StoreError) -> bool:
 
 def _condition(where: Path, cause: BaseException | None) -> str:
     """Why ``where`` (an existing file or directory) cannot be written, as a clause after "is"."""
+    found = _evidence(where, cause)
+    if found:
+        return found
+    detail = cause.strerror if isinstance(cause, OSError) else str(cause or "")
+    return f"not writable ({detail})" if detail else "not writable"
+
+
+def _evidence(where: Path, cause: BaseException | None) -> str | None:
+    """What ``cause`` or the filesystem says keeps ``where`` from being written (a clause after
+    "is"), or None when neither names a reason."""
     err = cause.errno if isinstance(cause, OSError) else None
     if _code(cause) == _SQLITE_FULL or err in _FULL_ERRNOS:
         return "on a full disk"
@@ -168,16 +178,14 @@ def _condition(where: Path, cause: BaseException | None) -> str:
         os.access(directory, os.W_OK) and (where.is_dir() or os.access(where, os.W_OK))
     ):
         return "not writable by this user"
-    detail = cause.strerror if isinstance(cause, OSError) else str(cause or "")
-    return f"not writable ({detail})" if detail else "not writable"
+    return None
 
 
 def unwritable(path: Path) -> str | None:
     """Why the existing file ``path`` cannot be written (a clause after "is": "on a read-only
     filesystem", "on a full disk", "not writable by this user"), or None when nothing says so.
     For a check that must not open the store for writing (``%hermes doctor``)."""
-    condition = _condition(path, None)
-    return None if condition == "not writable" else condition  # (the fallback: no evidence)
+    return _evidence(path, None)
 
 
 class Store:
