@@ -27,12 +27,11 @@ from hermes_nb.core.exceptions import ConfigError, ErrorKind
 from hermes_nb.core.profiles import ENV_LOCK, Profile, Secret
 from hermes_nb.core.prompts import APPROVAL_VALUES, Prompt
 from hermes_nb.engine.turn import MemoryTranscript, cancel_marker
+from hermes_nb.providers._agent_approvals import _approval_choice, _approval_text
 from hermes_nb.providers.base import ProviderRequest
 from hermes_nb.providers.hermes_agent import (
     MISSING_EXTRA,
     HermesAgentProvider,
-    _approval_choice,
-    _approval_text,
     agent_available,
     agent_home,
     classify_agent_failure,
