@@ -77,11 +77,13 @@ def _endpoint_check(profile: Profile, timeout: float) -> tuple[Verdict, str]:
         return Verdict.OK, "offline echo model: no endpoint to reach"
     if profile.provider == "hermes-agent":
         # Checked without importing it: importing run_agent loads the home's .env for good.
-        from .providers.hermes_agent import agent_available, agent_home
+        from .providers.hermes_agent import agent_available, agent_home, stream_guard_note
 
         if not agent_available():
             return Verdict.FAIL, 'hermes-agent is not installed: pip install "hermes-nb[agent]"'
-        return Verdict.OK, f"hermes-agent is installed; home {agent_home(profile)}"
+        note = stream_guard_note()
+        guarded = f"; {note}" if note else ""
+        return Verdict.OK, f"hermes-agent is installed; home {agent_home(profile)}{guarded}"
     base = (profile.base_url or "").rstrip("/")
     key = profile.api_key()
     headers = dict(profile.headers)

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..core.exceptions import ConfigError, ErrorKind
 from ..core.profiles import ENV_LOCK
+from . import _agent_guard
 from ._agent_bridge import _Bridge
 from ._agent_request import _Turn
 from .base import provider_error
@@ -45,11 +46,14 @@ def _load_agent(home: Path) -> Any:
     """``run_agent``, imported once per process with ``home`` as the Hermes home.
 
     The import loads that home's ``.env`` into ``os.environ`` (overriding); those writes are
-    undone at once, under ``ENV_LOCK``, so no key outlives the turn that needed it.
+    undone at once, under ``ENV_LOCK``, so no key outlives the turn that needed it. The kernel's
+    streams and root logger are guarded before any agent is built (:mod:`._agent_guard`), also
+    when something else imported ``run_agent`` first.
     """
     with _import_lock:
         loaded = sys.modules.get("run_agent")
         if loaded is not None:
+            _agent_guard.install()
             return loaded
         try:
             import hermes_constants
@@ -61,6 +65,8 @@ def _load_agent(home: Path) -> Any:
             import run_agent
         except ImportError as exc:
             raise ConfigError(MISSING_EXTRA, hint=_MISSING_HINT) from exc
+        else:
+            _agent_guard.install()
         finally:
             hermes_constants.reset_hermes_home_override(token)
             _undo(before, _dotenv_quiet(home))

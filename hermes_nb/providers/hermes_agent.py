@@ -98,6 +98,8 @@ from ._agent_env import (
     _resolve,
 )
 from ._agent_failures import _startup_failure, classify_agent_failure
+from ._agent_guard import restore_streams
+from ._agent_guard import stream_guard_note as stream_guard_note
 from ._agent_request import APPROVAL_MODES as APPROVAL_MODES
 from ._agent_request import _Turn, agent_home
 from .base import ProviderEvent, ProviderRequest
@@ -241,7 +243,10 @@ def _converse(
         arguments = _agent_arguments(turn, runtime, session_id, bridge)
         if turn.asker is not None:
             arguments["clarify_callback"] = _clarifier(turn.asker, control)
-        agent = run_agent.AIAgent(**arguments)
+        try:
+            agent = run_agent.AIAgent(**arguments)
+        finally:
+            restore_streams()
         agent._print_fn = _log_print  # the agent's documented hook for its console output
         agent.suppress_status_output = True
         try:
@@ -255,3 +260,4 @@ def _converse(
         finally:
             control.detach()
             agent.close()
+            restore_streams()
