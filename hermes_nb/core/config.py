@@ -10,6 +10,7 @@ environment variable is all it takes to get a real answer.
 from __future__ import annotations
 
 import os
+import shlex
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -154,6 +155,8 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
             if not isinstance(value, bool):
                 raise ConfigError(f"{where} must be true or false, not {value!r}.")
             values[key] = value
+        elif key == "command":
+            values[key] = _command(where, value)
         elif key in _LIST_KEYS:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where} must be a list of strings, not {value!r}.")
@@ -166,17 +169,41 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
             if not isinstance(value, str):
                 raise ConfigError(f"{where} must be a string, not {value!r}.")
             values[key] = value
-    provider = values.get("provider", "openai" if "base_url" in table else "echo")
+    default = "acp" if "command" in table else "openai" if "base_url" in table else "echo"
+    provider = values.get("provider", default)
     if provider not in PROVIDERS:
         raise ConfigError(
             f"{_where(path, f'profiles.{name}.provider')} is {provider!r}, "
             f"which is not one of {', '.join(PROVIDERS)}."
         )
     values["provider"] = provider
+    if provider == "acp" and not values.get("command"):
+        raise ConfigError(
+            f"{_where(path, f'profiles.{name}.command')} is required for acp: the agent's command "
+            'line, e.g. command = ["hermes", "acp"].'
+        )
     if provider == "openai" and not values.get("base_url"):
         raise ConfigError(f"{_where(path, f'profiles.{name}.base_url')} is required for openai.")
     values.setdefault("model", "echo" if provider == "echo" else "default")
     return Profile(**values)
+
+
+def _command(where: str, value: Any) -> tuple[str, ...]:
+    """An agent's command line: a list of strings, or one string split as a shell would."""
+    if isinstance(value, str):
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{where} cannot be split like a shell command line ({exc})."
+            ) from None
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        words = list(value)
+    else:
+        raise ConfigError(f"{where} must be a list of strings or a string, not {value!r}.")
+    if not words or not words[0].strip():
+        raise ConfigError(f'{where} is empty; name the agent\'s program, e.g. ["hermes", "acp"].')
+    return tuple(words)
 
 
 def _default_name(profiles: dict[str, Profile], configured: str | None) -> str:

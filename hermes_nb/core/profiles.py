@@ -14,6 +14,7 @@ ends last, the environment ends exactly as it was before the first began.
 from __future__ import annotations
 
 import os
+import shlex
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ __all__ = ["ENV_LOCK", "PROVIDERS", "Profile", "Secret", "profile_env"]
 ENV_LOCK = threading.Lock()
 
 #: The provider names a profile may use.
-PROVIDERS = ("echo", "openai", "hermes-agent")
+PROVIDERS = ("echo", "openai", "hermes-agent", "acp")
 
 
 class Secret:
@@ -94,6 +95,12 @@ class Profile:
     #: The model to ask for titles (a cheaper one); None: the profile's ``model``.
     title_model: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: ``provider = "acp"``: the agent's command line (``["hermes", "acp"]``), run as a process of
+    #: its own with the kernel's environment plus ``env``.
+    command: tuple[str, ...] = ()
+    #: ``provider = "acp"``: the agent's working folder (the one its file access is confined to);
+    #: None: the kernel's working directory, which is the notebook's folder.
+    cwd: str | None = None
 
     def api_key(self) -> Secret | None:
         """Read the key from the variable the profile names, now (never stored on the profile)."""
@@ -109,6 +116,8 @@ class Profile:
 
     def describe(self) -> str:
         """One line naming provider, model and endpoint — safe to show (no key)."""
+        if self.provider == "acp":
+            return f"{self.name}: acp agent {shlex.join(self.command)!r}"
         where = f" at {self.base_url}" if self.base_url else ""
         return f"{self.name}: {self.provider} model {self.model!r}{where}"
 

@@ -1,6 +1,7 @@
 """Providers: where replies come from. ``get_provider(profile)`` picks one by name.
 
-The built-in names are ``echo``, ``openai`` and ``hermes-agent``; :func:`register_provider`
+The built-in names are ``echo``, ``openai``, ``hermes-agent`` and ``acp`` (any agent that speaks
+the Agent Client Protocol, run as a process of its own); :func:`register_provider`
 adds others (a plugin, or a test's recording provider) without touching this package.
 """
 
@@ -45,7 +46,11 @@ def get_provider(profile: Profile, client: httpx.AsyncClient) -> Provider:
         from .hermes_agent import HermesAgentProvider
 
         return HermesAgentProvider(profile)
+    if name == "acp":
+        from .acp import ACPProvider
+
+        return ACPProvider(profile)
     raise ConfigError(
         f"Unknown provider {name!r} in profile {profile.name!r}.",
-        hint="Use echo, openai or hermes-agent.",
+        hint="Use echo, openai, hermes-agent or acp.",
     )

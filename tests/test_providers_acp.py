@@ -1,0 +1,454 @@
+"""``provider = "acp"`` against a real agent process: the scripted agent in ``tests/acp_agent.py``
+(raw JSON-RPC over stdio, no SDK), run with this interpreter. Every test drives whole turns
+through :func:`hermes_nb.chat` (the runtime, the turn, the prompt broker), as a notebook does.
+The tests against the real ``hermes acp`` are in ``test_providers_acp_hermes.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import hermes_nb
+from hermes_nb.core.config import load_config
+from hermes_nb.core.exceptions import ConfigError
+from hermes_nb.core.profiles import Profile
+from hermes_nb.engine.runtime import Run, get_runtime
+from hermes_nb.providers.acp import agents, restart_agents
+
+AGENT = str(Path(__file__).with_name("acp_agent.py"))
+WAIT = 20.0
+
+
+@pytest.fixture(autouse=True)
+def _agents_closed() -> Iterator[None]:
+    """Every agent a test started is closed after it (the next test starts its own)."""
+    yield
+    get_runtime().submit(restart_agents).result(10)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "notebook-folder"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def profile(folder: Path) -> Callable[..., Profile]:
+    """A profile running the scripted agent with ``args``, in ``folder``."""
+
+    def make(*args: str, **fields: object) -> Profile:
+        values: dict[str, object] = {
+            "name": "scripted",
+            "provider": "acp",
+            "model": "agent",
+            "command": (sys.executable, AGENT, *args),
+            "cwd": str(folder),
+            "connect_timeout": 10.0,
+            **fields,
+        }
+        return Profile(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+def chat(prompt: str, profile: Profile, **kwargs: object) -> Run:
+    return hermes_nb.chat(prompt, profile=profile, **kwargs).wait(WAIT)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)
+
+
+def events(run: Run, *names: str) -> list[tuple[str, dict[str, object]]]:
+    return [(e, d) for _, e, d in run.events() if not names or e in names]
+
+
+def pid_of(name: str = "scripted") -> int:
+    found = [a.pid for a in agents() if a.profile == name]
+    assert len(found) == 1
+    return found[0]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped) counts as gone.
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return stat.read().split(") ", 1)[1][0] != "Z"
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+
+def test_a_reply_streams_as_tokens_and_the_process_stays_warm(profile) -> None:
+    p = profile()
+    run = chat("echo hello from the agent", p)
+    assert run.status == "done", run.error
+    assert run.text == "hello from the agent"
+    assert run.finish_reason == "stop"
+    first = pid_of()
+    again = chat("echo second turn", p)
+    assert again.text == "second turn"
+    assert pid_of() == first  # one warm process per profile, reused across turns
+    assert agents()[0].command == f"{sys.executable} {AGENT}"
+
+
+def test_ten_thousand_chunks_arrive_exactly_and_in_order(profile) -> None:
+    run = chat("chunks 10000", profile())
+    expected = "".join(f"{i}," for i in range(10_000))
+    assert run.text == expected
+    tokens = "".join(d["text"] for e, d in events(run, "token"))  # type: ignore[misc]
+    assert tokens == expected
+    assert len(events(run, "token")) < 10_000  # merged as they arrive, never reordered
+
+
+def test_thoughts_are_reasoning_before_the_reply(profile) -> None:
+    run = chat("think", profile())
+    assert run.reasoning == "Let me think."
+    assert run.text == "Thought about it."
+    kinds = [e for e, _ in events(run, "token", "reasoning")]
+    assert kinds[-1] == "token"
+    assert set(kinds[:-1]) == {"reasoning"}  # one event, or two if a read split them
+
+
+def test_a_tool_call_with_a_diff_is_a_tool_block_with_a_unified_diff(profile, folder) -> None:
+    path = folder / "notes.txt"
+    run = chat(f"tool-diff {path}", profile())
+    call = run.tool_calls["edit-1"]
+    assert call["name"] == "Edit notes.txt"
+    assert json.loads(call["arguments"]) == {"path": str(path)}
+    rel = str(path).lstrip("/")
+    assert call["result"] == f"--- a/{rel}\n+++ b/{rel}\n@@ -1,2 +1,2 @@\n one\n-two\n+2\n"
+    assert call["error"] is False
+    assert run.text == "Edited."
+
+
+def test_a_plan_is_a_tool_block_redrawn_with_each_update(profile) -> None:
+    run = chat("plan", profile())
+    assert run.tool_calls["acp-plan"]["name"] == "Plan"
+    assert run.tool_calls["acp-plan"]["result"] == "- [x] look\n- [x] fix"
+    ends = [d["result"] for e, d in events(run, "tool_end")]
+    assert ends == ["- [x] look\n- [ ] fix", "- [x] look\n- [x] fix"]
+
+
+def test_usage_from_the_prompt_response(profile) -> None:
+    run = chat("usage", profile())
+    assert run.usage == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+
+
+def test_a_ten_megabyte_message_arrives_whole(profile) -> None:
+    run = chat("big 10000000", profile())
+    assert run.status == "done"
+    assert len(run.text) == 10_000_000
+    assert set(run.text) == {"x"}
+
+
+def test_a_line_that_is_not_json_is_logged_and_skipped(profile, hermes_home) -> None:
+    run = chat("malformed", profile())
+    assert run.status == "done"
+    assert run.text == "ab"
+    log = (hermes_home / "agents" / "scripted.log").read_text()
+    assert "ignored a stdout line that is not JSON-RPC: 'this is not json'" in log
+    assert "ignored a stdout line that is not JSON-RPC: '[1, 2]'" in log
+
+
+def test_a_stored_session_keeps_its_acp_session(profile) -> None:
+    p = profile()
+    session = hermes_nb.Session.new("acp-memory", profile=p)
+    session.chat("echo first", profile=p).wait(WAIT)
+    run = session.chat("remember", profile=p).wait(WAIT)
+    assert run.text == "echo first"  # the agent's own session saw the first prompt
+    other = hermes_nb.Session.new("acp-other", profile=p)
+    assert other.chat("remember", profile=p).wait(WAIT).text == "(nothing)"
+
+
+# -- permissions ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("once", "option yes: ran"),
+        ("always", "option yes-always: ran"),
+        ("deny", "option no: not run"),
+    ],
+)
+def test_a_permission_is_an_approval_card(profile, value: str, said: str) -> None:
+    run = hermes_nb.chat("permit rm -rf build", profile=profile())
+    wait_until(lambda: bool(run.pending))
+    prompt = run.pending[0]
+    assert prompt.kind == "approval"
+    assert prompt.text == "Run a shell command"
+    assert prompt.detail == "rm -rf build"
+    assert run.answer(prompt.id, value)
+    run.wait(WAIT)
+    assert run.text == said
+    assert run.tool_calls["run-1"]["error"] is (value == "deny")
+
+
+def test_a_permission_past_its_deadline_is_rejected(profile) -> None:
+    run = chat("permit make clean", profile(prompt_timeout=0.2))
+    assert run.text == "option no: not run"
+    assert [d["by"] for _, d in events(run, "prompt_answered")] == ["timeout"]
+
+
+def test_stop_during_a_permission_answers_cancelled(profile, folder) -> None:
+    record = folder.parent / "record.txt"
+    p = profile("--record", str(record))
+    run = hermes_nb.chat("permit rm -rf /", profile=p)
+    wait_until(lambda: bool(run.pending))
+    run.cancel()
+    run.wait(WAIT)
+    assert run.status == "stopped"
+    assert run.text == ""
+    wait_until(lambda: "session/cancel" in record.read_text())
+    # The permission was answered (cancelled) and the agent never ran the command.
+    assert chat("echo after", p).text == "after"
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def test_reading_inside_the_folder_and_refusing_outside(profile, folder, tmp_path) -> None:
+    (folder / "data.txt").write_text("inside\n")
+    (tmp_path / "secret.txt").write_text("outside\n")
+    p = profile()
+    assert chat(f"read {folder / 'data.txt'}", p).text == "inside\n"
+    refused = chat(f"read {tmp_path / 'secret.txt'}", p).text
+    assert refused == (
+        f"error: hermes_nb refused to read {tmp_path / 'secret.txt'}: it is outside "
+        f"{folder}, the folder this agent may use (the profile's cwd)."
+    )
+    sneaky = chat(f"read {folder}/../secret.txt", p).text
+    assert sneaky.startswith("error: hermes_nb refused to read")
+
+
+@pytest.mark.parametrize("value", ["once", "deny"])
+def test_writing_a_file_goes_through_an_approval_with_the_diff(profile, folder, value) -> None:
+    target = folder / "out.txt"
+    target.write_text("old line\n")
+    run = hermes_nb.chat(f"write {target} new line", profile=profile())
+    wait_until(lambda: bool(run.pending))
+    prompt = run.pending[0]
+    assert prompt.text == f"Write {target}"
+    assert "-old line\n" in prompt.detail
+    assert "+new line" in prompt.detail
+    run.answer(prompt.id, value)
+    run.wait(WAIT)
+    if value == "once":
+        assert run.text == "written"
+        assert target.read_text() == "new line"
+    else:
+        assert run.text == f"error: The person at the notebook did not allow writing {target}."
+        assert target.read_text() == "old line\n"
+
+
+# -- Stop -------------------------------------------------------------------------------------
+
+
+def test_stop_sends_cancel_and_settles_at_once(profile, folder) -> None:
+    record = folder.parent / "record.txt"
+    run = hermes_nb.chat("hang", profile=profile("--record", str(record)))
+    wait_until(lambda: run.text == "waiting")
+    started = time.monotonic()
+    run.cancel()
+    run.wait(WAIT)
+    assert time.monotonic() - started < 1.0
+    assert run.status == "stopped"
+    assert run.text == "waiting"
+    wait_until(lambda: "session/cancel" in record.read_text(), timeout=2)
+
+
+def test_an_agent_that_ignores_cancel_is_left_behind_then_restarted(profile) -> None:
+    p = profile()
+    run = hermes_nb.chat("ignore-cancel", profile=p)
+    wait_until(lambda: run.text == "ignoring")
+    first = pid_of()
+    started = time.monotonic()
+    run.cancel()
+    run.wait(WAIT)
+    assert time.monotonic() - started < 1.0
+    assert run.status == "stopped"
+    time.sleep(0.3)  # the agent keeps sending for that turn: none of it reaches the run
+    assert run.text == "ignoring"
+    after = chat("echo fresh", p)
+    assert after.text == "fresh"
+    assert pid_of() != first  # it never answered the stopped prompt: restarted
+    wait_until(lambda: not alive(first), timeout=5)
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+
+def test_a_crash_mid_turn_is_one_sentence_and_the_next_turn_works(profile) -> None:
+    p = profile()
+    run = chat("crash", p)
+    assert run.status == "error"
+    assert run.text == "about to crash"  # what came before the crash stays
+    assert run.error is not None
+    message = run.error["message"]
+    assert message == (
+        f"The agent '{sys.executable} {AGENT}' exited with status 3 during the reply; its "
+        "stderr ends: boom: the scripted agent crashed on purpose."
+    )
+    assert "Traceback" not in message
+    assert chat("echo back again", p).text == "back again"
+
+
+def test_the_profile_env_reaches_the_agent_but_no_error_shows_it(profile, monkeypatch) -> None:
+    monkeypatch.setenv("HNB_KERNEL_ONLY", "from-the-kernel")
+    p = profile(env={"HNB_TOKEN": "$HNB_KERNEL_ONLY-and-more"})
+    assert chat("echo-env HNB_TOKEN", p).text == "from-the-kernel-and-more"
+    run = chat("leak HNB_TOKEN", p)
+    assert run.status == "error"
+    assert "from-the-kernel" not in json.dumps(run.error)
+    assert "***" in run.error["message"]  # type: ignore[index]
+
+
+def test_a_command_that_is_not_installed(profile) -> None:
+    run = chat("echo hi", profile(command=("hermes", "acp"), env={"PATH": "/nonexistent"}))
+    assert run.status == "error"
+    assert run.error == {
+        "kind": "config",
+        "message": "The agent command 'hermes' is not installed (not found on PATH).",
+        "hint": 'Install it (pipx install "hermes-agent[acp]"), or give the profile\'s command '
+        "as a full path.",
+        "status": None,
+        "retry_after": None,
+    }
+
+
+def test_an_agent_that_exits_during_the_handshake(profile) -> None:
+    run = chat("echo hi", profile("--exit-at-init", "5"))
+    assert run.error is not None
+    assert run.error["message"] == (
+        f"The agent '{sys.executable} {AGENT} --exit-at-init 5' exited with status 5 during the "
+        "handshake; its stderr ends: starting up | fatal: no configuration found."
+    )
+
+
+def test_a_slow_handshake_times_out(profile) -> None:
+    started = time.monotonic()
+    run = chat("echo hi", profile("--init-delay", "5", connect_timeout=0.5))
+    assert time.monotonic() - started < 3
+    assert run.error is not None
+    assert run.error["kind"] == "timeout"
+    assert run.error["message"].startswith(
+        f"The agent '{sys.executable} {AGENT} --init-delay 5' did not answer initialize within "
+        "0.5 s"
+    )
+
+
+def test_a_protocol_version_not_spoken(profile) -> None:
+    run = chat("echo hi", profile("--protocol", "2"))
+    assert run.error is not None
+    assert run.error["message"] == (
+        f"The agent '{sys.executable} {AGENT} --protocol 2' speaks ACP protocol version 2; "
+        "hermes_nb speaks version 1."
+    )
+
+
+def test_authentication_required_names_the_methods(profile) -> None:
+    run = chat("echo hi", profile("--auth-required"))
+    assert run.error is not None
+    assert run.error["kind"] == "auth"
+    assert run.error["message"] == (
+        f"The agent '{sys.executable} {AGENT} --auth-required' requires authentication; its "
+        "methods: Log in with a browser (id login), Use an API key (id api-key)."
+    )
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def test_config_command_as_a_list_or_a_shell_string(write_config) -> None:
+    write_config(
+        '[profiles.a]\ncommand = ["hermes", "acp"]\n'  # a command alone means acp
+        '[profiles.b]\nprovider = "acp"\ncommand = "gemini --experimental-acp \'two words\'"\n'
+        'cwd = "~/work"\n[profiles.b.env]\nGEMINI_API_KEY = "$MY_GEMINI_KEY"\n'
+    )
+    config = load_config()
+    assert config.profile("a").command == ("hermes", "acp")
+    assert config.profile("a").provider == "acp"
+    b = config.profile("b")
+    assert b.command == ("gemini", "--experimental-acp", "two words")
+    assert b.cwd == "~/work"
+    assert b.env == {"GEMINI_API_KEY": "$MY_GEMINI_KEY"}
+    assert b.describe() == "b: acp agent \"gemini --experimental-acp 'two words'\""
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('provider = "acp"', "profiles.x.command is required for acp"),
+        ('provider = "acp"\ncommand = []', "profiles.x.command is empty"),
+        ('provider = "acp"\ncommand = "   "', "profiles.x.command is empty"),
+        ('provider = "acp"\ncommand = [1]', "profiles.x.command must be a list of strings"),
+        ('provider = "acp"\ncommand = "a \'b"', "cannot be split like a shell command line"),
+        ('provider = "acp"\ncommand = "x"\ncwd = 3', "profiles.x.cwd must be a string"),
+    ],
+)
+def test_config_bad_agent_settings_are_one_sentence(write_config, table, message) -> None:
+    write_config(f"[profiles.x]\n{table}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert message in str(caught.value)
+    assert str(caught.value).count(". ") <= 1
+
+
+def test_a_cwd_that_is_not_a_folder(profile, tmp_path) -> None:
+    run = chat("echo hi", profile(cwd=str(tmp_path / "missing")))
+    assert run.error is not None
+    assert run.error["message"] == (
+        f"The profile 'scripted' names cwd {str(tmp_path / 'missing')!r}, which is not a folder."
+    )
+
+
+# -- no orphans -------------------------------------------------------------------------------
+
+_KERNEL = textwrap.dedent(
+    """
+    import sys, time
+    import hermes_nb
+    from hermes_nb.core.profiles import Profile
+    from hermes_nb.providers.acp import agents
+    p = Profile(name="k", provider="acp", command=(sys.executable, sys.argv[1]), cwd=sys.argv[2])
+    run = hermes_nb.chat("echo up", profile=p).wait(20)
+    assert run.text == "up", run.error
+    print(agents()[0].pid, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_killed_kernel_leaves_no_agent_behind(folder) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _KERNEL, AGENT, str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    ) as kernel:
+        try:
+            assert kernel.stdout is not None
+            pid = int(kernel.stdout.readline())
+            assert alive(pid)
+            kernel.send_signal(signal.SIGKILL)
+            kernel.wait(10)
+            wait_until(lambda: not alive(pid), timeout=5)
+        finally:
+            kernel.kill()
