@@ -174,10 +174,19 @@ class WidgetFrontEnd:
 class KernelHarness:
     """Starts an ipykernel with ``HERMES_NB_HOME`` set, collects iopub on a thread."""
 
-    def __init__(self, home: Path, *, python: str | None = None, cwd: Path | None = None):
+    def __init__(
+        self,
+        home: Path,
+        *,
+        python: str | None = None,
+        cwd: Path | None = None,
+        pythonpath: tuple[Path, ...] = (),
+    ):
         self.home = home
         self.python = python or os.environ.get("HERMES_NB_KERNEL_PYTHON") or sys.executable
         self.cwd = cwd or Path(__file__).resolve().parent.parent
+        #: Put before everything else the kernel imports (another IPython, for one).
+        self.pythonpath = pythonpath
         self.km: KernelManager | None = None
         self.kc: Any = None
         self.iopub: list[dict[str, Any]] = []
@@ -200,7 +209,7 @@ class KernelHarness:
         env = dict(os.environ)
         env["HERMES_NB_HOME"] = str(self.home)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(self.cwd), env.get("PYTHONPATH", "")) if p
+            p for p in (*map(str, self.pythonpath), str(self.cwd), env.get("PYTHONPATH", "")) if p
         )
         for name in ("OPENAI_API_KEY", "OPENROUTER_API_KEY", "HERMES_NB_PROFILE", "HERMES_HOME"):
             env.pop(name, None)
