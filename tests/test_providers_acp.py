@@ -1,7 +1,8 @@
-"""``provider = "acp"`` against a real agent process: the scripted agent in ``tests/acp_agent.py``
-(raw JSON-RPC over stdio, no SDK), run with this interpreter. Every test drives whole turns
-through :func:`hermes_nb.chat` (the runtime, the turn, the prompt broker), as a notebook does.
-The tests against the real ``hermes acp`` are in ``test_providers_acp_hermes.py``."""
+"""``provider = "acp"`` against real agent processes: the scripted agent in ``tests/acp_agent.py``
+(raw JSON-RPC over stdio, no SDK), run with this interpreter, and at the end the real
+``hermes acp`` (from ``.venv-agents/hermes-acp/``, built by ``tests/agent_envs.py``) talking to
+the loopback OpenAI-style server. Every test drives whole turns through :func:`hermes_nb.chat`
+or a stored session (the runtime, the turn, the prompt broker), as a notebook does."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from agent_envs import AgentEnvError, hermes_acp
+from sse_server import Pause, RecordedRequest, Reply, SSEServer, content
 
 import hermes_nb
 from hermes_nb.core.config import load_config
@@ -54,6 +57,7 @@ def profile(folder: Path) -> Callable[..., Profile]:
             "command": (sys.executable, AGENT, *args),
             "cwd": str(folder),
             "connect_timeout": 10.0,
+            "titles": False,
             **fields,
         }
         return Profile(**values)  # type: ignore[arg-type]
@@ -385,6 +389,7 @@ def test_config_command_as_a_list_or_a_shell_string(write_config) -> None:
     config = load_config()
     assert config.profile("a").command == ("hermes", "acp")
     assert config.profile("a").provider == "acp"
+    assert config.profile("a").titles is False  # titling would be a whole agent turn
     b = config.profile("b")
     assert b.command == ("gemini", "--experimental-acp", "two words")
     assert b.cwd == "~/work"
@@ -452,3 +457,111 @@ def test_a_killed_kernel_leaves_no_agent_behind(folder) -> None:
             wait_until(lambda: not alive(pid), timeout=5)
         finally:
             kernel.kill()
+
+
+# -- the real hermes acp ----------------------------------------------------------------------
+
+_HERMES_CONFIG = """\
+model:
+  provider: custom
+  base_url: {url}
+  default: loopback-model
+  api_key: sk-loopback-not-a-key
+  context_length: 128000
+agent:
+  api_max_retries: 0
+  environment_probe: false
+auxiliary:
+  title_generation:
+    enabled: false
+security:
+  tirith_enabled: false
+approvals:
+  mode: manual
+"""
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="module")
+def hermes_program() -> Path:
+    """``hermes`` from ``.venv-agents/hermes-acp/`` (built on first use; CI must have it)."""
+    try:
+        return hermes_acp()
+    except AgentEnvError as exc:
+        if _ci():
+            pytest.fail(f"The hermes-acp environment cannot be built, and CI=true: {exc}")
+        pytest.skip(f"The hermes-acp environment cannot be built here: {exc}")
+
+
+@pytest.fixture
+def hermes_profile(hermes_program: Path, tmp_path: Path, folder: Path, sse_server: SSEServer):
+    """``hermes acp`` with a home whose model is the loopback server; every other host goes
+    through a proxy that refuses, so the agent stays offline even where CI has a network."""
+    home = tmp_path / "hermes-agent-home"
+    home.mkdir()
+    (home / "config.yaml").write_text(_HERMES_CONFIG.format(url=sse_server.url), encoding="utf-8")
+    refuse = "http://127.0.0.1:9"
+    return Profile(
+        name="hermes",
+        provider="acp",
+        model="agent",
+        command=(str(hermes_program), "acp"),
+        cwd=str(folder),
+        env={
+            "HERMES_HOME": str(home),
+            "HTTP_PROXY": refuse,
+            "HTTPS_PROXY": refuse,
+            "NO_PROXY": "127.0.0.1,localhost",
+        },
+        connect_timeout=60.0,
+        titles=False,
+    )
+
+
+def _last_user(request: RecordedRequest) -> str:
+    users = [m for m in request.body["messages"] if m.get("role") == "user"]
+    text = users[-1]["content"] if users else ""
+    return text if isinstance(text, str) else json.dumps(text)
+
+
+def test_hermes_acp_streams_a_reply_and_remembers_the_session(hermes_profile, sse_server) -> None:
+    def reply(request: RecordedRequest) -> Reply:
+        if "What did I say" in _last_user(request):
+            return Reply.text("You ", "said ", "hello.")
+        return Reply.text("Hello ", "from ", "the loopback.")
+
+    sse_server.enqueue(*[reply] * 6)
+    session = hermes_nb.Session.new("hermes-acp", profile=hermes_profile)
+    first = session.chat("Say hello", profile=hermes_profile).wait(120)
+    assert first.status == "done", first.error
+    assert first.text == "Hello from the loopback."
+    assert events(first, "token")
+    second = session.chat("What did I say first?", profile=hermes_profile).wait(60)
+    assert second.status == "done", second.error
+    assert second.text == "You said hello."
+    asked = [r for r in sse_server.chat_requests if "What did I say" in _last_user(r)]
+    assert asked, "the second prompt never reached the model"
+    said = [(m["role"], m.get("content")) for m in asked[-1].body["messages"]]
+    # The agent's own ACP session kept the first turn: it sends it with the second.
+    assert ("user", "Say hello") in said
+    assert ("assistant", "Hello from the loopback.") in said
+
+
+def test_hermes_acp_stop_cancels_the_model_request(hermes_profile, sse_server) -> None:
+    sse_server.enqueue(Reply(chunks=[content("partial "), Pause(30), content("never")]))
+    run = hermes_nb.chat("Tell me a long story", profile=hermes_profile)
+    wait_until(lambda: run.text == "partial ", timeout=120)
+    started = time.monotonic()
+    run.cancel()
+    run.wait(WAIT)
+    assert time.monotonic() - started < 1.0
+    assert run.status == "stopped"
+    assert run.text == "partial "
+    # session/cancel reached hermes, which closed its request to the model: generation stopped.
+    assert sse_server.wait_for_disconnect(timeout=10)
+    sse_server.enqueue(Reply.text("Still ", "here."))
+    after = hermes_nb.chat("Are you there?", profile=hermes_profile).wait(120)
+    assert after.text == "Still here."

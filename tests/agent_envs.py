@@ -1,0 +1,110 @@
+"""Virtualenvs holding real ACP agents, for the tests that run them as processes.
+
+:func:`hermes_acp` makes (once, then reuses) ``.venv-agents/hermes-acp/`` with
+``pip install "hermes-agent[acp]==VERSION"`` and returns its ``hermes`` program. The agent runs
+in a process of its own, so it needs none of the project's packages (and its own copy of the ACP
+SDK may be older than ours: the protocol is what both sides share).
+
+As in ``tests/browser/kernel_envs.py``: a stamp file records what the environment was built from
+(the agent's version and the Python version); when either changes it is rebuilt. Builds hold a
+lock file, so two pytest processes never build the same environment at once. The folder ignores
+itself in git (its own ``.gitignore``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["AGENT_ENVS", "HERMES_AGENT_VERSION", "AgentEnvError", "hermes_acp"]
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Where the agents' virtualenvs live (ignored by git).
+AGENT_ENVS = ROOT / ".venv-agents"
+#: The hermes-agent release the tests run ``hermes acp`` from.
+HERMES_AGENT_VERSION = "0.19.0"
+
+_STAMP = ".hermes-nb-agent.json"
+_PIP_TIMEOUT = 900
+
+
+class AgentEnvError(RuntimeError):
+    """The environment could not be made (no network, pip failed, …)."""
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(argv: list[str], log: Path, what: str) -> None:
+    with log.open("ab") as out:
+        out.write(f"\n$ {' '.join(argv)}\n".encode())
+        out.flush()
+        try:
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=_PIP_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise AgentEnvError(f"{what}: {exc}") from exc
+    if done.returncode != 0:
+        lines = log.read_text(errors="replace").splitlines()
+        tail = [line for line in lines if not line.startswith("WARNING: Location")][-15:]
+        raise AgentEnvError(f"{what} (exit {done.returncode}; log {log}):\n" + "\n".join(tail))
+
+
+def hermes_acp(version: str = HERMES_AGENT_VERSION) -> Path:
+    """The ``hermes`` program of ``.venv-agents/hermes-acp/``, built now if missing or stale.
+
+    Raises :class:`AgentEnvError` if the virtualenv cannot be made.
+    """
+    home = AGENT_ENVS / "hermes-acp"
+    program = home / "bin" / "hermes"
+    stamp = home / _STAMP
+    wanted = {"hermes-agent": version, "python": ".".join(map(str, sys.version_info[:3]))}
+    AGENT_ENVS.mkdir(parents=True, exist_ok=True)
+    ignore = AGENT_ENVS / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n", encoding="utf-8")
+    with _locked(AGENT_ENVS / "hermes-acp.lock"):
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(stamp.read_text()) == wanted and program.is_file():
+                return program
+        shutil.rmtree(home, ignore_errors=True)
+        log = AGENT_ENVS / "hermes-acp.log"
+        log.write_bytes(b"")
+        _run([sys.executable, "-m", "venv", str(home)], log, "python -m venv failed")
+        _run(
+            [
+                str(home / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                f"hermes-agent[acp]=={version}",
+            ],
+            log,
+            f'pip cannot install "hermes-agent[acp]=={version}"',
+        )
+        if not program.is_file():
+            raise AgentEnvError(f"{program} is missing after installing hermes-agent {version}")
+        stamp.write_text(json.dumps(wanted), encoding="utf-8")
+        return program
