@@ -167,6 +167,7 @@ def prompt(rid: int, session: str, text: str) -> None:
                 },
                 "options": [
                     {"optionId": "yes", "name": "Allow", "kind": "allow_once"},
+                    {"optionId": "yes-session", "name": "For this session", "kind": "allow_always"},
                     {"optionId": "yes-always", "name": "Always allow", "kind": "allow_always"},
                     {"optionId": "no", "name": "Reject", "kind": "reject_once"},
                 ],
@@ -177,7 +178,7 @@ def prompt(rid: int, session: str, text: str) -> None:
             stop = "cancelled"
         else:
             chosen = outcome.get("optionId")
-            ran = chosen in ("yes", "yes-always")
+            ran = chosen in ("yes", "yes-session", "yes-always")
             status = "completed" if ran else "failed"
             update(
                 session,

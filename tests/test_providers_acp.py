@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from agent_envs import AgentEnvError, hermes_acp
-from sse_server import Pause, RecordedRequest, Reply, SSEServer, content
+from sse_server import Pause, RecordedRequest, Reply, SSEServer, content, finish, tool_call
 
 import hermes_nb
 from hermes_nb.core.config import load_config
@@ -188,7 +188,8 @@ def test_a_stored_session_keeps_its_acp_session(profile) -> None:
     ("value", "said"),
     [
         ("once", "option yes: ran"),
-        ("always", "option yes-always: ran"),
+        ("session", "option yes-session: ran"),
+        ("always", "option yes-always: ran"),  # not the session-scoped allow_always before it
         ("deny", "option no: not run"),
     ],
 )
@@ -565,3 +566,35 @@ def test_hermes_acp_stop_cancels_the_model_request(hermes_profile, sse_server) -
     sse_server.enqueue(Reply.text("Still ", "here."))
     after = hermes_nb.chat("Are you there?", profile=hermes_profile).wait(120)
     assert after.text == "Still here."
+
+
+@pytest.mark.parametrize("value", ["once", "deny"])
+def test_hermes_acp_a_dangerous_command_goes_through_the_card(
+    hermes_profile, sse_server, folder, value
+) -> None:
+    victim = folder / "victim"
+    victim.mkdir()
+    (victim / "data.txt").write_text("keep me?\n")
+    command = f"rm -rf {victim}"
+
+    def reply(request: RecordedRequest) -> Reply:
+        if request.body["messages"][-1]["role"] == "tool":
+            return Reply.text("The tool answered.")
+        arguments = json.dumps({"command": command})
+        call = tool_call(0, id="call_1", name="terminal", arguments=arguments)
+        return Reply(chunks=[call, finish("tool_calls")])
+
+    sse_server.enqueue(*[reply] * 4)
+    run = hermes_nb.chat("Delete the victim folder", profile=hermes_profile)
+    wait_until(lambda: bool(run.pending) or run.settled, timeout=120)
+    assert run.pending, run.error
+    prompt = run.pending[0]
+    assert prompt.detail == command  # what will run, verbatim
+    assert command in prompt.text
+    run.answer(prompt.id, value)
+    run.wait(60)
+    assert run.status == "done", run.error
+    assert run.text.strip() == "The tool answered."
+    (call,) = run.tool_calls.values()
+    assert call["error"] is (value == "deny")
+    assert victim.exists() is (value == "deny")  # approved: it ran; denied: it did not

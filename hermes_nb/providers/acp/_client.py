@@ -7,8 +7,10 @@ The SDK's connection calls these methods for what the agent sends:
   ``session/new``) it is dropped;
 * ``session/request_permission`` becomes an approval card through the turn's ``Asker``: the text
   is the tool call's title, the detail what will run, verbatim (the command, the diff, the raw
-  input). ``once`` picks the agent's ``allow_once`` option, ``session`` and ``always`` its
-  ``allow_always`` (else ``allow_once``), ``deny`` its ``reject_once`` (else ``reject_always``).
+  input). ``once`` picks the agent's ``allow_once`` option; ``session`` an ``allow_always`` option
+  that says it is for the session (hermes' ``allow_session``), else ``allow_once``; ``always``
+  an ``allow_always`` option that does not, else the session one, else ``allow_once``; ``deny``
+  its ``reject_once`` (else ``reject_always``): never more than the person allowed.
   No asker, a deadline or a denial rejects; Stop, shutdown or a turn already over answers
   ``cancelled``, as the protocol asks of a client that cancelled;
 * ``fs/read_text_file`` reads inside the agent's folder only; anything outside is refused with a
@@ -22,6 +24,7 @@ No terminal capability is offered, so the SDK answers terminal requests with "me
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,12 +47,27 @@ __all__ = ["AgentClient", "TurnState"]
 #: The JSON-RPC error code of a request hermes_nb refuses (a path outside the folder, a denial).
 _REFUSED = -32602
 
-# Which option kinds each approval answer picks, best first.
-_KINDS: dict[str, tuple[str, ...]] = {
-    "once": ("allow_once",),
-    "session": ("allow_always", "allow_once"),
-    "always": ("allow_always", "allow_once"),
-    "deny": ("reject_once", "reject_always"),
+
+def _session_scoped(option: PermissionOption) -> bool:
+    """An ``allow_always`` option that lasts only for the session (ACP has no kind for it, so
+    agents say so in the id or the name: hermes' ``allow_session``)."""
+    return "session" in f"{option.option_id} {option.name}".lower()
+
+
+# For each approval answer, the options that may carry it out, best first: never one that
+# allows more than the person did ("session" falls back to once, not to always).
+_CHOICES: dict[str, tuple[Callable[[PermissionOption], bool], ...]] = {
+    "once": (lambda o: o.kind == "allow_once",),
+    "session": (
+        lambda o: o.kind == "allow_always" and _session_scoped(o),
+        lambda o: o.kind == "allow_once",
+    ),
+    "always": (
+        lambda o: o.kind == "allow_always" and not _session_scoped(o),
+        lambda o: o.kind == "allow_always",
+        lambda o: o.kind == "allow_once",
+    ),
+    "deny": (lambda o: o.kind == "reject_once", lambda o: o.kind == "reject_always"),
 }
 
 
@@ -70,9 +88,9 @@ def _pick(value: str, options: list[PermissionOption]) -> PermissionOption | Non
     for option in options:
         if option.option_id == value:
             return option
-    for kind in _KINDS.get(value, ()):
+    for fits in _CHOICES.get(value, ()):
         for option in options:
-            if option.kind == kind:
+            if fits(option):
                 return option
     return None
 
