@@ -6,7 +6,8 @@ Run as ``python tests/acp_agent.py [options]``. The handshake is shaped by optio
 ``--exit-at-init N``   write two lines to stderr and exit with status N on ``initialize``
 ``--protocol N``       answer ``initialize`` with protocol version N (default 1)
 ``--auth-required``    advertise two auth methods and refuse ``session/new`` (-32000)
-``--record FILE``      append ``<time> <method>`` for every message received (what was sent)
+``--record FILE``      append ``<time> pid <pid>`` at start, then ``<time> <method>`` for every
+                       message received
 
 What a prompt does is chosen by its text (first word the command, the rest its argument):
 
@@ -247,6 +248,9 @@ def main() -> None:
     parser.add_argument("--record", default=None)
     options = parser.parse_args()
     record = open(options.record, "a", encoding="utf-8") if options.record else None  # noqa: SIM115
+    if record is not None:
+        record.write(f"{time.time():.6f} pid {os.getpid()}\n")
+        record.flush()
     for line in sys.stdin:
         message = json.loads(line)
         method = message.get("method")

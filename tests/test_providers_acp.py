@@ -427,6 +427,41 @@ def test_a_cwd_that_is_not_a_folder(profile, tmp_path) -> None:
 
 # -- no orphans -------------------------------------------------------------------------------
 
+
+def _recorded_pid(record: Path) -> int:
+    wait_until(lambda: record.exists() and " pid " in record.read_text(), timeout=10)
+    return int(record.read_text().split(" pid ", 1)[1].split()[0])
+
+
+def test_stop_during_the_handshake_leaves_no_agent_behind(profile, folder) -> None:
+    record = folder.parent / "record.txt"
+    run = hermes_nb.chat("echo hi", profile=profile("--init-delay", "30", "--record", str(record)))
+    pid = _recorded_pid(record)
+    wait_until(lambda: "initialize" in record.read_text(), timeout=10)
+    run.cancel()
+    run.wait(WAIT)
+    assert run.status == "stopped"
+    wait_until(lambda: not alive(pid), timeout=5)
+    assert agents() == []
+
+
+def test_the_runtime_shutting_down_closes_its_agents(profile, folder) -> None:
+    from hermes_nb.engine.runtime import Runtime
+    from hermes_nb.engine.turn import TurnRequest
+
+    record = folder.parent / "record.txt"
+    runtime = Runtime()
+    try:
+        run = runtime.start(TurnRequest("echo up", profile("--record", str(record))))
+        assert run.wait(WAIT).text == "up"
+        pid = _recorded_pid(record)
+        assert [a.pid for a in agents()] == [pid]
+    finally:
+        runtime.shutdown()
+    wait_until(lambda: not alive(pid), timeout=5)
+    assert agents() == []
+
+
 _KERNEL = textwrap.dedent(
     """
     import sys, time

@@ -118,6 +118,7 @@ class Agent:
         self.conn: Any = None  # acp.ClientSideConnection (its class is typed loosely)
         self.init: Any = None
         self.closed = False
+        self._keeper: asyncio.Task[None] | None = None
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -142,6 +143,8 @@ class Agent:
                 f"The agent {self.command!r} could not be started in {self.cwd}: {exc.strerror}.",
                 "Check the profile's command and cwd.",
             ) from None
+        # Closed when the loop ends (the runtime's shutdown cancels every task left at its end).
+        self._keeper = self.loop.create_task(self._keep(), name="hermes-nb-acp-keeper")
         assert self.process.stdout is not None and self.process.stdin is not None
         transport = LineTransport(
             self.process.stdout, self.process.stdin, self.log, on_send=self._on_send
@@ -298,9 +301,20 @@ class Agent:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def _keep(self) -> None:
+        """Wait for the end of the loop, then close the agent (runtime shutdown)."""
+        try:
+            await self.loop.create_future()
+        finally:
+            if not self.closed:
+                await self.close()
+
     async def close(self) -> None:
         """Close the connection, let the agent exit, then end its process group."""
         self.closed = True
+        keeper = self._keeper
+        if keeper is not None and keeper is not asyncio.current_task():
+            keeper.cancel()
         for task in [*self._tasks, *self.abandoned]:
             task.cancel()
         if self.conn is not None:
@@ -335,6 +349,16 @@ def _reason(exc: BaseException) -> str:
     if isinstance(data, dict) and data.get("details"):
         text = f"{text}: {data['details']}"
     return text[:300] or type(exc).__name__
+
+
+_closing: set[asyncio.Task[Any]] = set()
+
+
+def _later(coro: Any) -> None:
+    """Run ``coro`` in a task of its own (a cleanup that must outlive a cancelled turn)."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 class AgentManager:
@@ -388,7 +412,14 @@ class AgentManager:
                 return old
             agent = Agent(profile, argv, env, cwd, on_send=self._send_hook)
             self._hook_exit()
-            await agent.start(profile.connect_timeout)
+            try:
+                await agent.start(profile.connect_timeout)
+            except ProviderError:
+                raise  # start() closed it
+            except BaseException:  # Stop while it started: nothing may stay behind
+                agent.kill_now()
+                _later(agent.close())
+                raise
             with self._guard:
                 self._agents[profile.name] = agent
             return agent
