@@ -51,14 +51,32 @@ def test_examples_copies_the_notebooks_and_keeps_what_is_there(tmp_path: Path) -
     mine.write_text("my own edits")
     done = _cli("examples", "ex", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in mine.parent.iterdir()) == sorted(EXAMPLES)
+    assert sorted(p.name for p in mine.parent.iterdir()) == sorted([*EXAMPLES, "docs"])
     assert mine.read_text() == "my own edits"  # never overwritten
     for name in EXAMPLES[1:]:
         copied = json.loads((mine.parent / name).read_text())
-        assert copied == json.loads((ROOT / "notebooks" / name).read_text())
+        original = json.loads((ROOT / "notebooks" / name).read_text())
+        for cell in original["cells"]:  # links to ../docs/ lead to the copied docs/ folder
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"]).replace("](../docs/", "](docs/")
+                cell["source"] = text.splitlines(keepends=True)
+        assert copied == original
+    links = _doc_links(mine.parent, EXAMPLES[1:])
+    assert links, "the examples link to the documentation"
+    assert all((mine.parent / link).is_file() for link in links), links
     assert f"Copied {len(EXAMPLES) - 1} example notebooks into ex" in done.stdout
     assert "Kept what was already there: quickstart.ipynb." in done.stdout
     assert done.stdout.rstrip().endswith("jupyter lab ex/quickstart.ipynb")
+
+
+def _doc_links(folder: Path, names: tuple[str, ...] = EXAMPLES) -> set[str]:
+    """The relative links in the Markdown cells of those notebooks in ``folder``."""
+    links = set()
+    for notebook in map(folder.joinpath, names):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["cell_type"] == "markdown":
+                links |= set(re.findall(r"\]\(((?![a-z]+:)[^)#\s]+)", "".join(cell["source"])))
+    return links
 
 
 def test_examples_default_folder_and_one_sentence_on_failure(tmp_path: Path) -> None:
@@ -79,5 +97,8 @@ def test_every_example_notebook_is_shipped_and_listed() -> None:
 
     table = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
     shipped = table["targets"]["wheel"]["force-include"]
-    assert shipped == {f"notebooks/{n}": f"hermes_nb/examples/{n}" for n in EXAMPLES}
+    assert shipped == {
+        **{f"notebooks/{n}": f"hermes_nb/examples/{n}" for n in EXAMPLES},
+        "docs": "hermes_nb/examples/docs",
+    }
     assert sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) == sorted(EXAMPLES)
