@@ -16,7 +16,7 @@ import hermes_nb
 from hermes_nb import Profile, Run
 from hermes_nb.core.exceptions import ErrorKind
 from hermes_nb.providers.base import HINTS
-from hermes_nb.providers.echo import echo_reply
+from hermes_nb.providers.echo import UNSCRIPTED_TOOLS, echo_reply
 
 WAIT = 10.0
 
@@ -73,6 +73,21 @@ def test_repeat_makes_long_replies() -> None:
     run = _chat("ping pong", repeat=3)
     assert run.text == echo_reply("ping pong", repeat=3)
     assert run.text.count("ping pong") == 3
+
+
+def test_offered_tools_but_no_scripted_call_says_how_to_script_one() -> None:
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    run = _chat("Use a tool.", tools=[add])
+    assert run.text == echo_reply("Use a tool.") + f"\n{UNSCRIPTED_TOOLS}\n"
+    assert "tool_calls=" in UNSCRIPTED_TOOLS
+    scripted = _chat(
+        "Use a tool.", tools=[add], tool_calls=[{"name": "add", "arguments": {"a": 2, "b": 3}}]
+    )
+    assert UNSCRIPTED_TOOLS not in scripted.text
+    assert UNSCRIPTED_TOOLS not in _chat("No tools.").text
 
 
 def test_reasoning_streams_before_the_reply() -> None:

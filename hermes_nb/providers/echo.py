@@ -15,7 +15,9 @@ arguments to :func:`hermes_nb.chat`) script everything the tests and examples ne
                 offers tools, the reply ends with ``finish_reason`` ``"tool_calls"`` so the
                 engine's tool loop runs them; the next reply (the last message is a ``tool``
                 result) then says what the tools returned (or ``reply``)
-``tool_steps``  a list of such lists: the calls of step 1, 2, … (a longer tool loop)
+``tool_steps``  a list of such lists: the calls of step 1, 2, … (a longer tool loop). Offered
+                tools but scripted to call none, the echo ends with :data:`UNSCRIPTED_TOOLS`,
+                so nobody waits for a call that will not come
 ``fail``        an :class:`~hermes_nb.core.exceptions.ErrorKind` to fail with …
 ``fail_after``  … after this many reply chunks (default 0: before any text)
 ``usage``       report token usage at the end (default true)
@@ -40,7 +42,13 @@ from ..core.exceptions import ErrorKind
 from ..core.profiles import Profile
 from .base import ProviderEvent, ProviderRequest, provider_error
 
-__all__ = ["EchoProvider", "echo_reply"]
+__all__ = ["UNSCRIPTED_TOOLS", "EchoProvider", "echo_reply"]
+
+#: What the echo says when a turn offers it tools and nothing scripts a call.
+UNSCRIPTED_TOOLS = (
+    "*The offline model calls tools only when scripted to, for example "
+    """`-o 'tool_calls=[{"name": "list_variables"}]'`; a real model picks its calls itself.*"""
+)
 
 _STATUS = {
     ErrorKind.AUTH: 401,
@@ -129,6 +137,8 @@ class EchoProvider:
             if results
             else echo_reply(request.prompt, int(opts.get("repeat", 1)))
         )
+        if request.tools and not scripted and step == 0 and reply is None:
+            text += f"\n{UNSCRIPTED_TOOLS}\n"
         fail = opts.get("fail")
         fail_after = int(opts.get("fail_after", 0))
         limit = opts.get("max_tokens", request.profile.max_tokens)
