@@ -391,6 +391,7 @@ def test_config_command_as_a_list_or_a_shell_string(write_config) -> None:
     assert config.profile("a").command == ("hermes", "acp")
     assert config.profile("a").provider == "acp"
     assert config.profile("a").titles is False  # titling would be a whole agent turn
+    assert config.profile("a").connect_timeout == 60.0  # time for the agent to start
     b = config.profile("b")
     assert b.command == ("gemini", "--experimental-acp", "two words")
     assert b.cwd == "~/work"

@@ -179,6 +179,8 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
     values["provider"] = provider
     if provider == "acp" and "titles" not in table:
         values["titles"] = False  # a title would be one more agent turn, tools and all
+    if provider == "acp" and "connect_timeout" not in table:
+        values["connect_timeout"] = 60.0  # an agent's start and handshake, not a TCP connect
     if provider == "acp" and not values.get("command"):
         raise ConfigError(
             f"{_where(path, f'profiles.{name}.command')} is required for acp: the agent's command "

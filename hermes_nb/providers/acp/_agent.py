@@ -56,8 +56,10 @@ _EXIT_GRACE = 1.0
 _INSTALL: dict[str, str] = {
     "hermes": 'pipx install "hermes-agent[acp]"',
     "hermes-acp": 'pipx install "hermes-agent[acp]"',
-    "claude-code-acp": "npm install -g @zed-industries/claude-code-acp",
-    "codex-acp": "npm install -g @zed-industries/codex-acp",
+    "claude-agent-acp": "npm install -g @agentclientprotocol/claude-agent-acp",
+    "claude-code-acp": "npm install -g @agentclientprotocol/claude-agent-acp, "
+    "whose command is claude-agent-acp",
+    "codex-acp": "npm install -g @agentclientprotocol/codex-acp",
     "gemini": "npm install -g @google/gemini-cli",
     "goose": "see https://block.github.io/goose/ for the installer",
 }
