@@ -478,7 +478,7 @@ def test_terminal_wait_without_a_terminal_falls_back_to_the_magic(ip, capsys, te
 
 
 def test_option_values_read_as_toml_then_json_then_text() -> None:
-    from hermes_nb.notebook.magics import _options
+    from hermes_nb.notebook._options import _options
 
     got = _options(
         ["a=0.5", "b='x y'", "c=[1, 2]", 'd=[{"name": "f", "arguments": {"k": 1}}]', "e=plain"]
@@ -493,7 +493,8 @@ def test_option_values_read_as_toml_then_json_then_text() -> None:
 
 
 def test_a_quoted_json_option_survives_the_line_parser(ip) -> None:
-    from hermes_nb.notebook.magics import _magics, _options
+    from hermes_nb.notebook._options import _options
+    from hermes_nb.notebook.magics import _magics
 
     args, rest = _magics[id(ip)]._parse(f"--tools ask_user {COLOUR} pick one")
     assert args.tools == "ask_user" and rest == "pick one"
