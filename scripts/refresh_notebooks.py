@@ -12,7 +12,7 @@ changes what hermes_nb shows (the transcript's HTML, its stylesheet, messages), 
 diff and run ``python -m pytest notebooks``.
 
 Saved as JupyterLab would save them: a live chat view whose run settles after its cell has
-finished (the cells marked ``# NBVAL_IGNORE_OUTPUT`` that demonstrate non-blocking streaming
+finished (the cells tagged ``nbval-ignore-output`` that demonstrate non-blocking streaming
 and Stop) is replaced by the static transcript hermes_nb sends as a display update — JupyterLab
 applies such updates to any cell; nbclient on its own applies them only while the cell that
 showed the view is running. No widget state and no timing metadata are stored.
@@ -39,7 +39,6 @@ from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-IGNORE_MARKER = "# NBVAL_IGNORE_OUTPUT"
 CELL_TIMEOUT = 120  # seconds
 SETTLE_TIMEOUT = 15.0  # seconds to wait, after the last cell, for live views to settle
 
@@ -152,9 +151,7 @@ def _problems(nb: nbformat.NotebookNode) -> list[str]:
         if cell.cell_type != "code":
             continue
         tags = set(cell.get("metadata", {}).get("tags", ()))
-        ignored = "nbval-ignore-output" in tags or any(
-            line.strip() == IGNORE_MARKER for line in cell.source.splitlines()
-        )
+        ignored = "nbval-ignore-output" in tags
         if "raises-exception" in tags:  # a failure the notebook shows on purpose
             continue
         for out in cell.outputs:

@@ -170,3 +170,23 @@ def test_a_wheel_ships_the_prebuilt_extension(tmp_path):
     report = _labextension_list({"JUPYTER_PATH": str(share)})
     line = _listed(report, share / "labextensions")
     assert line == f"{NAME} v{shipped['version']} enabled OK (python, hermes-nb)", report
+
+
+def test_the_extension_styles_saved_answers_with_the_views_own_rules():
+    """The extension's style imports the chat view's stylesheet (one source) and carries the
+    kernel's current code colours (``scripts/write_extension_css.py`` writes them)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from write_extension_css import TARGET, expected
+    finally:
+        sys.path.pop(0)
+    assert TARGET.read_text(encoding="utf-8") == expected(), (
+        "labextension/style/highlight.css is out of date: python scripts/write_extension_css.py"
+    )
+    index = (ROOT / "labextension" / "style" / "index.css").read_text(encoding="utf-8")
+    imported = re.findall(r"@import url\('([^']+)'\)", index)
+    style = ROOT / "labextension" / "style"
+    assert [(style / path).resolve() for path in imported] == [
+        ROOT / "hermes_nb" / "view" / "static" / "chat.css",
+        TARGET,
+    ]

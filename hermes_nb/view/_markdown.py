@@ -420,11 +420,17 @@ def highlight_css(light: str = "default", dark: str = "github-dark") -> str:
     The light rules are scoped with ``:not(...)`` rather than left global so that a token the
     dark style leaves uncoloured does not inherit a light-theme colour; outside JupyterLab
     (nbconvert, GitHub) no ``data-jp-theme-light`` attribute exists and the light theme applies.
+    A block's background is the theme's editor background (``chat.css``), as a code cell's, not
+    the Pygments style's own: github-dark's near-black stood out of JupyterLab's dark theme.
     """
     parts: list[str] = []
     for style, scope in ((light, _LIGHT_SCOPE), (dark, _DARK_SCOPE)):
         formatter = HtmlFormatter(style=style)
         selector = f"{scope} .{HIGHLIGHT_CLASS}"
-        parts.extend(formatter.get_background_style_defs(selector))
+        for rule in formatter.get_background_style_defs(selector):
+            if rule.startswith(f"{selector} {{"):  # the block itself: its colour, not its ground
+                rule = re.sub(r"background: [^;}]+;? ?", "", rule)
+            if not rule.endswith("{ }"):
+                parts.append(rule)
         parts.extend(formatter.get_token_style_defs(selector))
     return "\n".join(parts) + "\n"
