@@ -270,3 +270,16 @@ def test_help_prints_the_usage_once(ip, capsys) -> None:
     out = capsys.readouterr().out
     assert out.count("%hermes [-p PROFILE]") == 1
     assert "%hermes code [N]" in out and "sub-commands:" in out
+    assert out.startswith("usage:") or out.lstrip().startswith("%hermes"), out[:40]
+    assert "::" not in out.splitlines()[0]  # no reST marker meant for %hermes?
+
+
+def test_help_lists_every_option_of_the_offline_model(ip, capsys) -> None:
+    from hermes_nb.providers.echo import OPTIONS
+
+    ip.run_line_magic("hermes", "help")
+    out = capsys.readouterr().out
+    listed = out.split("The offline echo model's options", 1)[1]
+    for name in OPTIONS:
+        assert f"\n  {name} " in listed, name
+    assert "repeat" in OPTIONS and "tool_calls" in OPTIONS

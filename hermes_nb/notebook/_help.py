@@ -70,8 +70,11 @@ class _HelpCommands:
         return _md(doctor_report(profile=arg or None).markdown())
 
     def _help(self, arg: str) -> None:
-        # The parser's help holds the usage line once (the magic's docstring repeats it).
-        print(self.hermes.parser.format_help())
+        from ..providers.echo import OPTIONS
+
+        # The parser's help holds the usage line once (the magic's docstring repeats it), after
+        # the "::" IPython writes for the reST of ``%hermes?``.
+        print(self.hermes.parser.format_help().removeprefix("::").lstrip("\n"))
         print("sub-commands:")
         for usage, what in _USAGE:
             print(f"  %hermes {usage}\n      {what}")
@@ -79,3 +82,6 @@ class _HelpCommands:
             "\nA run that asks (an approval, a question) waits: answer in the chat view or with "
             "%hermes answer / approve / deny; --run and --prompt pick which one."
         )
+        print("\nThe offline echo model's options (-o NAME=VALUE, or a profile's options):")
+        for name, what in OPTIONS.items():
+            print(f"  {name:<14}{what}")

@@ -42,7 +42,23 @@ from ..core.exceptions import ErrorKind
 from ..core.profiles import Profile
 from .base import ProviderEvent, ProviderRequest, provider_error
 
-__all__ = ["UNSCRIPTED_TOOLS", "EchoProvider", "echo_reply"]
+__all__ = ["OPTIONS", "UNSCRIPTED_TOOLS", "EchoProvider", "echo_reply"]
+
+#: Every option, in short (the module docstring says more): ``%hermes help`` lists them.
+OPTIONS: dict[str, str] = {
+    "chunk_size": "characters per streamed chunk (4)",
+    "delay": "seconds between chunks (0.01)",
+    "reply": "the exact reply instead of the echo",
+    "repeat": "echo the prompt this many times (a long reply)",
+    "reasoning": "text streamed as reasoning first",
+    "tool_calls": 'calls to make: [{"name": ..., "arguments": {...}}]',
+    "tool_steps": "a list of such lists, one per step of the tool loop",
+    "fail": "fail with this kind (auth, rate_limit, not_found, network, …)",
+    "fail_after": "… after this many chunks",
+    "max_tokens": "stop after this many chunks, as at an output limit",
+    "finish_reason": "the finish reason to report (content_filter, …)",
+    "usage": "report token usage (true)",
+}
 
 #: What the echo says when a turn offers it tools and nothing scripts a call.
 UNSCRIPTED_TOOLS = (
