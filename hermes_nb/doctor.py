@@ -146,20 +146,27 @@ def _store_check(path: Path) -> tuple[Verdict, str]:
     if why:
         return (
             Verdict.WARN,
-            f"{path}: healthy, {sessions} sessions, but it is {why}: history, search and export "
+            f"{path}: healthy, {sessions}, but it is {why}: history, search and export "
             "work; new turns are shown but not saved",
         )
-    return Verdict.OK, f"{path}: healthy, {sessions} sessions"
+    return Verdict.OK, f"{path}: healthy, {sessions}"
 
 
-def _read_store(path: Path, uri: str) -> tuple[str, int]:
+def _read_store(path: Path, uri: str) -> tuple[str, str]:
+    """The integrity check's result, and the sessions counted as ``%hermes sessions`` lists
+    them: the live ones, then how many compression archived (listed only with their lineage)."""
     conn = sqlite3.connect(uri, uri=True, timeout=2)
     try:
         result = conn.execute("PRAGMA quick_check").fetchone()[0]
-        sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+        live, archived = conn.execute(
+            "SELECT count(*) - coalesce(sum(archived), 0), coalesce(sum(archived), 0) FROM sessions"
+        ).fetchone()
     finally:
         conn.close()
-    return str(result), int(sessions)
+    counted = f"{live} session{'s' if live != 1 else ''}"
+    if archived:
+        counted += f" (and {archived} archived by compression)"
+    return str(result), counted
 
 
 def _version(name: str) -> str | None:

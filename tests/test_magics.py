@@ -190,6 +190,19 @@ def test_compress_archives_and_continues(ip, capsys) -> None:
     assert Session.open(current.parent_session_id).archived
 
 
+def test_sessions_and_doctor_count_the_same_sessions(ip, capsys) -> None:
+    _ask(ip, capsys, "-s other -o delay=0 hello")
+    for i in range(4):
+        _ask(ip, capsys, f"-s long -o delay=0 question {i}")
+    ip.run_line_magic("hermes", "compress")
+    listed = ip.run_line_magic("hermes", "sessions").data
+    rows = [line for line in listed.splitlines() if line.startswith("| `")]
+    assert len(rows) == 2  # 'long' continued, and 'other'
+    assert "1 archived by compression: not listed" in listed
+    doctor = ip.run_line_magic("hermes", "doctor").data
+    assert "healthy, 2 sessions (and 1 archived by compression)" in doctor
+
+
 def test_stop_and_runs(ip, capsys) -> None:
     run = hermes_nb.chat("slow " * 100, delay=0.05)
     while not run.text:

@@ -537,5 +537,5 @@ def test_doctor_reads_a_read_only_store_and_says_turns_are_not_saved(stored: Tmp
     report = doctor_report()
     assert report.verdict("store") is Verdict.WARN, report.text()
     text = report.text()
-    assert "healthy, 1 sessions, but it is on a read-only filesystem" in text
+    assert "healthy, 1 session, but it is on a read-only filesystem" in text
     assert "new turns are shown but not saved" in text

@@ -73,6 +73,7 @@ class _SessionCommands:
 
     def _list_sessions(self, arg: str) -> Any:
         from ..store import sessions
+        from ..store.database import get_store
 
         _no_args("sessions", arg)
         current = self._session.id if self._session is not None else None
@@ -88,7 +89,11 @@ class _SessionCommands:
         ]
         if not rows:
             return _md("No sessions yet. Ask something with `%hermes` to start one.")
-        return _md(md_table(("id", "name", "title", "source", "profile"), rows))
+        table = md_table(("id", "name", "title", "source", "profile"), rows)
+        _, archived = get_store().count_sessions()
+        if archived:  # the same count as %hermes doctor's
+            table += f"\n\n{archived} archived by compression: not listed, their continuations are."
+        return _md(table)
 
     def _switch_session(self, arg: str) -> None:
         from ..store.database import get_store

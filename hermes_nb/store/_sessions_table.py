@@ -167,6 +167,16 @@ class _SessionRows(_Connection):
             ]
         )
 
+    def count_sessions(self) -> tuple[int, int]:
+        """How many sessions are live and how many compression archived."""
+        live, archived = self._read(
+            lambda db: db.execute(
+                "SELECT count(*) - coalesce(sum(archived), 0), coalesce(sum(archived), 0) "
+                "FROM sessions"
+            ).fetchone()
+        )
+        return int(live), int(archived)
+
     def continuation_of(self, session_id: str) -> SessionRecord | None:
         """The session that compression continued ``session_id`` into, if any."""
         return self._read(lambda db: _continuation(db, session_id))
