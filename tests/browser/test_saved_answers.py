@@ -4,8 +4,8 @@
   output's inline ``<style>`` — still shows its saved answers styled: the extension carries the
   chat view's stylesheet and code colours (``labextension/style/index.css``).
 * A settled answer's code block has the theme's editor background edge to edge and reaches the
-  view's right edge, as the prompt's and a code cell's, in the light and the dark theme; the extension's Copy / Insert below buttons
-  follow the theme and stay readable.
+  view's right edge, as the prompt's and a code cell's, in the light and the dark theme; the
+  extension's Copy / Insert below buttons follow the theme and stay readable.
 """
 
 from __future__ import annotations
