@@ -278,6 +278,39 @@ def test_sub_commands_read_as_text_where_nothing_renders_markdown(ip, capsys) ->
     assert "hello there" in repr(ip.run_line_magic("hermes", "history"))
 
 
+def _code_blocks(markdown: str) -> list[str]:
+    from markdown_it import MarkdownIt
+
+    return [t.content for t in MarkdownIt().parse(markdown) if t.type == "fence"]
+
+
+def test_history_keeps_code_blocks_whole_and_cuts_long_messages_cleanly(ip, capsys) -> None:
+    code = "x = 1\ny = 2\n"
+    _ask(ip, capsys, "-s code -o delay=0 --wait", f"Show code:\n\n```python\n{code}```\n\nDone.")
+    history = ip.run_line_magic("hermes", "history").data
+    assert _code_blocks(history) == [code, code]  # the prompt's, and the echo of it
+    assert "```python x = 1" not in history
+
+    long_code = "".join(f"line_{i} = {i}\n" for i in range(200))
+    ip.run_cell_magic("hermes", "-s long -o delay=0 --wait", f"```\n{long_code}```\nafter")
+    capsys.readouterr()
+    history = ip.run_line_magic("hermes", "history").data
+    blocks = _code_blocks(history)  # the prompt's and the echo's, each cut inside its code
+    assert len(blocks) == 2
+    for block in blocks:
+        assert block.startswith("line_0 = 0\n") and len(block) < 700
+        assert all(line.startswith("line_") for line in block.splitlines())  # at a line's end
+    assert history.count("…") == 2 and "after" not in history
+
+
+def test_printed_messages_carry_no_markdown(ip, capsys) -> None:
+    _ask(ip, capsys, "-o delay=0 first")
+    _ask(ip, capsys, "-o delay=0 second")
+    ip.run_line_magic("hermes", "branch 2")
+    printed = capsys.readouterr().out
+    assert printed.startswith("hermes: branched ") and "`" not in printed
+
+
 def test_help_prints_the_usage_once(ip, capsys) -> None:
     ip.run_line_magic("hermes", "help")
     out = capsys.readouterr().out

@@ -10,6 +10,7 @@ session (named after the notebook's path where the server provides it, ``JPY_SES
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -28,8 +29,37 @@ def _notebook_session_name() -> str | None:
     return f"{_NOTEBOOK_SESSION_PREFIX}{path}" if path else None
 
 
-def _label(session: Any) -> str:
-    return f"{session.name!r}" if session.name else f"`{session.id[:12]}`"
+#: How much of each message ``%hermes history`` shows.
+HISTORY_EXCERPT = 600
+_FENCE = re.compile(r"\s{0,3}(`{3,}|~{3,})")
+
+
+def _excerpt(text: str, limit: int = HISTORY_EXCERPT) -> str:
+    """The start of a message with its Markdown whole: cut at a line's end, a code block it
+    cuts into closed again, and "…" where it was cut."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    cut = cut[: cut.rindex("\n")] if "\n" in cut else cut
+    opened = ""  # the fence of the code block the cut is in, if any
+    for match in map(_FENCE.match, cut.splitlines()):
+        fence = match.group(1) if match else ""
+        if fence and not opened:
+            opened = fence
+        elif fence and fence[0] == opened[0] and len(fence) >= len(opened):
+            opened = ""
+    if opened:  # close it, so the rest of the history is not read as code
+        cut += "\n" + opened
+    return cut + "\n\n…"
+
+
+def _label(session: Any, *, markdown: bool = False) -> str:
+    """A session as a message names it: its name quoted, else its short id — in backticks only
+    where the message is rendered as Markdown (a printed line shows them as they are)."""
+    if session.name:
+        return repr(session.name)
+    return f"`{session.id[:12]}`" if markdown else session.id[:12]
 
 
 class _SessionCommands:
@@ -120,12 +150,13 @@ class _SessionCommands:
         session = self._current_session()
         messages = session.messages
         if not messages:
-            return _md(f"Session {_label(session)} has no messages yet.")
-        lines = [f"**Session {_label(session)}** — {len(messages)} messages\n"]
+            return _md(f"Session {_label(session, markdown=True)} has no messages yet.")
+        parts = [f"**Session {_label(session, markdown=True)}** — {len(messages)} messages"]
         for i, m in enumerate(messages, start=1):
             flag = " *(partial)*" if m.partial else ""
-            lines.append(f"{i}. **{m.role}**{flag}: {short(m.content, 200)}")
-        return _md("\n".join(lines))
+            quoted = "\n".join(f"> {line}".rstrip() for line in _excerpt(m.content).splitlines())
+            parts.append(f"**{i}. {m.role}**{flag}\n\n{quoted or '> *(empty)*'}")
+        return _md("\n\n".join(parts))
 
     def _branch(self, arg: str) -> None:
         session = self._current_session()
