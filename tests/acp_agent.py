@@ -6,6 +6,7 @@ Run as ``python tests/acp_agent.py [options]``. The handshake is shaped by optio
 ``--exit-at-init N``   write two lines to stderr and exit with status N on ``initialize``
 ``--protocol N``       answer ``initialize`` with protocol version N (default 1)
 ``--auth-required``    advertise two auth methods and refuse ``session/new`` (-32000)
+``--session-delay S``  answer ``session/new`` after S seconds
 ``--record FILE``      append ``<time> pid <pid>`` at start, then ``<time> <method>`` for every
                        message received
 
@@ -245,6 +246,7 @@ def main() -> None:
     parser.add_argument("--exit-at-init", type=int, default=None)
     parser.add_argument("--protocol", type=int, default=1)
     parser.add_argument("--auth-required", action="store_true")
+    parser.add_argument("--session-delay", type=float, default=0.0)
     parser.add_argument("--record", default=None)
     options = parser.parse_args()
     record = open(options.record, "a", encoding="utf-8") if options.record else None  # noqa: SIM115
@@ -291,6 +293,7 @@ def main() -> None:
                 error = {"code": -32000, "message": "Authentication required"}
                 send({"jsonrpc": "2.0", "id": message["id"], "error": error})
                 continue
+            time.sleep(options.session_delay)
             session = f"sess-{next(_sessions)}"
             send({"jsonrpc": "2.0", "id": message["id"], "result": {"sessionId": session}})
         elif method == "session/prompt":

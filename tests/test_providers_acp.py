@@ -359,6 +359,16 @@ def test_a_slow_handshake_times_out(profile) -> None:
     )
 
 
+def test_a_session_that_never_starts_times_out(profile) -> None:
+    run = chat("echo hi", profile("--session-delay", "5", connect_timeout=0.5))
+    assert run.error is not None
+    assert run.error["kind"] == "timeout"
+    assert run.error["message"] == (
+        f"The agent '{sys.executable} {AGENT} --session-delay 5' did not answer session/new "
+        "within 0.5 s."
+    )
+
+
 def test_a_protocol_version_not_spoken(profile) -> None:
     run = chat("echo hi", profile("--protocol", "2"))
     assert run.error is not None

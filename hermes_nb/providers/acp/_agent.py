@@ -213,8 +213,16 @@ class Agent:
         """The ACP session for the hermes_nb session ``key``, and whether it is new."""
         if key is not None and key in self.sessions:
             return self.sessions[key], False
+        timeout = self.profile.connect_timeout
         try:
-            response = await self.conn.new_session(cwd=str(self.cwd), mcp_servers=[])
+            async with asyncio.timeout(timeout):
+                response = await self.conn.new_session(cwd=str(self.cwd), mcp_servers=[])
+        except TimeoutError:
+            raise self.error(
+                ErrorKind.TIMEOUT,
+                f"The agent {self.command!r} did not answer session/new within {timeout:g} s.",
+                f"Raise the profile's connect_timeout, or look at its log: {self.log}.",
+            ) from None
         except acp.RequestError as exc:
             if exc.code == -32000:  # auth_required
                 raise self._auth_error() from None
