@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
@@ -256,6 +258,42 @@ def test_ipython_does_not_expand_variables_in_the_line(ip, capsys, monkeypatch) 
     out = capsys.readouterr().out
     assert "sum {1+1} of orders in $HNB_SECRETISH {x}" in out
     assert "should-not-appear" not in out
+
+
+def test_hnb_is_hermes_nb_s_other_name(ip, capsys) -> None:
+    ip.run_cell("%hnb -o delay=0 why is the other name here?")
+    assert "why is the other name here?" in capsys.readouterr().out
+    ip.run_cell_magic("hnb", "-o delay=0", "a cell through the alias")
+    assert "a cell through the alias" in capsys.readouterr().out
+
+
+def test_loading_over_another_packages_hermes_says_so(ip, capsys) -> None:
+    """jupyter-ai-hermes-magics registers a %hermes of its own: loading hermes_nb after it says
+    so in one line; %hnb stays hermes_nb's whoever takes %hermes next."""
+    other = types.ModuleType("jupyter_ai_hermes_magics")
+    exec("def hermes(line, cell=None):\n    return 'the other one'", other.__dict__)
+    ip.register_magic_function(other.hermes, "line_cell", "hermes")
+    capsys.readouterr()
+
+    hermes_nb.load_ipython_extension(ip)
+    printed = capsys.readouterr().out
+    assert printed.strip().splitlines() == [
+        "hermes_nb: %hermes was jupyter_ai_hermes_magics's and is hermes_nb's now; "
+        "%hnb is always hermes_nb's."
+    ]
+    assert "why" in _ask(ip, capsys, "-o delay=0 why")
+
+    ip.register_magic_function(other.hermes, "line_cell", "hermes")  # it loads again, after us
+    assert ip.run_line_magic("hermes", "x") == "the other one"
+    assert "still ours" in _ask_hnb(ip, capsys, "-o delay=0 still ours")
+    hermes_nb.load_ipython_extension(ip)  # loading again over our own says nothing
+    hermes_nb.load_ipython_extension(ip)
+    assert capsys.readouterr().out.count("hermes_nb: %hermes was") == 1
+
+
+def _ask_hnb(ip, capsys, line: str) -> str:
+    ip.run_line_magic("hnb", line)
+    return capsys.readouterr().out
 
 
 def test_unloading_removes_the_question_transformer(ip) -> None:

@@ -40,7 +40,10 @@ from ._turn_commands import _TurnCommands
 __all__ = ["HermesMagics", "load", "unload"]
 
 # A one-line ``%hermes`` question ending in ``?`` (not ``%hermes?``, the magic's own help).
-_QUESTION_LINE = re.compile(r"^([ \t]*)%hermes[ \t]+(.*\S.*\?)[ \t]*$")
+_QUESTION_LINE = re.compile(r"^([ \t]*)%(hermes|hnb)[ \t]+(.*\S.*\?)[ \t]*$")
+#: The other name of ``%hermes`` / ``%%hermes``, always hermes_nb's: another package may
+#: register a ``%hermes`` of its own (jupyter-ai-hermes-magics does), and the last loaded wins.
+ALIAS = "hnb"
 
 
 def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -277,8 +280,8 @@ def _keep_questions(lines: list[str]) -> list[str]:
     for line in lines:
         match = _QUESTION_LINE.match(line.rstrip("\n"))
         if match:
-            indent, rest = match.groups()
-            line = f"{indent}get_ipython().run_line_magic('hermes', {rest!r})\n"
+            indent, name, rest = match.groups()
+            line = f"{indent}get_ipython().run_line_magic({name!r}, {rest!r})\n"
         out.append(line)
     return out
 
@@ -290,12 +293,32 @@ def load(ipython: Any) -> None:
     """Register the magics on ``ipython`` (``%load_ext hermes_nb``)."""
     from . import tools  # noqa: F401  (importing it registers the ``notebook`` toolset)
 
+    taken = _other_owner(ipython)
     magics = HermesMagics(ipython)
     _magics[id(ipython)] = magics
     ipython.register_magics(magics)
+    # A magic of its own, not an alias: an alias would follow %hermes to whoever takes it next.
+    ipython.register_magic_function(magics.hermes, "line_cell", ALIAS)
+    if taken:
+        print(
+            f"hermes_nb: %hermes was {taken}'s and is hermes_nb's now; "
+            f"%{ALIAS} is always hermes_nb's."
+        )
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and _keep_questions not in cleanup:
         cleanup.append(_keep_questions)
+
+
+def _other_owner(ipython: Any) -> str | None:
+    """The package whose ``%hermes`` is registered now, if it is not hermes_nb's."""
+    manager = getattr(ipython, "magics_manager", None)
+    registered = manager.magics["line"].get("hermes") if manager is not None else None
+    if registered is None:
+        return None
+    owner = getattr(registered, "__self__", registered)
+    module = getattr(owner, "__module__", None) or type(owner).__module__
+    package = module.split(".", 1)[0]
+    return None if package == "hermes_nb" else package
 
 
 def unload(ipython: Any) -> None:
