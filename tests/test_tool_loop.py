@@ -271,7 +271,7 @@ def test_stop_during_a_slow_sync_tool_abandons_its_thread_and_drops_the_late_res
     run.wait(WAIT)
     assert time.perf_counter() - t0 < 2  # not held by the thread
     assert run.status == "stopped"
-    with caplog.at_level(logging.WARNING, logger="hermes_nb.engine.turn"):
+    with caplog.at_level(logging.WARNING, logger="hermes_nb.engine._tool_loop"):
         release.set()
         assert finished.wait(5)
         _wait_for(lambda: "its result was dropped" in caplog.text, 5)

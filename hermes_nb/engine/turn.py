@@ -13,11 +13,12 @@ persistent session store plug in the same way.
 "tool_calls"``, the calls run (concurrently; async tools on the loop, sync ones in worker
 threads; ``ask=True`` ones after the person's approval; ``ask_user`` as a question prompt), the
 assistant message with its ``tool_calls`` and one ``tool`` message per call are appended, and
-the model is asked again — up to the profile's ``max_steps`` replies. A failing tool or invalid
-arguments become an error *result* the model reads; the run goes on. Stop cancels whatever is in
-flight: the HTTP stream, an async tool, the wait for an answer; a sync tool's thread is
-abandoned and its late result dropped (and logged). The completed steps' messages go to the
-transcript with the reply, so the next turn's history is valid for OpenAI-compatible APIs.
+the model is asked again — up to the profile's ``max_steps`` replies (:mod:`._tool_loop`). A
+failing tool or invalid arguments become an error *result* the model reads; the run goes on.
+Stop cancels whatever is in flight: the HTTP stream, an async tool, the wait for an answer; a
+sync tool's thread is abandoned and its late result dropped (and logged). The completed steps'
+messages go to the transcript with the reply, so the next turn's history is valid for
+OpenAI-compatible APIs.
 
 A reply the provider cut short — ``finish_reason`` ``"length"`` (the output-token limit) or
 ``"content_filter"`` — settles as *done*, but its outcome carries the provider's
@@ -28,12 +29,8 @@ looks complete.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import threading
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -42,10 +39,10 @@ import anyio
 from ..core.events import TRUNCATING_REASONS, Event, RunState
 from ..core.exceptions import ErrorKind, HermesError, ProviderError, StoreReadOnlyError
 from ..core.profiles import Profile, profile_env
-from ..core.prompts import APPROVAL_VALUES
 from ..providers import get_provider
-from ..providers.base import Message, Provider, ProviderRequest, provider_error
-from .tools import Tool, ToolArgumentsError, resolve_tools
+from ..providers.base import Message, provider_error
+from ._tool_loop import _api_call, _loop
+from .tools import Tool, resolve_tools
 
 if TYPE_CHECKING:
     from .runtime import Run, Runtime
@@ -233,17 +230,6 @@ def turn_tools(profile: Profile, tools: Iterable[Any] | None = None) -> tuple[To
     return tuple(resolve_tools([*profile.tools, *(tools or ())]))
 
 
-def _api_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    """A tool call as OpenAI-compatible APIs take it back in the history."""
-    if "function" in call:
-        return {k: call[k] for k in ("id", "type", "function") if k in call}
-    return {
-        "id": call["id"],
-        "type": "function",
-        "function": {"name": call.get("name", ""), "arguments": call.get("arguments") or "{}"},
-    }
-
-
 def _provider_messages(request: TurnRequest, history: list[Message]) -> list[Message]:
     """The history as the API takes it: the system prompt first; user, assistant and system
     messages; an assistant's ``tool_calls`` only for calls a ``tool`` message answers (a call
@@ -327,210 +313,6 @@ async def drive_turn(run: Run, runtime: Runtime) -> None:
     await _settle(run, outcome)
     if outside is not None:
         raise outside
-
-
-@dataclass
-class _Step:
-    """What one model reply of the loop produced."""
-
-    text: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    finish_reason: str | None = None
-    call_ids: list[str] = field(default_factory=list)
-
-
-async def _loop(run: Run, provider: Provider, messages: list[Message], secret: Any) -> None:
-    """Ask the model, run the tools it calls, ask again — up to ``max_steps`` replies."""
-    request = run.request
-    profile = request.profile
-    tools = {t.name: t for t in request.tools}
-    specs = [t.spec() for t in request.tools]
-    for n in range(1, max(1, profile.max_steps) + 1):
-        if n > 1:
-            run.put(Event.STEP, {"n": n})
-        step = _Step()
-        provider_request = ProviderRequest(
-            profile=profile,
-            messages=messages,
-            model=profile.model,
-            api_key=secret,
-            extra=request.extra,
-            tools=specs,
-            asker=run.prompts,
-            session_id=run.session_id,
-        )
-        async for event, data in provider.stream(provider_request):
-            run.put(event, data)
-            if event == Event.TOKEN:
-                step.text.append(data["text"])
-            elif event == Event.REASONING:
-                step.reasoning.append(data["text"])
-            elif event == Event.FINISH:
-                step.finish_reason = data["finish_reason"]
-            elif event == Event.TOOL_START and data["id"] not in step.call_ids:
-                step.call_ids.append(data["id"])
-        calls = [run.tool_calls[i] for i in step.call_ids if "result" not in run.tool_calls[i]]
-        if not tools or step.finish_reason != "tool_calls" or not calls:
-            return
-        results = await _run_calls(run, calls, tools)
-        assistant: Message = {
-            "role": "assistant",
-            "content": "".join(step.text),
-            "tool_calls": [dict(run.tool_calls[c["id"]]) for c in calls],
-        }
-        if step.reasoning:
-            assistant["reasoning"] = "".join(step.reasoning)
-        replies = [
-            {"role": "tool", "tool_call_id": c["id"], "name": c["name"], "content": result}
-            for c, result in zip(calls, results, strict=True)
-        ]
-        run._steps.extend([assistant, *replies])
-        messages = [*messages, _sent(assistant), *(_sent(r) for r in replies)]
-    run.put(Event.FINISH, {"finish_reason": "max_steps"})
-
-
-def _sent(message: Message) -> Message:
-    """A loop message as the API takes it."""
-    if message["role"] == "tool":
-        return {k: message[k] for k in ("role", "tool_call_id", "content")}
-    return {
-        "role": "assistant",
-        "content": message["content"],
-        "tool_calls": [_api_call(c) for c in message["tool_calls"]],
-    }
-
-
-async def _run_calls(run: Run, calls: list[dict[str, Any]], tools: dict[str, Tool]) -> list[str]:
-    """Run one reply's calls concurrently; their results (as the model reads them) in order."""
-    results: list[str] = [""] * len(calls)
-
-    async def one(i: int, call: dict[str, Any]) -> None:
-        results[i] = await _run_call(run, call, tools.get(call["name"]))
-
-    async with anyio.create_task_group() as group:
-        for i, call in enumerate(calls):
-            group.start_soon(one, i, call)
-    return results
-
-
-# Approvals given "for this session" (session id, tool) or "always" (None, tool), per process.
-_approved: set[tuple[str | None, str]] = set()
-_approved_lock = threading.Lock()
-
-
-async def _run_call(run: Run, call: dict[str, Any], found: Tool | None) -> str:
-    """One call, to its end: the result the model reads, journaled as ``tool_end``."""
-    started = time.perf_counter()
-    error = False
-    name = call["name"]
-    try:
-        if found is None:
-            error = True
-            content = f"Error: there is no tool named {name!r}; the tools offered are listed."
-        else:
-            content, error = await _call(run, found, call["arguments"] or "")
-    except anyio.get_cancelled_exc_class():
-        run.put(
-            Event.TOOL_END,
-            {
-                "id": call["id"],
-                "name": name,
-                "result": "Stopped before the tool finished.",
-                "error": True,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
-        raise
-    limit = max(1, run.profile.tool_result_limit)
-    if len(content) > limit:
-        content = (
-            content[:limit] + f"\n[… cut: {len(content) - limit:,} more characters; the profile's "
-            f"tool_result_limit is {limit:,}]"
-        )
-    run.put(
-        Event.TOOL_END,
-        {
-            "id": call["id"],
-            "name": name,
-            "result": content,
-            "error": error,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        },
-    )
-    return content
-
-
-async def _call(run: Run, found: Tool, raw: str) -> tuple[str, bool]:
-    """Validate, ask if needed, and call; ``(result text, failed)``."""
-    try:
-        arguments = found.arguments(raw)
-    except ToolArgumentsError as exc:
-        return f"Error: {exc}", True
-    if found.builtin:  # ask_user: a question for the person
-        choices = [str(c) for c in arguments.get("choices") or ()]
-        answer = await run.prompts.ask("question", str(arguments.get("question", "")), "", choices)
-        return answer.value, False
-    if found.ask and not _preapproved(run, found):
-        call_text = found.describe_call(arguments)
-        answer = await run.prompts.ask(
-            "approval", f"Allow the tool {found.name} to run?", call_text, APPROVAL_VALUES
-        )
-        if not answer.approved:
-            why = {"timeout": "no answer came in time", "stop": "the run was stopped"}.get(
-                answer.by, "the person denied it"
-            )
-            return f"Not run: {why}. Do not retry this call unless the person asks.", False
-        if answer.value in ("session", "always"):
-            key = None if answer.value == "always" else (run.session_id or run.run_id)
-            with _approved_lock:
-                _approved.add((key, found.name))
-    try:
-        if found.is_async:
-            assert found.function is not None
-            value = await found.function(**arguments)
-        else:
-            value = await anyio.to_thread.run_sync(
-                functools.partial(_in_thread, run, found, arguments), abandon_on_cancel=True
-            )
-    except anyio.get_cancelled_exc_class():
-        raise
-    except Exception as exc:
-        return f"Error: {type(exc).__name__}: {exc}", True
-    return _as_text(value), False
-
-
-def _preapproved(run: Run, found: Tool) -> bool:
-    with _approved_lock:
-        return (None, found.name) in _approved or (
-            run.session_id or run.run_id,
-            found.name,
-        ) in _approved
-
-
-def _in_thread(run: Run, found: Tool, arguments: dict[str, Any]) -> Any:
-    """A sync tool in a worker thread. After Stop its thread is abandoned: a late result is
-    dropped, and the log says so (the run has settled; nothing reads it)."""
-    assert found.function is not None
-    value = found.function(**arguments)
-    if run.cancel_requested:
-        log.warning(
-            "The tool %s finished after %s was stopped; its result was dropped.",
-            found.name,
-            run.run_id,
-        )
-    return value
-
-
-def _as_text(value: Any) -> str:
-    """A tool's return value as the model reads it: text as is, data as JSON, else ``repr``."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "Done (no result)."
-    try:
-        return json.dumps(value, ensure_ascii=False, default=repr)
-    except (TypeError, ValueError):
-        return repr(value)
 
 
 def _converted(exc: HermesError, secret: Any = None) -> ProviderError:
