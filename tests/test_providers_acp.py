@@ -322,9 +322,13 @@ def test_the_profile_env_reaches_the_agent_but_no_error_shows_it(profile, monkey
     monkeypatch.setenv("HNB_KERNEL_ONLY", "from-the-kernel")
     p = profile(env={"HNB_TOKEN": "$HNB_KERNEL_ONLY-and-more"})
     assert chat("echo-env HNB_TOKEN", p).text == "from-the-kernel-and-more"
+    first = pid_of()
+    monkeypatch.setenv("HNB_KERNEL_ONLY", "changed-in-the-kernel")
+    assert chat("echo-env HNB_TOKEN", p).text == "changed-in-the-kernel-and-more"
+    assert pid_of() != first  # the agent's environment changed: a new process
     run = chat("leak HNB_TOKEN", p)
     assert run.status == "error"
-    assert "from-the-kernel" not in json.dumps(run.error)
+    assert "changed-in-the-kernel" not in json.dumps(run.error)
     assert "***" in run.error["message"]  # type: ignore[index]
 
 

@@ -86,8 +86,10 @@ class AgentInfo:
 
 
 def _key(profile: Profile, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[Any, ...]:
-    """What makes an agent reusable for a turn: same command, profile environment and folder."""
-    return (tuple(argv), tuple(sorted(profile.env.items())), profile.hermes_home, str(cwd))
+    """What makes an agent reusable for a turn: the same command, folder and profile variables
+    (as expanded now: a changed ``$NAME`` in the kernel starts the agent again)."""
+    names = sorted({*profile.env, "HERMES_HOME"} if profile.hermes_home else set(profile.env))
+    return (tuple(argv), tuple((n, env.get(n, "")) for n in names), str(cwd))
 
 
 class Agent:
