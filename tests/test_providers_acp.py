@@ -184,6 +184,18 @@ def test_a_stored_session_keeps_its_acp_session(profile) -> None:
     assert other.chat("remember", profile=p).wait(WAIT).text == "(nothing)"
 
 
+def test_two_sessions_stream_at_once_through_one_agent(profile) -> None:
+    p = profile()
+    one = hermes_nb.Session.new("acp-one", profile=p)
+    two = hermes_nb.Session.new("acp-two", profile=p)
+    runs = [one.chat("chunks 3000", profile=p), two.chat("chunks 2000", profile=p)]
+    for run in runs:
+        run.wait(WAIT)
+    assert runs[0].text == "".join(f"{i}," for i in range(3000))
+    assert runs[1].text == "".join(f"{i}," for i in range(2000))
+    assert [a.sessions for a in agents()] == [2]  # one process, an ACP session each
+
+
 # -- permissions ------------------------------------------------------------------------------
 
 
