@@ -17,6 +17,7 @@ What a prompt does is chosen by its text (first word the command, the rest its a
 ``tool-diff PATH``     a tool call with a diff of PATH, completed
 ``permit COMMAND``     asks permission to run COMMAND; says which option was chosen
 ``read PATH``          ``fs/read_text_file``; replies with the content or the error message
+``read-lines P L N``   ``fs/read_text_file`` of N lines from line L
 ``write PATH TEXT``    ``fs/write_text_file``; replies ``written`` or the error message
 ``hang``               one chunk, then waits for ``session/cancel`` and answers ``cancelled``
 ``ignore-cancel``      one chunk, then keeps chunking (``late``) and never answers
@@ -195,6 +196,11 @@ def prompt(rid: int, session: str, text: str) -> None:
             if "result" in answer
             else "error: " + answer["error"]["message"],
         )
+    elif command == "read-lines":
+        path, line, limit = arg.split()
+        params = {"sessionId": session, "path": path, "line": int(line), "limit": int(limit)}
+        answer = request("fs/read_text_file", params)
+        chunk(session, answer["result"]["content"])
     elif command == "write":
         path, _, content = arg.partition(" ")
         answer = request(

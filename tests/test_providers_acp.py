@@ -256,6 +256,10 @@ def test_reading_inside_the_folder_and_refusing_outside(profile, folder, tmp_pat
     )
     sneaky = chat(f"read {folder}/../secret.txt", p).text
     assert sneaky.startswith("error: hermes_nb refused to read")
+    (folder / "lines.txt").write_text("".join(f"line {i}\n" for i in range(1, 11)))
+    assert chat(f"read-lines {folder / 'lines.txt'} 3 2", p).text == "line 3\nline 4\n"
+    missing = chat(f"read {folder / 'nope.txt'}", p).text
+    assert missing == f"error: hermes_nb cannot read {folder / 'nope.txt'}: there is no such file."
 
 
 @pytest.mark.parametrize("value", ["once", "deny"])

@@ -46,6 +46,8 @@ __all__ = ["AgentClient", "TurnState"]
 
 #: The JSON-RPC error code of a request hermes_nb refuses (a path outside the folder, a denial).
 _REFUSED = -32602
+#: ACP's "resource not found".
+_NOT_FOUND = -32002
 
 
 def _session_scoped(option: PermissionOption) -> bool:
@@ -164,7 +166,9 @@ class AgentClient:
         try:
             text = target.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
-            raise RequestError.resource_not_found(path) from None
+            raise RequestError(
+                _NOT_FOUND, f"hermes_nb cannot read {path}: there is no such file.", {"uri": path}
+            ) from None
         except OSError as exc:
             raise RequestError(_REFUSED, f"hermes_nb cannot read {path}: {exc.strerror}.") from None
         if line is not None or limit is not None:
