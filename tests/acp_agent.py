@@ -25,6 +25,7 @@ What a prompt does is chosen by its text (first word the command, the rest its a
 ``malformed``          chunk, a line that is not JSON, chunk
 ``big N``              one chunk of N characters       ``usage``      text and token counts
 ``remember``           the earlier prompts of this session, one a line
+``Instructions…`` / ``Earlier…``  (a new session's preamble) the whole prompt, verbatim
 ``echo-env NAME``      the value of the variable NAME  ``leak NAME``  NAME's value on stderr, exit 4
 
 Threads: one reads stdin, each prompt runs in a thread of its own, writes hold a lock.
@@ -100,7 +101,9 @@ def prompt(rid: int, session: str, text: str) -> None:
     earlier.append(text)
     stop = "end_turn"
     result: dict[str, Any] = {}
-    if command == "echo":
+    if text.startswith(("Instructions for", "Earlier in")):  # a new session told the past
+        chunk(session, text)
+    elif command == "echo":
         third = max(1, len(arg) // 3)
         for piece in (arg[:third], arg[third : 2 * third], arg[2 * third :]):
             chunk(session, piece)

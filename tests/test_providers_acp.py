@@ -196,6 +196,21 @@ def test_two_sessions_stream_at_once_through_one_agent(profile) -> None:
     assert [a.sessions for a in agents()] == [2]  # one process, an ACP session each
 
 
+def test_a_new_acp_session_is_told_the_instructions_and_the_history(profile) -> None:
+    p = profile()
+    history = [
+        {"role": "user", "content": "What is 2 + 2?"},
+        {"role": "assistant", "content": "4."},
+    ]
+    run = chat("And times 3?", p, history=history, system="Answer in one word.")
+    assert run.text == (
+        "Instructions for this conversation (from the notebook):\n\nAnswer in one word.\n\n"
+        "Earlier in this conversation (for context; it happened before you joined):\n\n"
+        "User: What is 2 + 2?\n\nAssistant: 4.\n\nNow the user says:\n\nAnd times 3?"
+    )
+    assert chat("echo plain", p).text == "plain"  # nothing to tell: the prompt alone
+
+
 # -- permissions ------------------------------------------------------------------------------
 
 

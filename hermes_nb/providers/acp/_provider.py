@@ -156,23 +156,35 @@ def _usage(usage: Any) -> dict[str, int]:
 
 
 def _prompt_text(messages: list[Message], prompt: str, *, with_history: bool) -> str:
-    """The prompt; for a new ACP session, preceded by the recent earlier conversation."""
+    """The prompt; for a new ACP session, preceded by the notebook's instructions (a system
+    prompt: ACP has no place for one) and the recent earlier conversation, bounded."""
     if not with_history:
         return prompt
+    system: list[str] = []
     lines: list[str] = []
     earlier = messages[:-1] if messages and messages[-1].get("role") == "user" else messages
     for message in earlier:
         role = message.get("role")
         content = message.get("content")
-        if role not in ("user", "assistant") or not isinstance(content, str) or not content:
+        if not isinstance(content, str) or not content.strip():
             continue
-        lines.append(f"{'User' if role == 'user' else 'Assistant'}: {content.strip()}")
-    if not lines:
+        if role == "system" and not lines:
+            system.append(content.strip())
+        elif role in ("user", "assistant"):
+            lines.append(f"{'User' if role == 'user' else 'Assistant'}: {content.strip()}")
+    parts: list[str] = []
+    if system:
+        parts.append(
+            "Instructions for this conversation (from the notebook):\n\n" + "\n\n".join(system)
+        )
+    if lines:
+        history = "\n\n".join(lines)
+        if len(history) > _HISTORY_CHARS:
+            history = "…" + history[-(_HISTORY_CHARS - 1) :]
+        parts.append(
+            "Earlier in this conversation (for context; it happened before you joined):\n\n"
+            + history
+        )
+    if not parts:
         return prompt
-    history = "\n\n".join(lines)
-    if len(history) > _HISTORY_CHARS:
-        history = "…" + history[-(_HISTORY_CHARS - 1) :]
-    return (
-        "Earlier in this conversation (for context; it happened before you joined):\n\n"
-        f"{history}\n\nNow the user says:\n\n{prompt}"
-    )
+    return "\n\n".join([*parts, f"Now the user says:\n\n{prompt}"])
