@@ -668,11 +668,11 @@ class RunResult:
 
 def setup_source(fps: float | None) -> str:
     """The notebook's first cell: the reply, and with ``--fps`` the kernel pump's frame interval
-    (a private knob of ``hermes_nb.view.display``, patched for the experiment)."""
+    (a private knob of ``hermes_nb.view._controller``, patched for the experiment)."""
     source = f"import pathlib\nimport hermes_nb\nREPLY = pathlib.Path({REPLY_FILE!r}).read_text()"
     if fps:
         source += (
-            "\nfrom hermes_nb.view import display as _display"
+            "\nfrom hermes_nb.view import _controller as _display"
             f"\n_display._FRAME_INTERVAL = {1 / fps + 0.0005!r}"
         )
     return source

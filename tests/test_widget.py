@@ -23,8 +23,8 @@ import pytest
 from kernel_harness import ViewState
 
 import hermes_nb
+from hermes_nb.view import _live_runs, render
 from hermes_nb.view import display as view
-from hermes_nb.view import render
 from hermes_nb.view._blocks import Transcript
 from hermes_nb.view._protocol import parse_view_msg, segment_of
 from hermes_nb.view.widget import ChatWidget
@@ -581,7 +581,7 @@ def test_a_settled_run_lets_go_once_its_view_left_the_page_and_its_grace_is_over
     from ipywidgets.widgets.widget import _instances
 
     displays = Displays(monkeypatch)
-    monkeypatch.setattr(view, "SETTLED_GRACE", 0.3)
+    monkeypatch.setattr(_live_runs, "SETTLED_GRACE", 0.3)
     controller = slow()
     controller.display()
     widget = controller.widget
@@ -613,7 +613,7 @@ def test_a_run_settled_while_no_page_showed_it_stays_dormant_until_a_view_comes_
     # The tab was closed mid-reply (the file holds the live view): a closed model would show
     # "Error displaying widget: model not found" when it is opened again.
     displays = Displays(monkeypatch)
-    monkeypatch.setattr(view, "SETTLED_GRACE", 0.2)
+    monkeypatch.setattr(_live_runs, "SETTLED_GRACE", 0.2)
     controller = slow()
     controller.display()
     own = the_comm(controller)
@@ -650,7 +650,7 @@ def test_a_run_no_view_rendered_lets_go_after_its_grace(
     # No front end (nbconvert, papermill), or a reply so fast that the settle's update replaced
     # the output before its view rendered: no view will ever say it left.
     Displays(monkeypatch)
-    monkeypatch.setattr(view, "SETTLED_GRACE", 1.0)
+    monkeypatch.setattr(_live_runs, "SETTLED_GRACE", 1.0)
     controller = slow()
     if shown != "never displayed":
         controller.display()
@@ -668,7 +668,7 @@ def test_at_most_max_settled_runs_wait_out_their_grace(
     comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     view._reaper.end_all()
-    monkeypatch.setattr(view, "MAX_SETTLED", 2)
+    monkeypatch.setattr(_live_runs, "MAX_SETTLED", 2)
     controllers = []
     for _ in range(4):
         controller = live("hi", delay=0)

@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.kernel, pytest.mark.timeout(90)]
 SETUP = """
 import json, time
 import hermes_nb
+from hermes_nb.view import _live_runs
 from hermes_nb.view import display as view
 from hermes_nb.view._blocks import Transcript
 from hermes_nb.view.display import show
@@ -296,7 +297,9 @@ def test_live_displays_carry_their_id_and_a_replay_after_the_settle_replaces_the
 def test_a_settled_run_closes_its_widget_once_its_view_left_and_the_kernel_keeps_none_of_it(
     kernel: KernelHarness,
 ) -> None:
-    kernel.execute("import gc, weakref\n_grace = view.SETTLED_GRACE\nview.SETTLED_GRACE = 1.0")
+    kernel.execute(
+        "import gc, weakref\n_grace = _live_runs.SETTLED_GRACE\n_live_runs.SETTLED_GRACE = 1.0"
+    )
     try:
         result = kernel.execute(
             "rr = hermes_nb.chat('x', profile='echo', reply='slow words ' * 100, chunk_size=4,"
@@ -353,7 +356,7 @@ def test_a_settled_run_closes_its_widget_once_its_view_left_and_the_kernel_keeps
             if m["msg_type"] in ("comm_msg", "update_display_data", "error")
         ]
     finally:
-        kernel.execute("view.SETTLED_GRACE = _grace")
+        kernel.execute("_live_runs.SETTLED_GRACE = _grace")
 
 
 # -- prompts: cards answered from the view ------------------------------------------------------

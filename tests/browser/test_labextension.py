@@ -286,8 +286,8 @@ WORDS = [f"w{i:03d}" for i in range(1, 401)]
 WORD_PROMPT = "\n\n".join(" ".join(WORDS[i : i + 20]) for i in range(0, len(WORDS), 20))
 
 
-# The kernel's grace after a settle (view/display.py), short: the tests see the widget go.
-SHORT_GRACE = "from hermes_nb.view import display as _view\n_view.SETTLED_GRACE = 2.0"
+# The kernel's grace after a settle (view/_live_runs.py), short: the tests see the widget go.
+SHORT_GRACE = "from hermes_nb.view import _live_runs as _view\n_view.SETTLED_GRACE = 2.0"
 # The widgets the kernel holds (ipywidgets' registry), by class.
 _VIEW_STATE = (
     "import json\nfrom ipywidgets.widgets.widget import _instances\n"

@@ -1,0 +1,415 @@
+"""The live view of one run: :class:`_Controller` holds its block cache, runs its frame pump,
+answers replays, Stop and prompt answers from its views, and settles it (the static bundle
+replacing every display, then the grace until the widget can close).
+
+Apart from :mod:`.display` because it is the one stateful, threaded part of the view; the
+threads it runs on and the registry of live runs are in :mod:`._live_runs`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..core.events import RunState
+from . import render
+from ._blocks import Transcript
+from ._live_runs import _forget, _pumps, _reaper
+from ._protocol import BlockMsg, FrameMeta, FrameMsg, ViewMsg, frame
+from ._static import bundle, static_bundle
+
+if TYPE_CHECKING:
+    from ..engine.runtime import Run
+    from .widget import ChatWidget
+
+log = logging.getLogger(__name__)
+
+#: The most frames a second one run sends to its views. At most 30 (jupyter_server drops iopub
+#: above its rate limit; DESIGN.md §9); 10, because a view draws at most one update per 150 ms
+#: (``static/chat.js``) and every message costs the page 1-2 ms to receive and decode, whether
+#: it is drawn alone or with the next (``benchmarks/bench_browser.py``).
+MAX_FPS = 10.0
+_FRAME_INTERVAL = 1.0 / MAX_FPS + 0.0005  # a hair over: no one-second window holds one more
+#: Seconds between two frames while every view that has said where it is is off screen
+#: (``{"type": "sight"}``: scrolled away, outputs collapsed, a hidden tab). Nobody sees them
+#: grow; each frame still costs the page a message to decode and the kernel a render. A view
+#: coming into sight, or the run settling, ends the wait at once.
+HIDDEN_INTERVAL = 1.0
+_MAX_VIEWS = 64  # views whose sight a run remembers (a page reloaded many times: the newest)
+_MIN_PATCH = 64  # a shorter common prefix is sent as a whole block
+
+
+# -- the controller: cache, pump, replay, displays ---------------------------------------------
+
+
+@dataclass(slots=True)
+class _Cached:
+    kind: str
+    html: str
+    seq: int  # the seq at which this block last changed
+
+
+class _Controller:
+    """Everything the live view of one run needs. Thread-safe: the pump writes the cache, view
+    messages (replay, Stop) read it from whatever thread the kernel handles comms on."""
+
+    def __init__(self, run: Run) -> None:
+        from .widget import ChatWidget
+
+        self.run = run
+        self._lock = threading.Lock()
+        self._blocks: dict[str, _Cached] = {}
+        self._seq = 0
+        self._tokens = 0
+        self._status = str(run.status)
+        self._display_ids: list[str] = []
+        self._answered: dict[str, tuple[int, int, float]] = {}  # view -> (after, seq, when)
+        self._finalized = False
+        self._complete = False  # the cache holds the final render (the static bundle's blocks)
+        self._shown = False  # displayed live
+        self._viewed = False  # a view rendered it (asked for a replay) before the settle
+        self._removed = False  # a page said a view of the settled run left it
+        self._dormant = False  # settled, still shown somewhere (maybe), the cache dropped
+        self._released = False
+        self._started = False
+        self._pumped = threading.Event()  # the pump has finished
+        self._sight: dict[str, bool] = {}  # view id -> its end is on screen (what it said last)
+        self._wake = threading.Event()  # a view came into sight: the next frame is due sooner
+        profile = run.profile
+        self.bot_name = str(getattr(profile, "bot_name", "") or "Hermes")
+        self.model = str(getattr(profile, "model", "") or "")
+        self.widget: ChatWidget = ChatWidget(
+            handler=self.handle,
+            run_id=run.run_id,
+            status=self._status,
+            bot_name=self.bot_name,
+            model=self.model,
+            highlight_css=render.highlight_css(),
+        )
+
+    # -- view messages (any thread) -----------------------------------------------------------
+
+    def handle(self, msg: ViewMsg) -> None:
+        """A message from a view, on whatever thread the kernel handles comms."""
+        if msg["type"] == "cancel":
+            self.run.cancel()
+        elif msg["type"] == "answer":
+            run, prompt_id, value = self.run, msg["prompt_id"], msg["value"]
+            if not run.answer(prompt_id, value, by="view"):
+                # Late, repeated, unknown or empty: nothing changes, and every view shows the
+                # prompt's decision (or its open card) from the run's own events.
+                log.info("Answer to %s not taken: %s", prompt_id, run.refusal(prompt_id, value))
+        elif msg["type"] == "replay" and not self._repeated(msg["rid"], msg["after"]):
+            with self._lock:
+                finalized = self._finalized
+                self._viewed = True  # counted at the settle only if it came before
+            if finalized:
+                self._shown_again()
+            self.widget.send_frame(self.replay(msg["after"], msg["rid"]))
+            if self._finalized:
+                # A view rendered after the settle: its page missed the update (a reload), so
+                # every display of the run is replaced again (the extension finds the output
+                # by the display id in its metadata).
+                self._update_displays()
+        elif msg["type"] == "removed":
+            self._on_removed()
+        elif msg["type"] == "sight":
+            with self._lock:
+                self._sight.pop(msg["view"], None)
+                self._sight[msg["view"]] = msg["seen"]
+                while len(self._sight) > _MAX_VIEWS:
+                    del self._sight[next(iter(self._sight))]
+            if msg["seen"]:
+                self._wake.set()
+
+    def _repeated(self, rid: str, after: int) -> bool:
+        """True for a retry that queued behind a busy shell together with the request it
+        repeats (same view, same ``after``, nothing new), arriving right after its answer.
+
+        A view retries unanswered replays with backoff (≥ 250 ms apart); when the kernel could
+        not read them (a cell blocking the shell), they all arrive at once and each answer would
+        be the whole transcript. The first answer carries it; the view's next retry, sent after
+        it landed, asks from the advanced cursor and gets (almost) nothing.
+        """
+        view, sep, _ = rid.rpartition(":")
+        if not sep:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            last = self._answered.get(view)
+            self._answered[view] = (after, self._seq, now)
+        return last is not None and last[:2] == (after, self._seq) and now - last[2] < 0.2
+
+    def replay(self, after: int, rid: str | None = None) -> FrameMsg:
+        """One frame with every block changed after ``after`` — from the cache, no rendering."""
+        with self._lock:
+            blocks = [
+                {"id": key, "kind": b.kind, "html": b.html}
+                for key, b in self._blocks.items()
+                if b.seq > after
+            ]
+            seq, status, tokens = self._seq, self._status, self._tokens
+        return frame(
+            seq=seq,
+            prev=min(after, seq),
+            status=status,
+            blocks=blocks,  # type: ignore[arg-type]
+            meta=self._meta(status, tokens),
+            rid=rid,
+        )
+
+    def _meta(self, status: str, tokens: int) -> FrameMeta:
+        return {
+            "bot_name": self.bot_name,
+            "model": self.model,
+            "elapsed": round(time.time() - self.run.created_at, 3),
+            "tokens": tokens,
+            "live": not RunState(status).settled,
+            "clock": round(time.time(), 3),
+        }
+
+    # -- the pump -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the pump (once), on one of the kept pump threads (:class:`_Pumps`). It runs in
+        a copy of the caller's context, so its output (frames, the final display update) is
+        parented to the cell that showed the run."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            ctx = contextvars.copy_context()
+        _pumps.submit(lambda: ctx.run(self._pump))
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the pump has finished (the run settled and its displays were updated)."""
+        if self._started:
+            self._pumped.wait(timeout)
+
+    def _pump(self) -> None:
+        complete = False
+        try:
+            try:
+                self._stream()
+                complete = True
+            except Exception:  # a bug here must not leave the view stuck without its final state
+                log.exception("The chat view of %s stopped updating.", self.run.run_id)
+                self.run.wait()
+            self._finalize(complete=complete)
+        finally:
+            self._pumped.set()
+
+    def _stream(self) -> None:
+        run = self.run
+        transcript = Transcript(run)  # this thread's alone
+        cursor, last = 0, 0.0
+        while not transcript.ended:
+            run.wait_for_event(cursor)
+            self._coalesce(last)
+            entries = run.events(after_seq=cursor)
+            if not entries:
+                continue
+            seq = entries[-1].seq
+            msg = self._commit(transcript, transcript.consume(entries), cursor, seq)
+            self.widget.send_frame(msg)
+            last = time.monotonic()
+            if msg["status"] != self.widget.status:
+                self.widget.status = msg["status"]
+            cursor = seq
+
+    def _interval(self) -> float:
+        """The least time between two frames: :data:`HIDDEN_INTERVAL` while every view that
+        has said where it is is off screen, else one frame per :data:`MAX_FPS`. A view that
+        said nothing yet (an older page, a front end without IntersectionObserver) counts as
+        seeing, and so does one that left without a word: at worst the pace is the usual one."""
+        with self._lock:
+            hidden = bool(self._sight) and not any(self._sight.values())
+        return HIDDEN_INTERVAL if hidden else _FRAME_INTERVAL
+
+    def _coalesce(self, last: float) -> None:
+        """Wait until the next frame is due (``last`` is when the previous one went): whatever
+        arrives meanwhile joins it. A view coming into sight shortens the wait to the usual
+        pace; a run that settles ends it, so its last frame and the settle are not held back."""
+        while (pause := last + self._interval() - time.monotonic()) > 0:
+            if self.run.settled:
+                return
+            if self._wake.wait(min(pause, _FRAME_INTERVAL)):
+                self._wake.clear()
+
+    def _commit(
+        self, transcript: Transcript, changed: dict[str, tuple[str, str]], prev: int, seq: int
+    ) -> FrameMsg:
+        """Store the changed blocks at ``seq`` and build the live frame for ``(prev, seq]``."""
+        blocks: list[BlockMsg] = []
+        with self._lock:
+            for key, (kind, html) in changed.items():
+                cached = self._blocks.get(key)
+                if cached is not None and cached.html == html:
+                    continue
+                self._blocks[key] = _Cached(kind, html, seq)
+                blocks.append(_upsert(key, kind, html, cached.html if cached else ""))
+            self._seq = seq
+            self._status = status = transcript.state
+            self._tokens = tokens = transcript.token_count
+        return frame(
+            seq=seq, prev=prev, status=status, blocks=blocks, meta=self._meta(status, tokens)
+        )
+
+    def _finalize(self, *, complete: bool) -> None:
+        """Replace every display of the run with the static bundle — built from the cache when
+        it holds the final render (``complete``), so settling costs no second full render — and
+        let go of the widget once its grace is over."""
+        with self._lock:
+            self._finalized = True
+            self._complete = complete
+            # Never displayed live, or no view ever rendered it (no front end: a headless run;
+            # or the settle's update replaced the output before its view rendered): nothing
+            # shows it, and no view will say so.
+            self._removed = self._removed or not (self._shown and self._viewed)
+        _forget(self)
+        self._update_displays()
+        _reaper.hold(self)
+
+    def _update_displays(self) -> None:
+        """Replace every display of the settled run with its static bundle (again, for a view
+        rendered after the settle)."""
+        with self._lock:
+            if not self._display_ids or self._released:
+                return
+            display_ids = list(self._display_ids)
+            blocks = {key: (b.kind, b.html) for key, b in self._blocks.items()}
+            state, complete = self._status, self._complete
+        from IPython.display import update_display
+
+        data, metadata = bundle(self.run, blocks, state) if complete else static_bundle(self.run)
+        for display_id in display_ids:
+            update_display(data, metadata=metadata, raw=True, display_id=display_id)
+
+    def _on_removed(self) -> None:
+        """A view that had shown the settled run left its page: once its grace is over, nothing
+        needs the widget."""
+        with self._lock:
+            if not self._finalized or self._removed or self._released:
+                return  # mid-reply (a re-run cell, cleared output): the settle may still need it
+            self._removed = True
+            dormant = self._dormant
+        if dormant:
+            _reaper.hold(self)
+
+    def _shown_again(self) -> None:
+        """A view of the settled run rendered (a page reloaded, reopened, a cell moved): a page
+        shows it again, whatever an earlier view said. A dormant run renders its blocks from the
+        run (once) and holds them for a grace, as at the settle."""
+        with self._lock:
+            if self._released:
+                return
+            self._removed = False
+        if not self.dormant:
+            return
+        transcript = Transcript(self.run)
+        changed = transcript.consume(self.run.events(after_seq=0))
+        with self._lock:
+            woken, self._dormant = self._dormant, False
+            if woken:
+                self._complete = True
+                self._blocks = {
+                    key: _Cached(kind, html, self._seq) for key, (kind, html) in changed.items()
+                }
+        if woken:
+            _reaper.hold(self)
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    @property
+    def dormant(self) -> bool:
+        return self._dormant
+
+    def grace_over(self) -> None:
+        """The settled run's grace is over: close the widget if no page shows it any more (or
+        none ever did), else keep it, dormant, without its cache."""
+        with self._lock:
+            if self._released or not self._finalized:
+                return
+            if not self._removed:
+                self._dormant = True
+                self._blocks = {}
+                self._answered = {}
+                return
+        self.release()
+
+    def release(self) -> None:
+        """Let go of a settled run's live view: close the widget (and its layout), so no page can
+        render it any more and ipywidgets forgets it, and drop the block cache. Every display
+        of the run already shows the static bundle."""
+        with self._lock:
+            if self._released or not self._finalized:
+                return
+            self._released = True
+            self._dormant = False
+            self._blocks = {}
+            self._answered = {}
+        self.widget.close()
+
+    # -- displays -----------------------------------------------------------------------------
+
+    @property
+    def finalized(self) -> bool:
+        return self._finalized
+
+    def display(self, *, include_plain: bool = True) -> None:
+        """Display another view of this run's widget with a fresh display id (or the static
+        bundle if the run has already been finalised)."""
+        from IPython.display import display
+
+        with self._lock:
+            # ipywidgets sets ``_repr_mimebundle_`` to None when a widget is closed
+            # (``Widget.close_all()``): such a view can no longer be shown live, and the
+            # snapshot below stands in for it.
+            repr_bundle = self.widget._repr_mimebundle_
+            live = None if self._finalized or repr_bundle is None else repr_bundle()
+            if live is not None:
+                display_id = uuid.uuid4().hex
+                data, metadata = live
+                if not include_plain:
+                    data = {k: v for k, v in data.items() if k != "text/plain"}
+                # Saved with the output: a reloaded page has lost JupyterLab's display ids, and
+                # the extension applies the settle's update to the output carrying this one.
+                metadata = {**(metadata or {}), "hermes_nb": {"display_id": display_id}}
+                # Inside the lock: the final update cannot overtake this display.
+                display(data, metadata=metadata, raw=True, display_id=display_id)
+                self._display_ids.append(display_id)
+                self._shown = True
+                return
+        if include_plain or not self._finalized:  # else the caller shows the settled bundle
+            data, metadata = static_bundle(self.run)
+            display(data, metadata=metadata, raw=True)
+
+
+def _upsert(key: str, kind: str, html: str, old: str) -> BlockMsg:
+    """The block for a live frame: a patch from the common prefix with what every view that
+    applies this frame holds (``old``), or the whole block when that saves little."""
+    same = _common_prefix(old, html) if old and html else 0
+    if same < _MIN_PATCH:
+        return {"id": key, "kind": kind, "html": html}
+    prefix = html[:same]  # views index JavaScript strings: UTF-16 code units, not code points
+    at = same if prefix.isascii() else len(prefix.encode("utf-16-le")) // 2
+    return {"id": key, "kind": kind, "html": html[same:], "at": at}
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix (binary search over C-speed slice compares)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
