@@ -92,6 +92,9 @@ def test_a_headless_turn_waits_and_leaves_the_answer_not_the_view(kernel: Kernel
     )
     shown = displays(headless)
     assert shown[-1].keys() == BUNDLE and "Explain lists vs tuples" in shown[-1]["text/markdown"]
+    # ... and it is the cell's only output: no widget was made, so none is saved with it.
+    assert [WIDGET_VIEW in d for d in shown] == [False]
+    assert not [m for m in headless.iopub if m["msg_type"] == "comm_open"]
     # A person at JupyterLab (allow_stdin true) gets the live view at once, as before.
     live = kernel.execute("%hermes -o delay=0.001 Explain sets")
     assert [WIDGET_VIEW in d for d in displays(live)] == [True]
@@ -126,6 +129,7 @@ def _assert_answers_saved(path: Path) -> None:
         assert said in outputs[-1].data["text/markdown"]
         assert "Done" in outputs[-1].data["text/plain"]
         assert "hermes_nb" in outputs[-1].metadata
+    assert "widgets" not in nb.metadata, "a headless run made a widget: its state was saved"
 
 
 @pytest.mark.kernel

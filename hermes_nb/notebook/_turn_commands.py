@@ -44,16 +44,21 @@ class _TurnCommands:
 
         def _current_session(self) -> Any: ...
 
-    def _wait_and_settle(self, run: Any, *, code: bool = False) -> None:
+    def _wait_and_settle(self, run: Any, *, code: bool = False, live: bool = True) -> None:
         """``--wait`` in a notebook: show the live view and block until the run settles — then
         the static transcript replaces it — or until it asks the person, when the cell ends
         with the view (and its card) in place and one line on how to answer, so the next cell
-        (or the person) can."""
+        (or the person) can.
+
+        ``live=False`` (a headless run: nbconvert, papermill, nbval) shows no view at all: no
+        page would ever render it, and a widget would leave its state (the view's code
+        included) in the saved notebook; the static transcript is the cell's one output."""
         from IPython.display import clear_output, display
 
         from .. import view
 
-        view.show(run, include_plain=False)
+        if live:
+            view.show(run, include_plain=False)
         try:
             waiting = self._wait_for_settle_or_prompt(run)
         except KeyboardInterrupt:
@@ -61,10 +66,11 @@ class _TurnCommands:
             run.wait(10)
             waiting = None
         if waiting is not None:
-            print(how_to_answer(run, waiting, view=True))
+            print(how_to_answer(run, waiting, view=live))
             return
         data, metadata = view.static_bundle(run)
-        clear_output(wait=True)
+        if live:
+            clear_output(wait=True)
         display(data, metadata=metadata, raw=True)
         if code and run.status == "done":
             self._code_to_next_cell(run.text, "")

@@ -192,8 +192,9 @@ class HermesMagics(_OptionParsing, _TurnCommands, _SessionCommands, _HelpCommand
             # (--plain in a notebook, or no --wait) the cell says how to answer and returns.
             self._plain(run, ask=args.wait and not widgets)
             return None
-        if args.wait or (self._headless() and not args.no_wait):
-            return self._wait_and_settle(run, code=args.code)
+        headless = self._headless()
+        if args.wait or (headless and not args.no_wait):
+            return self._wait_and_settle(run, code=args.code, live=not headless)
         view.show(run)
         return None
 
