@@ -236,6 +236,20 @@ def test_a_permission_is_an_approval_card(profile, value: str, said: str) -> Non
     assert run.tool_calls["run-1"]["error"] is (value == "deny")
 
 
+def test_a_permission_answered_with_one_of_the_agents_own_options(profile) -> None:
+    run = hermes_nb.chat("permit make install", profile=profile())
+    wait_until(lambda: bool(run.pending))
+    prompt = run.pending[0]
+    assert prompt.choices == ("once", "session", "always", "deny")  # the card's four buttons
+    assert run.refusal(prompt.id, "maybe") == (
+        "'maybe' is not an approval answer; answer with exactly one of: once, session, always, "
+        "deny, or one of the agent's own options: yes, yes-session, yes-always, no."
+    )
+    assert not run.answer(prompt.id, "maybe")
+    assert run.answer(prompt.id, "no")
+    assert run.wait(WAIT).text == "option no: not run"
+
+
 def test_a_permission_past_its_deadline_is_rejected(profile) -> None:
     run = chat("permit make clean", profile(prompt_timeout=0.2))
     assert run.text == "option no: not run"

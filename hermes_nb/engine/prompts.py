@@ -134,6 +134,8 @@ class PromptBroker:
         # through call_soon_threadsafe.
         self._open: dict[str, concurrent.futures.Future[Answer]] = {}
         self._answers: dict[str, Answer] = {}
+        # An approval's answers besides the four: the asker's own options (ACP option ids).
+        self._accepts: dict[str, tuple[str, ...]] = {}
         self._closed_by: str | None = None
         # Side effects of state changes, in state order, run outside the lock by _drain().
         self._outbox: deque[Callable[[], object]] = deque()
@@ -308,12 +310,22 @@ class PromptBroker:
         if isinstance(choices, str):
             raise TypeError("choices must be a sequence of strings, not one string")
         given = tuple(choices)
+        accepts: tuple[str, ...] = ()
         if kind == "approval":
-            # The person must see exactly what they approve, and may only answer one of four.
+            # The person must see exactly what they approve, and answers one of four: the card's
+            # buttons. The asker may add its own options after the four (an ACP agent's option
+            # ids); they are taken as answers too, never shown as buttons.
             if not detail.strip():
                 raise ValueError("an approval needs detail: the exact command or tool call")
-            if given and given != APPROVAL_VALUES:
-                raise ValueError(f"an approval's choices are always {APPROVAL_VALUES!r}")
+            n = len(APPROVAL_VALUES)
+            if given and given[:n] != APPROVAL_VALUES:
+                raise ValueError(
+                    f"an approval's choices are always {APPROVAL_VALUES!r}, then any of the "
+                    "asker's own options"
+                )
+            accepts = given[n:]
+            if any(not isinstance(c, str) or not c.strip() for c in accepts):
+                raise ValueError("an approval's own options must be non-empty strings")
             given = APPROVAL_VALUES
         elif any(not isinstance(c, str) or not c.strip() for c in given):
             raise ValueError("a question's choices must be non-empty strings")
@@ -327,6 +339,8 @@ class PromptBroker:
             deadline = None if self._timeout is None else self._clock() + self._timeout
             prompt = Prompt(prompt_id, kind, text, detail, given, deadline)
             self._prompts[prompt_id] = prompt
+            if accepts:
+                self._accepts[prompt_id] = accepts
             self._later(self._emit, "prompt", prompt.to_event())
             self._open[prompt_id] = future
             if self._closed_by is not None:
@@ -383,8 +397,11 @@ class PromptBroker:
                 "you want something else."
             )
         approvals = ", ".join(APPROVAL_VALUES)
+        accepts = self._accepts.get(prompt.id, ())
         if prompt.kind == "approval":
             expected = f"answer with exactly one of: {approvals}"
+            if accepts:
+                expected += f", or one of the agent's own options: {', '.join(accepts)}"
         elif prompt.choices:
             expected = f"pick one of: {', '.join(prompt.choices)}, or type a reply of your own"
         else:
@@ -393,7 +410,7 @@ class PromptBroker:
             return f"An answer must be text, not {type(value).__name__}; {expected}."
         if not value.strip():
             return f"An empty answer cannot be taken; {expected}."
-        if prompt.kind == "approval" and value not in APPROVAL_VALUES:
+        if prompt.kind == "approval" and value not in APPROVAL_VALUES and value not in accepts:
             return f"{_short(value)} is not an approval answer; {expected}."
         return None
 
