@@ -32,6 +32,8 @@ _USAGE: tuple[tuple[str, str], ...] = (
     ("search TEXT", "full-text search over every session"),
     ("export [md|json] [FILE]", "the current session as Markdown or JSON"),
     ("profiles", "the profiles, the default, and whether each key is set"),
+    ("agents", "the ACP agents this kernel keeps running (profile, pid, command, uptime)"),
+    ("agents restart [PROFILE]", "close an ACP agent (default: all); the next turn starts it"),
     ("doctor [PROFILE]", "check config, key, endpoint, store and versions"),
     ("help", "this help"),
 )

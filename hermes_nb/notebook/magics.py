@@ -32,6 +32,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..core.exceptions import HermesError
+from ._agent_commands import _AgentCommands
 from ._help import _USAGE, _HelpCommands
 from ._options import _OptionParsing, _options
 from ._session_commands import _SessionCommands
@@ -60,7 +61,9 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @magics_class
-class HermesMagics(_OptionParsing, _TurnCommands, _SessionCommands, _HelpCommands, Magics):
+class HermesMagics(
+    _OptionParsing, _TurnCommands, _SessionCommands, _AgentCommands, _HelpCommands, Magics
+):
     """The ``%hermes`` magics. One instance per IPython shell."""
 
     def __init__(self, shell: Any) -> None:
@@ -265,6 +268,7 @@ _SUBCOMMANDS: dict[str, Callable[[HermesMagics, str], Any]] = {
     "search": HermesMagics._search,
     "export": HermesMagics._export,
     "profiles": HermesMagics._profiles,
+    "agents": HermesMagics._agents,
     "doctor": HermesMagics._doctor,
     "help": HermesMagics._help,
 }
@@ -323,8 +327,12 @@ def _other_owner(ipython: Any) -> str | None:
 
 
 def unload(ipython: Any) -> None:
-    """Forget this shell's magics state (IPython keeps the registration)."""
+    """Forget this shell's magics state (IPython keeps the registration) and close the ACP
+    agents this kernel started (``%unload_ext``: no agent outlives the extension)."""
+    from ._agent_commands import close_agents
+
     _magics.pop(id(ipython), None)
+    close_agents()
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and _keep_questions in cleanup:
         cleanup.remove(_keep_questions)
