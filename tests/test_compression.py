@@ -213,7 +213,7 @@ def test_automatic_compression_with_nothing_to_do_says_nothing(
     get_store().append_messages(
         session.id, [NewMessage("user", "q"), NewMessage("assistant", "a " * 30_000)]
     )
-    with caplog.at_level(logging.DEBUG, logger="hermes_nb.store.sessions"):
+    with caplog.at_level(logging.DEBUG, logger="hermes_nb.store._background_jobs"):
         _auto_compress(session, FAST_ECHO)
     assert [r.levelno for r in caplog.records] == [logging.DEBUG]
     assert "not needed" in caplog.records[0].getMessage()
