@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import shlex
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigError
+from .mcp_config import McpServer, parse_servers
 from .profiles import PROVIDERS, Profile
 
 __all__ = ["BUILTIN_PROFILES", "Config", "config_path", "home", "load_config", "resolve_profile"]
@@ -66,12 +67,12 @@ def _builtin_profiles() -> dict[str, Profile]:
 # Which built-in profile a set key variable selects when no default is configured.
 _KEY_DEFAULTS = (("OPENAI_API_KEY", "openai"), ("OPENROUTER_API_KEY", "openrouter"))
 
-_TOP_KEYS = {"default_profile", "bot_name", "profiles"}
+_TOP_KEYS = {"default_profile", "bot_name", "profiles", "mcp_servers"}
 _PROFILE_KEYS = {f.name for f in fields(Profile)} - {"name"}
 _FLOAT_KEYS = {"compress_at", "temperature", "connect_timeout", "read_timeout", "prompt_timeout"}
 _INT_KEYS = {"context_window", "max_tokens", "max_steps", "tool_result_limit"}
 _LIST_KEYS = {"tools"}
-_BOOL_KEYS = {"titles"}
+_BOOL_KEYS = {"titles", "vision"}
 _TABLE_KEYS = {"headers", "env", "options"}
 
 
@@ -157,6 +158,8 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
             values[key] = value
         elif key == "command":
             values[key] = _command(where, value)
+        elif key == "mcp_servers":
+            values[key] = parse_servers(path, f"profiles.{name}.mcp_servers", value)
         elif key in _LIST_KEYS:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where} must be a list of strings, not {value!r}.")
@@ -210,6 +213,13 @@ def _command(where: str, value: Any) -> tuple[str, ...]:
     return tuple(words)
 
 
+def _with_servers(profile: Profile, servers: dict[str, McpServer]) -> Profile:
+    """The profile with every profile's MCP servers, its own winning a shared name."""
+    if not servers:
+        return profile
+    return replace(profile, mcp_servers={**servers, **profile.mcp_servers})
+
+
 def _default_name(profiles: dict[str, Profile], configured: str | None) -> str:
     chosen = os.environ.get(_ENV_PROFILE) or configured
     if chosen:
@@ -251,12 +261,14 @@ def load_config(path: Path | None = None) -> Config:
     tables = data.get("profiles", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{_where(path, 'profiles')} must be a table of profiles.")
+    servers = parse_servers(path, "mcp_servers", data.get("mcp_servers", {}))
     profiles = {
         name: p.with_overrides(bot_name=bot_name) if p.bot_name == "Hermes" else p
         for name, p in _builtin_profiles().items()
     }
     for name, table in tables.items():
         profiles[name] = _profile_from_table(path, name, table, bot_name)
+    profiles = {name: _with_servers(p, servers) for name, p in profiles.items()}
     default = data.get("default_profile")
     if default is not None and not isinstance(default, str):
         raise ConfigError(f"{_where(path, 'default_profile')} must be a string.")
@@ -272,7 +284,14 @@ def load_config(path: Path | None = None) -> Config:
 
 # Fields a caller may override per turn; the rest (name, env overlay, options, headers) belong to
 # the profile as configured.
-_PROFILE_FIELDS = {f.name for f in fields(Profile)} - {"name", "env", "options", "headers", "tools"}
+_PROFILE_FIELDS = {f.name for f in fields(Profile)} - {
+    "name",
+    "env",
+    "options",
+    "headers",
+    "tools",
+    "mcp_servers",
+}
 
 
 def resolve_profile(

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .mcp_config import McpServer
+
 __all__ = ["ENV_LOCK", "PROVIDERS", "Profile", "Secret", "profile_env"]
 
 #: Held only while ``os.environ`` is written or restored by :func:`profile_env`.
@@ -101,6 +103,11 @@ class Profile:
     #: ``provider = "acp"``: the agent's working folder (the one its file access is confined to);
     #: None: the kernel's working directory, which is the notebook's folder.
     cwd: str | None = None
+    #: The model reads images: an image a tool returns (an MCP server's) is sent to it.
+    vision: bool = False
+    #: The MCP servers a turn of this profile may use (``tools = ["mcp:NAME"]``): the top-level
+    #: ``[mcp_servers.NAME]`` tables and the profile's own ``[profiles.P.mcp_servers.NAME]``.
+    mcp_servers: Mapping[str, McpServer] = field(default_factory=dict)
 
     def api_key(self) -> Secret | None:
         """Read the key from the variable the profile names, now (never stored on the profile)."""

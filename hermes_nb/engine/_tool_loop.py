@@ -24,7 +24,7 @@ import anyio
 from ..core.events import Event
 from ..core.prompts import APPROVAL_VALUES
 from ..providers.base import Message, Provider, ProviderRequest
-from .tools import Tool, ToolArgumentsError
+from .tools import Tool, ToolArgumentsError, ToolImage, ToolResult
 
 if TYPE_CHECKING:
     from .runtime import Run
@@ -86,7 +86,7 @@ async def _loop(run: Run, provider: Provider, messages: list[Message], secret: A
         calls = [run.tool_calls[i] for i in step.call_ids if "result" not in run.tool_calls[i]]
         if not tools or step.finish_reason != "tool_calls" or not calls:
             return
-        results = await _run_calls(run, calls, tools)
+        results, images = await _run_calls(run, calls, tools)
         assistant: Message = {
             "role": "assistant",
             "content": "".join(step.text),
@@ -100,6 +100,8 @@ async def _loop(run: Run, provider: Provider, messages: list[Message], secret: A
         ]
         run._steps.extend([assistant, *replies])
         messages = [*messages, _sent(assistant), *(_sent(r) for r in replies)]
+        if images and profile.vision:
+            messages.append(_image_message(images))
     run.put(Event.FINISH, {"finish_reason": "max_steps"})
 
 
@@ -114,17 +116,32 @@ def _sent(message: Message) -> Message:
     }
 
 
-async def _run_calls(run: Run, calls: list[dict[str, Any]], tools: dict[str, Tool]) -> list[str]:
-    """Run one reply's calls concurrently; their results (as the model reads them) in order."""
+async def _run_calls(
+    run: Run, calls: list[dict[str, Any]], tools: dict[str, Tool]
+) -> tuple[list[str], list[tuple[str, list[ToolImage]]]]:
+    """Run one reply's calls concurrently; their results (as the model reads them) in order,
+    and the images they returned (by call name), in order."""
     results: list[str] = [""] * len(calls)
+    images: list[list[ToolImage]] = [[] for _ in calls]
 
     async def one(i: int, call: dict[str, Any]) -> None:
-        results[i] = await _run_call(run, call, tools.get(call["name"]))
+        results[i], images[i] = await _run_call(run, call, tools.get(call["name"]))
 
     async with anyio.create_task_group() as group:
         for i, call in enumerate(calls):
             group.start_soon(one, i, call)
-    return results
+    return results, [(c["name"], found) for c, found in zip(calls, images, strict=True) if found]
+
+
+def _image_message(images: list[tuple[str, list[ToolImage]]]) -> Message:
+    """The images tools returned, for a model that reads them: Chat Completions carries images
+    only in user messages, so they follow the tool results as one, saying whose they are."""
+    parts: list[dict[str, Any]] = []
+    for name, found in images:
+        for n, image in enumerate(found, 1):
+            parts.append({"type": "text", "text": f"Image {n} returned by the tool {name}:"})
+            parts.append({"type": "image_url", "image_url": {"url": image.data_url}})
+    return {"role": "user", "content": parts}
 
 
 # Approvals given "for this session" (session id, tool) or "always" (None, tool), per process.
@@ -132,17 +149,21 @@ _approved: set[tuple[str | None, str]] = set()
 _approved_lock = threading.Lock()
 
 
-async def _run_call(run: Run, call: dict[str, Any], found: Tool | None) -> str:
-    """One call, to its end: the result the model reads, journaled as ``tool_end``."""
+async def _run_call(
+    run: Run, call: dict[str, Any], found: Tool | None
+) -> tuple[str, list[ToolImage]]:
+    """One call, to its end: the result the model reads (and the images it returned),
+    journaled as ``tool_end``."""
     started = time.perf_counter()
     error = False
     name = call["name"]
+    images: list[ToolImage] = []
     try:
         if found is None:
             error = True
             content = f"Error: there is no tool named {name!r}; the tools offered are listed."
         else:
-            content, error = await _call(run, found, call["arguments"] or "")
+            content, error, images = await _call(run, found, call["arguments"] or "")
     except anyio.get_cancelled_exc_class():
         run.put(
             Event.TOOL_END,
@@ -161,29 +182,34 @@ async def _run_call(run: Run, call: dict[str, Any], found: Tool | None) -> str:
             content[:limit] + f"\n[… cut: {len(content) - limit:,} more characters; the profile's "
             f"tool_result_limit is {limit:,}]"
         )
-    run.put(
-        Event.TOOL_END,
-        {
-            "id": call["id"],
-            "name": name,
-            "result": content,
-            "error": error,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        },
-    )
-    return content
+    if images and not run.profile.vision:
+        content += (
+            f"\n[{len(images)} image(s) left out: this model does not read images "
+            "(the profile's vision is false)]"
+        )
+    end: dict[str, Any] = {
+        "id": call["id"],
+        "name": name,
+        "result": content,
+        "error": error,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if images:
+        end["images"] = [{"mime": i.mime, "data": i.data} for i in images]
+    run.put(Event.TOOL_END, end)
+    return content, images
 
 
-async def _call(run: Run, found: Tool, raw: str) -> tuple[str, bool]:
-    """Validate, ask if needed, and call; ``(result text, failed)``."""
+async def _call(run: Run, found: Tool, raw: str) -> tuple[str, bool, list[ToolImage]]:
+    """Validate, ask if needed, and call; ``(result text, failed, images)``."""
     try:
         arguments = found.arguments(raw)
     except ToolArgumentsError as exc:
-        return f"Error: {exc}", True
+        return f"Error: {exc}", True, []
     if found.builtin:  # ask_user: a question for the person
         choices = [str(c) for c in arguments.get("choices") or ()]
         answer = await run.prompts.ask("question", str(arguments.get("question", "")), "", choices)
-        return answer.value, False
+        return answer.value, False, []
     if found.ask and not _preapproved(run, found):
         call_text = found.describe_call(arguments)
         answer = await run.prompts.ask(
@@ -193,7 +219,7 @@ async def _call(run: Run, found: Tool, raw: str) -> tuple[str, bool]:
             why = {"timeout": "no answer came in time", "stop": "the run was stopped"}.get(
                 answer.by, "the person denied it"
             )
-            return f"Not run: {why}. Do not retry this call unless the person asks.", False
+            return f"Not run: {why}. Do not retry this call unless the person asks.", False, []
         if answer.value in ("session", "always"):
             key = None if answer.value == "always" else (run.session_id or run.run_id)
             with _approved_lock:
@@ -209,8 +235,10 @@ async def _call(run: Run, found: Tool, raw: str) -> tuple[str, bool]:
     except anyio.get_cancelled_exc_class():
         raise
     except Exception as exc:
-        return f"Error: {type(exc).__name__}: {exc}", True
-    return _as_text(value), False
+        return f"Error: {type(exc).__name__}: {exc}", True, []
+    if isinstance(value, ToolResult):
+        return value.text, value.error, list(value.images)
+    return _as_text(value), False, []
 
 
 def _preapproved(run: Run, found: Tool) -> bool:

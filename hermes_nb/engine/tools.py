@@ -11,8 +11,12 @@ and a *toolset* (``"ask_user"`` built in; ``"notebook"`` registered by ``%load_e
 expands to several tools. :func:`resolve_tools` turns what a caller passes — tools, plain
 functions, names — into the list a turn offers.
 
-Running calls is the tool loop's job (:mod:`hermes_nb.engine.turn`); this module only knows
-what a tool is and how one call is validated and described.
+``"mcp:NAME"`` (one configured MCP server) and ``"mcp"`` (every one) expand to the tools the
+servers list (:mod:`hermes_nb.engine.mcp`), started on first use.
+
+Running calls is the tool loop's job (:mod:`hermes_nb.engine._tool_loop`); this module only
+knows what a tool is and how one call is validated and described. A tool may return a
+:class:`ToolResult` to say that it failed or to hand back images as well as text.
 """
 
 from __future__ import annotations
@@ -30,12 +34,17 @@ from ..core.exceptions import HermesError
 if TYPE_CHECKING:  # imported where a tool is made or called: ``import hermes_nb`` stays light
     import pydantic
 
+    from ..core.profiles import Profile
+
 __all__ = [
     "ASK_USER",
     "Tool",
     "ToolArgumentsError",
+    "ToolImage",
+    "ToolResult",
     "register_tool",
     "register_toolset",
+    "register_toolset_family",
     "resolve_tools",
     "tool",
 ]
@@ -46,6 +55,34 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI-compatible APIs acce
 class ToolArgumentsError(ValueError):
     """The model's arguments for a call are not JSON, or do not fit the tool's parameters.
     Its message is one sentence the model can act on."""
+
+
+@dataclass(frozen=True)
+class ToolImage:
+    """An image a tool returned: its MIME type and its bytes as base64."""
+
+    mime: str
+    data: str = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        """The image's size in bytes (from the base64 length)."""
+        return len(self.data) * 3 // 4 - self.data[-2:].count("=")
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.mime};base64,{self.data}"
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool returns when text alone does not say it: ``error`` (the model reads the text
+    as an error result) and ``images`` (shown in the tool block; sent to a model that reads
+    images, the profile's ``vision``)."""
+
+    text: str
+    error: bool = False
+    images: tuple[ToolImage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -278,6 +315,36 @@ _tools: dict[str, Tool] = {}
 _toolsets: dict[str, Callable[[], Sequence[Tool]]] = {"ask_user": lambda: [ASK_USER]}
 
 
+# Toolset families: ``"PREFIX"`` and ``"PREFIX:NAME"`` expand through a function of the name and
+# the turn's profile, found by its dotted path when first used (so that this module, which every
+# tool imports, imports none of them: ``"mcp"`` is :func:`hermes_nb.engine.mcp.mcp_tools`).
+_families: dict[str, str | Callable[[str, Profile | None], Sequence[Tool]]] = {
+    "mcp": "hermes_nb.engine.mcp:mcp_tools",
+}
+
+
+def register_toolset_family(
+    prefix: str, expand: str | Callable[[str, Profile | None], Sequence[Tool]]
+) -> None:
+    """Make ``prefix`` and ``prefix:NAME`` expand to ``expand(item, profile)`` (a function, or
+    ``"module:function"`` imported when first used)."""
+    with _lock:
+        _families[prefix] = expand
+
+
+def _family(prefix: str) -> Callable[[str, Profile | None], Sequence[Tool]]:
+    with _lock:
+        expand = _families[prefix]
+    if isinstance(expand, str):
+        import importlib
+
+        module, _, name = expand.partition(":")
+        expand = getattr(importlib.import_module(module), name)
+        with _lock:
+            _families[prefix] = expand
+    return expand
+
+
 def register_tool(made: Tool) -> None:
     """Make ``made`` findable by its name (the last registration of a name wins)."""
     with _lock:
@@ -290,16 +357,22 @@ def register_toolset(name: str, factory: Callable[[], Sequence[Tool]]) -> None:
         _toolsets[name] = factory
 
 
-def resolve_tools(items: Iterable[Tool | Callable[..., Any] | str]) -> list[Tool]:
+def resolve_tools(
+    items: Iterable[Tool | Callable[..., Any] | str], *, profile: Profile | None = None
+) -> list[Tool]:
     """The tools a turn offers for ``items`` (tools, functions, tool or toolset names), in order,
     without duplicates; ``ask_user`` is added whenever there is any tool at all.
 
-    An unknown name raises :class:`HermesError` naming it and what is known.
+    ``"mcp:NAME"`` and ``"mcp"`` name the MCP servers of ``profile`` (None: as configured for
+    the default profile); their servers start now if they are not running. An unknown name
+    raises :class:`HermesError` naming it and what is known.
     """
     chosen: dict[str, Tool] = {}
     for item in items:
         if isinstance(item, Tool):
             found: Sequence[Tool] = [item]
+        elif isinstance(item, str) and item.partition(":")[0] in _families:
+            found = _family(item.partition(":")[0])(item, profile)
         elif isinstance(item, str):
             with _lock:
                 factory = _toolsets.get(item)
