@@ -109,6 +109,7 @@ def main() -> None:
             pass
         time.sleep(60)
         return
+    _mark(f"pid {os.getpid()}")
     if mode == "junk-stdout":
         sys.stdout.buffer.write(b"\xff\xfe not UTF-8 \xc3\x28\n")
         sys.stdout.flush()

@@ -440,3 +440,31 @@ def test_two_servers_giving_one_tool_name(write_config) -> None:
     command = f'[{json.dumps(sys.executable)}, {json.dumps(str(SERVER))}, "stdio"]'
     write_config(f"[mcp_servers.x]\ncommand = {command}\n[mcp_servers.y]\ncommand = {command}\n")
     assert {"x__echo", "y__echo"} <= {t.name for t in resolve_tools(["mcp"])}
+
+
+# -- %hermes mcp -----------------------------------------------------------------------------------
+
+
+def test_hermes_mcp_shows_a_failed_server_with_its_stderr_and_restarts_one(
+    ip, write_config
+) -> None:
+    command = f"[{json.dumps(sys.executable)}, {json.dumps(str(SERVER))}"
+    write_config(
+        f'[mcp_servers.bad]\ncommand = {command}, "exit-at-start"]\n'
+        f'[mcp_servers.good]\ncommand = {command}, "stdio"]\nask = false\n'
+    )
+    shown = ip.run_line_magic("hermes", "mcp").data
+    assert "| bad |" in shown and "not started" in shown
+    with pytest.raises(HermesError):
+        resolve_tools(["mcp:bad"])
+    shown = ip.run_line_magic("hermes", "mcp").data
+    assert "failed" in shown and "cannot open its database" in shown
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="exited as it started"):
+        ip.run_line_magic("hermes", "mcp restart bad")
+    with pytest.raises(UsageError, match="no MCP server named 'nope'"):
+        ip.run_line_magic("hermes", "mcp restart nope")
+    ip.run_line_magic("hermes", "mcp restart good")
+    shown = ip.run_line_magic("hermes", "mcp").data
+    assert "running" in shown and "`good__echo`" in shown

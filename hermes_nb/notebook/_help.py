@@ -34,6 +34,7 @@ _USAGE: tuple[tuple[str, str], ...] = (
     ("profiles", "the profiles, the default, and whether each key is set"),
     ("agents", "the ACP agents this kernel keeps running (profile, pid, command, uptime)"),
     ("agents restart [PROFILE]", "close an ACP agent (default: all); the next turn starts it"),
+    ("mcp [restart NAME] [--profile P]", "MCP servers: state, stderr tail, tools; restart one"),
     ("doctor [PROFILE]", "check config, key, endpoint, store and versions"),
     ("help", "this help"),
 )

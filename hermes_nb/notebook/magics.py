@@ -34,6 +34,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..core.exceptions import HermesError
 from ._agent_commands import _AgentCommands
 from ._help import _USAGE, _HelpCommands
+from ._mcp_commands import mcp_command
 from ._options import _OptionParsing, _options
 from ._session_commands import _SessionCommands
 from ._turn_commands import _TurnCommands
@@ -269,6 +270,7 @@ _SUBCOMMANDS: dict[str, Callable[[HermesMagics, str], Any]] = {
     "export": HermesMagics._export,
     "profiles": HermesMagics._profiles,
     "agents": HermesMagics._agents,
+    "mcp": mcp_command,
     "doctor": HermesMagics._doctor,
     "help": HermesMagics._help,
 }
