@@ -468,3 +468,20 @@ def test_hermes_mcp_shows_a_failed_server_with_its_stderr_and_restarts_one(
     ip.run_line_magic("hermes", "mcp restart good")
     shown = ip.run_line_magic("hermes", "mcp").data
     assert "running" in shown and "`good__echo`" in shown
+
+
+def test_an_image_result_shows_in_the_tool_block(test_server, transport) -> None:
+    from hermes_nb.view._blocks import Transcript
+
+    if transport == "http":
+        pytest.skip("the block is the same whichever transport brought the image")
+    run = _chat([("test__picture", {})], ["mcp:test"])
+    run.wait(WAIT)
+    blocks = Transcript(run).consume(run.events())
+    (tool,) = [html for kind, html in blocks.values() if kind == "tool"]
+    assert '<img src="data:image/png;base64,iVBOR' in tool and "Images" in tool
+    # Only the result's own images become data: URLs: a forged entry is dropped.
+    from hermes_nb.view._blocks import _tool_images
+
+    forged = [{"mime": "image/svg+xml", "data": "PHN2Zz4="}, {"mime": "image/png", "data": '"x'}]
+    assert _tool_images(forged) == ""

@@ -12,6 +12,7 @@ conversation — text, tool calls, text — and every block keeps the place it w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from ..core import short
 from ..core.events import Event, RunState
 from ..core.prompts import ANSWERED_BY, APPROVAL_DECISIONS, APPROVAL_LABELS, NO_ANSWER
 from . import render
+from ._markdown import sanitize
 from ._protocol import segment_id
 
 if TYPE_CHECKING:
@@ -257,6 +259,7 @@ class Transcript:
             call["result"] = str(data.get("result", ""))
             call["error"] = bool(data.get("error"))
             call["duration_ms"] = data.get("duration_ms")
+            call["images"] = list(data.get("images") or ())
 
     def _finish(self) -> dict[str, tuple[str, str]]:
         """The final render: Markdown re-parsed whole, tools and prompts left open marked
@@ -356,8 +359,36 @@ def _tool_html(call: dict[str, Any], ended: bool) -> str:
             preview += f"\n… ({len(result) - RESULT_PREVIEW} more characters)"
         body += _div("hnb-tool-label", "Error" if call["error"] else "Result")
         body += f'<pre class="hnb-tool-result">{render.escape(preview)}</pre>'
+    body += _tool_images(call.get("images") or ())
     opened = " open" if state == "error" else ""  # a failure is shown, not folded away
     return f'<details class="hnb-tool" data-state="{state}"{opened}>{head}{body}</details>'
+
+
+#: The image types a tool block shows, and the largest one it embeds (base64 characters).
+_TOOL_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+_TOOL_IMAGE_LIMIT = 2 << 20
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+
+
+def _tool_images(images: Any) -> str:
+    """The images a tool returned (an MCP server's), as ``data:`` URLs inside the tool block.
+
+    Only here does a ``data:`` URL come from a tool's result rather than from the model's text;
+    each is checked (a raster type, base64 only, not too big) and passed through the sanitizer
+    like every other image."""
+    shown: list[str] = []
+    for n, image in enumerate(images, 1):
+        mime, data = str(image.get("mime", "")), str(image.get("data", ""))
+        if mime not in _TOOL_IMAGE_TYPES or not _BASE64.match(data):
+            continue
+        if len(data) > _TOOL_IMAGE_LIMIT:
+            shown.append(_div("hnb-tool-label", f"Image {n} ({mime}) is too big to show here"))
+            continue
+        img = f'<img src="data:{mime};base64,{data}" alt="image {n} from the tool">'
+        shown.append(sanitize(img))
+    if not shown:
+        return ""
+    return _div("hnb-tool-label", "Images") + _div("hnb-tool-images", "".join(shown))
 
 
 def ask_html(prompt: dict[str, Any], ended: bool = False) -> str:
