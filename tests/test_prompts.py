@@ -22,6 +22,7 @@ from hermes_nb.engine.prompts import (
     APPROVAL_VALUES,
     NO_ANSWER,
     Answer,
+    Option,
     Prompt,
     PromptBroker,
 )
@@ -321,6 +322,29 @@ def test_refusal_is_none_for_acceptable_answers() -> None:
         assert broker.refusal(question.id, value) is None
     broker.close("stop")
     asker.outcome(), asker2.outcome()
+
+
+def test_an_approval_may_offer_the_askers_own_options_as_its_answers() -> None:
+    journal = Journal()
+    broker = PromptBroker(journal)
+    own = (Option("ok", "Allow", True), Option("nope", "Reject", False))
+    asker, prompt = open_blocking(broker, journal, "approval", "Run it?", "make", options=own)
+    assert prompt.options == own and prompt.choices == APPROVAL_VALUES
+    event = journal.snapshot()[0][1]
+    assert event["options"] == [
+        {"value": "ok", "label": "Allow", "allows": True},
+        {"value": "nope", "label": "Reject", "allows": False},
+    ]
+    for value in ("ok", "nope", *APPROVAL_VALUES):
+        assert broker.refusal(prompt.id, value) is None
+    refused = broker.refusal(prompt.id, "maybe")
+    assert refused is not None and "ok, nope" in refused
+    assert broker.answer(prompt.id, "ok", by="view")
+    assert asker.outcome() == Answer(prompt.id, "ok", "view")
+    with pytest.raises(ValueError, match="only an approval takes options"):
+        broker._register("question", "Colour?", "", (), own)
+    with pytest.raises(ValueError, match="distinct values"):
+        broker._register("approval", "Run?", "make", (), (own[0], own[0]))
 
 
 def test_question_accepts_a_choice_and_free_text() -> None:

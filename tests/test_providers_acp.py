@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from hermes_nb.core.exceptions import ConfigError
 from hermes_nb.core.profiles import Profile
 from hermes_nb.engine.runtime import Run, get_runtime
 from hermes_nb.providers.acp import agents, restart_agents
+from hermes_nb.view._blocks import ask_html, decision
 
 AGENT = str(Path(__file__).with_name("acp_agent.py"))
 WAIT = 20.0
@@ -240,7 +242,20 @@ def test_a_permission_answered_with_one_of_the_agents_own_options(profile) -> No
     run = hermes_nb.chat("permit make install", profile=profile())
     wait_until(lambda: bool(run.pending))
     prompt = run.pending[0]
-    assert prompt.choices == ("once", "session", "always", "deny")  # the card's four buttons
+    # The card's buttons are the agent's own options, by their names; the four are answers too.
+    assert [(o.value, o.label, o.allows) for o in prompt.options] == [
+        ("yes", "Allow", True),
+        ("yes-session", "For this session", True),
+        ("yes-always", "Always allow", True),
+        ("no", "Reject", False),
+    ]
+    html = ask_html(prompt.to_event())
+    assert re.findall(r'data-answer="([^"]+)">([^<]+)</button>', html) == [
+        ("yes", "Allow"),
+        ("yes-session", "For this session"),
+        ("yes-always", "Always allow"),
+        ("no", "Reject"),
+    ]
     assert run.refusal(prompt.id, "maybe") == (
         "'maybe' is not an approval answer; answer with exactly one of: once, session, always, "
         "deny, or one of the agent's own options: yes, yes-session, yes-always, no."
@@ -248,6 +263,12 @@ def test_a_permission_answered_with_one_of_the_agents_own_options(profile) -> No
     assert not run.answer(prompt.id, "maybe")
     assert run.answer(prompt.id, "no")
     assert run.wait(WAIT).text == "option no: not run"
+    (asked,) = run.prompt_record()
+    assert decision("approval", asked["value"], asked["by"], asked["options"]) == (
+        "Reject",
+        "by you",
+    )
+    assert 'data-verdict="denied"' in ask_html(asked)
 
 
 def test_a_permission_past_its_deadline_is_rejected(profile) -> None:
@@ -647,6 +668,37 @@ def test_hermes_acp_streams_a_reply_and_remembers_the_session(hermes_profile, ss
     # The agent's own ACP session kept the first turn: it sends it with the second.
     assert ("user", "Say hello") in said
     assert ("assistant", "Hello from the loopback.") in said
+
+
+def test_hermes_acp_loads_the_kept_session_after_a_restart(hermes_profile, sse_server) -> None:
+    """hermes acp 0.19 advertises loadSession: after the agent restarted, the stored session's
+    next turn loads the agent's own session (its history, kept in HERMES_HOME) instead of
+    telling a new one the transcript; the history it replays does not stream into the run."""
+
+    def reply(request: RecordedRequest) -> Reply:
+        if "What did I say" in _last_user(request):
+            return Reply.text("You ", "said ", "hello.")
+        return Reply.text("Hello ", "from ", "the loopback.")
+
+    sse_server.enqueue(*[reply] * 6)
+    session = hermes_nb.Session.new("hermes-acp-load", profile=hermes_profile)
+    first = session.chat("Say hello", profile=hermes_profile).wait(120)
+    assert first.status == "done", first.error
+    (made,) = [d for e, d in events(first, "agent_session")]
+    assert made["loaded"] is False
+    assert get_runtime().submit(restart_agents).result(30) == ["hermes"]
+    second = session.chat("What did I say first?", profile=hermes_profile).wait(120)
+    assert second.status == "done", second.error
+    assert second.text == "You said hello."  # the replayed "Hello from the loopback." is not
+    assert second.reasoning == "" and second.tool_calls == {}
+    (loaded,) = [d for e, d in events(second, "agent_session")]
+    assert loaded == {**made, "loaded": True}
+    asked = [r for r in sse_server.chat_requests if "What did I say" in _last_user(r)]
+    assert asked, "the second prompt never reached the model"
+    said = [(m["role"], m.get("content")) for m in asked[-1].body["messages"]]
+    assert ("user", "Say hello") in said
+    assert ("assistant", "Hello from the loopback.") in said
+    assert _last_user(asked[-1]) == "What did I say first?"  # no transcript in the prompt
 
 
 def test_hermes_acp_stop_cancels_the_model_request(hermes_profile, sse_server) -> None:

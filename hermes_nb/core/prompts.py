@@ -19,6 +19,7 @@ __all__ = [
     "Answer",
     "AnsweredBy",
     "ApprovalValue",
+    "Option",
     "Prompt",
     "PromptKind",
 ]
@@ -60,6 +61,22 @@ PromptKind = Literal["approval", "question"]
 
 
 @dataclass(frozen=True)
+class Option:
+    """One of the asker's own answers to an approval, offered as a button instead of the four
+    (an ACP agent's permission options: the person picks among the agent's own choices)."""
+
+    value: str
+    """What the answer carries back (the option's id)."""
+    label: str
+    """The button's text and the decision's words (the option's name)."""
+    allows: bool
+    """Whether choosing it lets the action happen (allow) or not (reject)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "label": self.label, "allows": self.allows}
+
+
+@dataclass(frozen=True)
 class Prompt:
     """One question or approval request, as journaled and as shown to the person.
 
@@ -80,10 +97,13 @@ class Prompt:
     """Empty for a free-text question; :data:`APPROVAL_VALUES` for an approval."""
     deadline: float | None
     """Epoch seconds after which the broker answers for the person, or ``None``."""
+    options: tuple[Option, ...] = ()
+    """An approval's buttons when the asker brings its own (else the four answers); the four
+    are taken as answers all the same (``%hermes approve``, ``run.answer(id, "once")``)."""
 
     def to_event(self) -> dict[str, Any]:
         """The payload of the journal's ``"prompt"`` event (plain JSON-able values)."""
-        return {
+        event: dict[str, Any] = {
             "id": self.id,
             "kind": self.kind,
             "text": self.text,
@@ -91,6 +111,9 @@ class Prompt:
             "choices": list(self.choices),
             "deadline": self.deadline,
         }
+        if self.options:
+            event["options"] = [option.to_json() for option in self.options]
+        return event
 
 
 @dataclass(frozen=True)

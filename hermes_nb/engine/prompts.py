@@ -47,6 +47,7 @@ from ..core.prompts import (
     Answer,
     AnsweredBy,
     ApprovalValue,
+    Option,
     Prompt,
     PromptKind,
 )
@@ -134,8 +135,6 @@ class PromptBroker:
         # through call_soon_threadsafe.
         self._open: dict[str, concurrent.futures.Future[Answer]] = {}
         self._answers: dict[str, Answer] = {}
-        # An approval's answers besides the four: the asker's own options (ACP option ids).
-        self._accepts: dict[str, tuple[str, ...]] = {}
         self._closed_by: str | None = None
         # Side effects of state changes, in state order, run outside the lock by _drain().
         self._outbox: deque[Callable[[], object]] = deque()
@@ -168,15 +167,18 @@ class PromptBroker:
         text: str,
         detail: str = "",
         choices: Sequence[str] = (),
+        *,
+        options: Sequence[Option] = (),
     ) -> Answer:
         """Ask the person on the running asyncio loop and wait for the answer.
 
         At the deadline the broker answers itself (``by="timeout"``). If the awaiting task is
         cancelled (Stop) or anything else interrupts the wait, the prompt is closed with
         ``by="stop"`` before the exception propagates, so no prompt stays open without an asker.
-        After :meth:`close` the answer comes at once, from the closing source.
+        After :meth:`close` the answer comes at once, from the closing source. An approval's
+        ``options`` are the asker's own answers, shown as its buttons (:class:`Option`).
         """
-        prompt, future = self._register(kind, text, detail, choices)
+        prompt, future = self._register(kind, text, detail, choices, options)
         waiter = asyncio.wrap_future(future)
         try:
             self._drain()
@@ -202,6 +204,7 @@ class PromptBroker:
         choices: Sequence[str] = (),
         *,
         cancelled: threading.Event | None = None,
+        options: Sequence[Option] = (),
     ) -> Answer:
         """Like :meth:`ask`, for a worker thread (an in-process agent's approval callback).
 
@@ -219,7 +222,7 @@ class PromptBroker:
                 "ask_blocking() would block the asyncio loop running on this thread; "
                 "use 'await broker.ask(...)' there instead"
             )
-        prompt, future = self._register(kind, text, detail, choices)
+        prompt, future = self._register(kind, text, detail, choices, options)
         try:
             self._drain()
             while not future.done():
@@ -298,7 +301,12 @@ class PromptBroker:
     # -- internals -------------------------------------------------------------------------------
 
     def _register(
-        self, kind: PromptKind, text: str, detail: str, choices: Sequence[str]
+        self,
+        kind: PromptKind,
+        text: str,
+        detail: str,
+        choices: Sequence[str],
+        options: Sequence[Option] = (),
     ) -> tuple[Prompt, concurrent.futures.Future[Answer]]:
         """Validate and record a new prompt; its events are queued, not yet emitted."""
         if kind not in ("approval", "question"):
@@ -310,23 +318,22 @@ class PromptBroker:
         if isinstance(choices, str):
             raise TypeError("choices must be a sequence of strings, not one string")
         given = tuple(choices)
-        accepts: tuple[str, ...] = ()
+        own = tuple(options)
         if kind == "approval":
-            # The person must see exactly what they approve, and answers one of four: the card's
-            # buttons. The asker may add its own options after the four (an ACP agent's option
-            # ids); they are taken as answers too, never shown as buttons.
+            # The person must see exactly what they approve, and answers with one of the card's
+            # buttons: the four, or the asker's own options (an ACP agent's) — the four are
+            # taken as answers then too.
             if not detail.strip():
                 raise ValueError("an approval needs detail: the exact command or tool call")
-            n = len(APPROVAL_VALUES)
-            if given and given[:n] != APPROVAL_VALUES:
-                raise ValueError(
-                    f"an approval's choices are always {APPROVAL_VALUES!r}, then any of the "
-                    "asker's own options"
-                )
-            accepts = given[n:]
-            if any(not isinstance(c, str) or not c.strip() for c in accepts):
-                raise ValueError("an approval's own options must be non-empty strings")
+            if given and given != APPROVAL_VALUES:
+                raise ValueError(f"an approval's choices are always {APPROVAL_VALUES!r}")
+            if not all(isinstance(o, Option) and o.value.strip() and o.label.strip() for o in own):
+                raise ValueError("an approval's own options must be Options with a value and label")
+            if len({o.value for o in own}) != len(own):
+                raise ValueError("an approval's own options need distinct values")
             given = APPROVAL_VALUES
+        elif own:
+            raise ValueError("only an approval takes options; a question's are its choices")
         elif any(not isinstance(c, str) or not c.strip() for c in given):
             raise ValueError("a question's choices must be non-empty strings")
 
@@ -337,10 +344,8 @@ class PromptBroker:
         with self._lock:
             prompt_id = f"p{next(self._numbers)}-{uuid.uuid4().hex[:6]}"
             deadline = None if self._timeout is None else self._clock() + self._timeout
-            prompt = Prompt(prompt_id, kind, text, detail, given, deadline)
+            prompt = Prompt(prompt_id, kind, text, detail, given, deadline, own)
             self._prompts[prompt_id] = prompt
-            if accepts:
-                self._accepts[prompt_id] = accepts
             self._later(self._emit, "prompt", prompt.to_event())
             self._open[prompt_id] = future
             if self._closed_by is not None:
@@ -397,7 +402,7 @@ class PromptBroker:
                 "you want something else."
             )
         approvals = ", ".join(APPROVAL_VALUES)
-        accepts = self._accepts.get(prompt.id, ())
+        accepts = [option.value for option in prompt.options]
         if prompt.kind == "approval":
             expected = f"answer with exactly one of: {approvals}"
             if accepts:

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..core.exceptions import ErrorKind, ProviderError
 from ..core.profiles import Profile, Secret
-from ..core.prompts import Answer, PromptKind
+from ..core.prompts import Answer, Option, PromptKind
 
 __all__ = [
     "HINTS",
@@ -38,10 +38,18 @@ class Asker(Protocol):
     """How a provider asks the person in front of the notebook and waits for the answer (the
     engine's prompt broker, one per run). Only a person's answer, a deadline or Stop comes
     back; nothing the model writes can answer. An approval answer is ``once``, ``session``,
-    ``always`` or ``deny``; a question's is one of its choices or the person's own text."""
+    ``always`` or ``deny``, or the value of one of the ``options`` the asker brought (its own
+    answers, shown as the card's buttons); a question's is one of its choices or the person's
+    own text."""
 
     async def ask(
-        self, kind: PromptKind, text: str, detail: str = "", choices: Sequence[str] = ()
+        self,
+        kind: PromptKind,
+        text: str,
+        detail: str = "",
+        choices: Sequence[str] = (),
+        *,
+        options: Sequence[Option] = (),
     ) -> Answer:
         """Ask from the run's event loop (the tool loop, an async provider)."""
         ...
@@ -54,6 +62,7 @@ class Asker(Protocol):
         choices: Sequence[str] = (),
         *,
         cancelled: threading.Event | None = None,
+        options: Sequence[Option] = (),
     ) -> Answer:
         """Ask from a worker thread (an in-process agent's callback); blocks that thread only."""
         ...

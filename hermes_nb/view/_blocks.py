@@ -13,7 +13,7 @@ conversation — text, tool calls, text — and every block keeps the place it w
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -136,11 +136,17 @@ def conversation(run: Run) -> Conversation:
     return conv
 
 
-def decision(kind: str, value: str, by: str) -> tuple[str, str]:
+def decision(
+    kind: str, value: str, by: str, options: Sequence[Mapping[str, Any]] = ()
+) -> tuple[str, str]:
     """What was decided and who decided it: ``("Allowed once", "by you")``,
-    ``("Denied", "time ran out")``, ``("Answered “blue”", "by you")``."""
+    ``("Denied", "time ran out")``, ``("Answered “blue”", "by you")``; an answer that is one of
+    the asker's own ``options`` (an ACP agent's) in that option's words: ``("Allow", "by you")``."""
     who = ANSWERED_BY.get(by, f"by {by}")
     if kind == "approval":
+        chosen = _option(options, value)
+        if chosen is not None:
+            return str(chosen["label"]), who
         return APPROVAL_DECISIONS.get(value, f"Answered “{value}”"), who
     if value == NO_ANSWER and by not in _PERSON:
         return "No answer", who
@@ -413,10 +419,14 @@ def ask_html(prompt: dict[str, Any], ended: bool = False) -> str:
     detail = str(prompt.get("detail") or "")
     if detail:
         parts.append(f'<pre class="hnb-ask-detail"><code>{render.escape(detail)}</code></pre>')
+    options = prompt.get("options") or ()
     if "value" in prompt:
         state = "decided"
-        what, who = decision(kind, str(prompt["value"]), str(prompt["by"]))
-        verdict = "denied" if kind == "approval" and prompt["value"] == "deny" else "allowed"
+        value = str(prompt["value"])
+        what, who = decision(kind, value, str(prompt["by"]), options)
+        chosen = _option(options, value)
+        denied = value == "deny" or (chosen is not None and not chosen["allows"])
+        verdict = "denied" if kind == "approval" and denied else "allowed"
         if kind == "question":
             verdict = "answered" if prompt["by"] in _PERSON else "unanswered"
         parts.append(
@@ -431,7 +441,8 @@ def ask_html(prompt: dict[str, Any], ended: bool = False) -> str:
         )
     else:
         state = "open"
-        parts.append(_controls(pid, kind, [str(c) for c in prompt.get("choices") or ()]))
+        choices = [str(c) for c in prompt.get("choices") or ()]
+        parts.append(_controls(pid, kind, choices, options))
         deadline = prompt.get("deadline")
         countdown = (
             f'<span class="hnb-countdown" role="timer" data-deadline="{float(deadline):.3f}">'
@@ -449,8 +460,16 @@ def ask_html(prompt: dict[str, Any], ended: bool = False) -> str:
     )
 
 
-def _controls(pid: str, kind: str, choices: list[str]) -> str:
-    """An open card's buttons (and a question's text field with Send)."""
+def _option(options: Sequence[Mapping[str, Any]], value: str) -> Mapping[str, Any] | None:
+    return next((o for o in options if o.get("value") == value), None)
+
+
+def _controls(
+    pid: str, kind: str, choices: list[str], options: Sequence[Mapping[str, Any]] = ()
+) -> str:
+    """An open card's buttons (and a question's text field with Send): an approval's are the
+    four answers, or the asker's own options by their labels (the first that allows is the
+    primary one; those that reject look like Deny)."""
 
     def button(value: str, label: str, cls: str = "") -> str:
         v = render.escape(value)
@@ -459,6 +478,17 @@ def _controls(pid: str, kind: str, choices: list[str]) -> str:
             f'data-answer="{v}">{render.escape(label)}</button>'
         )
 
+    if kind == "approval" and options:
+        primary = next((o for o in options if o.get("allows")), None)
+        buttons = "".join(
+            button(
+                str(o["value"]),
+                str(o["label"]),
+                " hnb-ask-primary" if o is primary else "" if o.get("allows") else " hnb-ask-deny",
+            )
+            for o in options
+        )
+        return f'<div class="hnb-ask-actions">{buttons}</div>'
     if kind == "approval":
         values = choices or list(APPROVAL_LABELS)
         buttons = "".join(

@@ -65,6 +65,7 @@ def stream_plain(
             pending.clear()
 
     kinds: dict[str, str] = {}
+    options: dict[str, Any] = {}
     try:
         while True:
             try:
@@ -93,13 +94,21 @@ def stream_plain(
                 line(f"[tool {data.get('name') or 'tool'} {flag}]")
             elif event == Event.PROMPT:
                 kinds[data["id"]] = str(data.get("kind", ""))
+                options[data["id"]] = data.get("options") or ()
                 line(_plain_prompt(data, getattr(run.profile, "prompt_timeout", None)))
                 if until_prompt and any(p.id == data["id"] for p in run.pending):
                     break
             elif event == Event.PROMPT_ANSWERED:
                 if data["id"] not in kinds:  # opened before ``after_seq``
-                    kinds.update((p["id"], str(p["kind"])) for p in run.prompt_record())
-                what, who = decision(kinds.get(data["id"], ""), data["value"], data["by"])
+                    for p in run.prompt_record():
+                        kinds[p["id"]] = str(p["kind"])
+                        options[p["id"]] = p.get("options") or ()
+                what, who = decision(
+                    kinds.get(data["id"], ""),
+                    data["value"],
+                    data["by"],
+                    options.get(data["id"], ()),
+                )
                 line(f"→ {what}, {who}.")
             elif event == Event.APPERROR:
                 line(f"Error: {data.get('message', '')}")

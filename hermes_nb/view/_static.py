@@ -197,7 +197,9 @@ def _prompt_line(prompt: dict[str, Any], markdown: bool) -> str:
     if detail:
         text += " " + (_inline_code(detail) if markdown else " ".join(detail.split()))
     if "value" in prompt:
-        what, who = decision(kind.lower(), str(prompt["value"]), str(prompt["by"]))
+        what, who = decision(
+            kind.lower(), str(prompt["value"]), str(prompt["by"]), prompt.get("options") or ()
+        )
         outcome = f"{what}, {who}"
     else:
         outcome = "not answered"

@@ -1,5 +1,6 @@
 """An ACP agent behind the chat view, in JupyterLab: its permission request is an approval card
-answered by a click, and a file edit it reports shows as a diff in its tool block.
+whose buttons are the agent's own options, answered by a click, and a file edit it reports
+shows as a diff in its tool block.
 
 The agent is ``tests/acp_agent.py`` (a scripted agent speaking raw ACP over stdio), started by
 the kernel from a profile with ``provider = "acp"``; ``tests/test_providers_acp.py`` covers the
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from chat_dom import ChatView
-from test_prompts_view import APPROVAL_BUTTONS, card, open_card
+from test_prompts_view import card, open_card
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -40,15 +41,15 @@ def test_an_acp_permission_card_is_answered_by_a_click(ui, acp_profile, open_not
     view = open_card(chat, "the agent's permission card")
     [ask] = view["asks"]
     assert ask["kind"] == "approval"
-    assert ask["buttons"][: len(APPROVAL_BUTTONS)] == APPROVAL_BUTTONS
+    assert ask["buttons"] == ["Allow", "For this session", "Always allow", "Reject"]  # the agent's
     assert "Run a shell command" in ask["text"]
     assert "rm -rf build" in card(chat).locator("pre.hnb-ask-detail").inner_text()
     screenshot(f"acp-permission-open-{ui}", nb.cell(1))
 
-    card(chat).get_by_role("button", name="Allow once").click()
+    card(chat).get_by_role("button", name="Allow", exact=True).click()
     final = chat.wait_settled(timeout=60_000, static=True)
     assert final["state"] == "done"
-    assert final["asks"][0]["decision"] == "Allowed once — by you"
+    assert final["asks"][0]["decision"] == "Allow — by you"
     assert "option yes: ran" in final["reply"]  # the agent's allow_once option
     screenshot(f"acp-permission-decided-{ui}", nb.cell(1))
 

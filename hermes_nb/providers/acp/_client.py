@@ -7,12 +7,13 @@ The SDK's connection calls these methods for what the agent sends:
   ``session/new``) it is dropped;
 * ``session/request_permission`` becomes an approval card through the turn's ``Asker``: the text
   is the tool call's title, the detail what will run, verbatim (the command, the diff, the raw
-  input). ``once`` picks the agent's ``allow_once`` option; ``session`` an ``allow_always`` option
+  input), and the buttons the agent's own options, by their names (their ids are the answers).
+  The four answers are taken too (``%hermes approve``, ``run.answer(prompt_id, "once")``):
+  ``once`` picks the agent's ``allow_once`` option; ``session`` an ``allow_always`` option
   that says it is for the session (hermes' ``allow_session``), else ``allow_once``; ``always``
   an ``allow_always`` option that does not, else the session one, else ``allow_once``; ``deny``
-  its ``reject_once`` (else ``reject_always``): never more than the person allowed. One of the
-  agent's option ids is an answer too (``run.answer(prompt_id, "allow_always")``): the broker
-  takes them after the four and names them when it refuses anything else.
+  its ``reject_once`` (else ``reject_always``): never more than the person allowed. The broker
+  names the options when it refuses any other answer.
   No asker, a deadline or a denial rejects; Stop, shutdown or a turn already over answers
   ``cancelled``, as the protocol asks of a client that cancelled;
 * ``fs/read_text_file`` reads inside the agent's folder only; anything outside is refused with a
@@ -41,7 +42,7 @@ from acp.schema import (
     WriteTextFileResponse,
 )
 
-from ...core.prompts import APPROVAL_VALUES
+from ...core.prompts import APPROVAL_VALUES, Option
 from ..base import Asker
 from ._updates import TurnSink, diff_text, tool_detail
 
@@ -128,9 +129,13 @@ class AgentClient:
         if turn.asker is None:
             value = "deny"
         else:
-            # The four answers, then the agent's own option ids: either is an answer.
-            ids = [o.option_id for o in options if o.option_id not in APPROVAL_VALUES]
-            answer = await turn.asker.ask("approval", title, detail, [*APPROVAL_VALUES, *ids])
+            # The agent's own options are the buttons; the four answers are taken as well.
+            own = [
+                Option(o.option_id, o.name or o.option_id, o.kind.startswith("allow"))
+                for o in options
+                if o.option_id not in APPROVAL_VALUES
+            ]
+            answer = await turn.asker.ask("approval", title, detail, options=own)
             if answer.by in ("stop", "shutdown") or turn.sink.closed:
                 return _cancelled()
             value = answer.value
