@@ -398,6 +398,19 @@ def test_the_profile_env_reaches_the_agent_but_no_error_shows_it(profile, monkey
     assert "***" in run.error["message"]  # type: ignore[index]
 
 
+def test_the_profile_env_never_enters_the_kernels_environment(profile) -> None:
+    """The agent gets the profile's env when it starts; the kernel's os.environ never holds it,
+    not even while a turn runs (it would leak the agent's secrets to the notebook's code)."""
+    p = profile(env={"HNB_AGENT_SECRET": "s3cret-for-the-agent"})
+    run = hermes_nb.chat("hang", profile=p)
+    wait_until(lambda: bool(run.text))  # mid-turn
+    assert "HNB_AGENT_SECRET" not in os.environ
+    run.cancel()
+    run.wait(WAIT)
+    assert chat("echo-env HNB_AGENT_SECRET", p).text == "s3cret-for-the-agent"
+    assert "HNB_AGENT_SECRET" not in os.environ
+
+
 def test_a_command_that_is_not_installed(profile) -> None:
     run = chat("echo hi", profile(command=("hermes", "acp"), env={"PATH": "/nonexistent"}))
     assert run.status == "error"

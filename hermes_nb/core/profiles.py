@@ -171,8 +171,14 @@ def profile_env(profile: Profile | Mapping[str, str]) -> Iterator[None]:
 
     ``ENV_LOCK`` is taken to write and again to restore, and is free in between — the body
     (a request, an agent turn, a background title or compression job) runs without it.
-    Variables that did not exist before are deleted on restore.
+    Variables that did not exist before are deleted on restore. An ACP profile's ``env`` is
+    left alone: it is the agent process's environment, not the kernel's.
     """
+    if isinstance(profile, Profile) and profile.provider == "acp":
+        # An ACP profile's env is its agent process's (given to it when it starts), never the
+        # kernel's: nothing to apply, and its secrets stay out of this process's environment.
+        yield
+        return
     overlay = _expand(profile.env if isinstance(profile, Profile) else profile)
     if isinstance(profile, Profile) and profile.hermes_home:
         overlay.setdefault("HERMES_HOME", os.path.expanduser(profile.hermes_home))
