@@ -485,3 +485,18 @@ def test_an_image_result_shows_in_the_tool_block(test_server, transport) -> None
 
     forged = [{"mime": "image/svg+xml", "data": "PHN2Zz4="}, {"mime": "image/png", "data": '"x'}]
     assert _tool_images(forged) == ""
+
+
+def test_a_profiles_own_server_serves_its_tools_list(write_config) -> None:
+    command = f'[{json.dumps(sys.executable)}, {json.dumps(str(SERVER))}, "stdio"]'
+    write_config(
+        f'[profiles.work]\nprovider = "echo"\ntools = ["mcp:mine"]\n'
+        f"[profiles.work.mcp_servers.mine]\ncommand = {command}\nask = false\n"
+    )
+    run = hermes_nb.chat(
+        "go", profile="work", tool_calls=[{"name": "mine__echo", "arguments": {"text": "own"}}]
+    )
+    run.wait(WAIT)
+    assert _results(run)[0]["result"] == "own"
+    with pytest.raises(ConfigError, match="no MCP server named 'mine'"):
+        resolve_tools(["mcp:mine"], profile=load_config().profile("echo"))

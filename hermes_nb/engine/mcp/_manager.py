@@ -261,13 +261,28 @@ def manager(runtime: Runtime | None = None) -> McpManager:
         return found
 
 
-def servers_for(profile: Profile | None) -> Mapping[str, McpServer]:
-    """The MCP servers a profile may use (None: the default profile's)."""
-    if profile is None:
-        from ...core.config import load_config
+def servers_for(profile: Profile | None, name: str | None = None) -> Mapping[str, McpServer]:
+    """The MCP servers a profile may use.
 
-        profile = load_config().profile()
-    return profile.mcp_servers
+    ``profile`` None (a caller that does not say which profile the turn uses — today
+    ``turn_tools``, which passes only names): the default profile's servers, and for a ``name``
+    that is not among them, the one server of that name that exactly one profile defines for
+    itself, so that a profile's ``tools = ["mcp:NAME"]`` finds its own server.
+    """
+    if profile is not None:
+        return profile.mcp_servers
+    from ...core.config import load_config
+
+    config = load_config()
+    servers = dict(config.profile().mcp_servers)
+    if name is not None and name not in servers:
+        found: list[McpServer] = []
+        for p in config.profiles.values():
+            if name in p.mcp_servers and p.mcp_servers[name] not in found:
+                found.append(p.mcp_servers[name])
+        if len(found) == 1:
+            servers[name] = found[0]
+    return servers
 
 
 def mcp_tools(item: str, profile: Profile | None) -> list[McpTool]:
@@ -279,7 +294,7 @@ def mcp_tools(item: str, profile: Profile | None) -> list[McpTool]:
             f"The tools {item!r} come from MCP servers, which need the mcp package.",
             hint="pip install 'hermes_nb[mcp]' (the official MCP SDK), then restart the kernel.",
         ) from None
-    servers = servers_for(profile)
+    servers = servers_for(profile, item.partition(":")[2] or None)
     if item == "mcp":
         chosen = [s for s in servers.values() if s.enabled]
         if not chosen:
