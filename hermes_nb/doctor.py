@@ -75,6 +75,11 @@ def _endpoint_check(profile: Profile, timeout: float) -> tuple[Verdict, str]:
 
     if profile.provider == "echo":
         return Verdict.OK, "offline echo model: no endpoint to reach"
+    if profile.provider == "acp":
+        from .providers.acp import check_command
+
+        found, said = check_command(profile)
+        return (Verdict.OK if found else Verdict.FAIL), said
     if profile.provider == "hermes-agent":
         # Checked without importing it: importing run_agent loads the home's .env for good.
         from .providers.hermes_agent import agent_available, agent_home, stream_guard_note

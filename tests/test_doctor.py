@@ -156,3 +156,29 @@ def test_the_command_has_a_version_and_plain_help() -> None:
     assert shown.returncode == 0
     assert "doctor" in shown.stdout
     assert "``" not in shown.stdout and ":func:" not in shown.stdout  # no raw reST
+
+
+def test_an_acp_profile_checks_its_agent_command_without_starting_it(write_config, tmp_path):
+    script = tmp_path / "my-agent"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    write_config(
+        f'default_profile = "a"\n[profiles.a]\nprovider = "acp"\ncommand = ["{script}"]\n'
+        f'cwd = "{tmp_path}"\n'
+    )
+    report = doctor_report()
+    assert report.verdict("endpoint") is Verdict.OK, report.text()
+    assert f"agent command {script} (ACP), in {tmp_path}" in report.text()
+
+    write_config('default_profile = "a"\n[profiles.a]\nprovider = "acp"\ncommand = ["hermes-x"]\n')
+    report = doctor_report()
+    assert report.verdict("endpoint") is Verdict.FAIL
+    assert "the agent command 'hermes-x' is not found on PATH" in report.text()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_config(
+        'default_profile = "a"\n[profiles.a]\nprovider = "acp"\ncommand = ["hermes", "acp"]\n'
+        f'[profiles.a.env]\nPATH = "{empty}"\n'
+    )
+    assert 'install it (pipx install "hermes-agent[acp]")' in doctor_report().text()
