@@ -493,6 +493,9 @@ def test_config_command_as_a_list_or_a_shell_string(write_config) -> None:
     assert b.cwd == "~/work"
     assert b.env == {"GEMINI_API_KEY": "$MY_GEMINI_KEY"}
     assert b.describe() == "b: acp agent \"gemini --experimental-acp 'two words'\""
+    # The view's head names the agent where another profile names its model.
+    assert config.profile("a").model == "hermes acp"
+    assert b.model == "gemini --experimental-acp two words"
 
 
 @pytest.mark.parametrize(

@@ -191,6 +191,10 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
         )
     if provider == "openai" and not values.get("base_url"):
         raise ConfigError(f"{_where(path, f'profiles.{name}.base_url')} is required for openai.")
+    if provider == "acp" and "model" not in values:
+        # What the view's head names: the agent (its program and arguments), not a model.
+        command = values["command"]
+        values["model"] = " ".join([os.path.basename(command[0]), *command[1:]])
     values.setdefault("model", "echo" if provider == "echo" else "default")
     return Profile(**values)
 
