@@ -28,6 +28,7 @@ EXAMPLES = (
     "python-api.ipynb",
     "prompts.ipynb",
     "tools.ipynb",
+    "mcp.ipynb",
 )
 #: How the notebooks link to the documentation in a checkout (``notebooks/`` beside ``docs/``),
 #: and in the copy, which holds the documentation in a ``docs`` folder beside the notebooks.

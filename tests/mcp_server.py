@@ -5,10 +5,11 @@ over streamable HTTP on 127.0.0.1. Modes that misbehave on purpose: ``exit-at-st
 stderr and exits before ``initialize``), ``silent`` (reads stdin and never answers),
 ``junk-stdout`` (a stdio server that first prints a line of non-UTF-8 bytes to stdout).
 
-Tools: ``echo``, ``noop``, ``picture`` (a PNG), ``slow`` (sleeps; a cancellation is written to the file
-``$MCP_TEST_MARKS``), ``crash`` (the process exits mid-call, after a line on stderr), ``fail``
-(raises: an ``isError`` result), ``big`` (1 MB of text), ``grow`` (adds the tool ``added`` and
-sends ``notifications/tools/list_changed``), ``count`` (structured content only).
+Tools: ``echo``, ``noop`` (the benchmark's), ``picture`` (a PNG), ``slow`` (sleeps; a
+cancellation is written to the file ``$MCP_TEST_MARKS``), ``crash`` (the process exits mid-call,
+after a line on stderr), ``fail`` (an ``isError`` result), ``big`` (1 MB of text), ``grow`` (adds
+the tool ``added`` and sends ``notifications/tools/list_changed``), ``count`` (structured
+content only). A started server writes its pid to ``$MCP_TEST_MARKS``.
 """
 
 from __future__ import annotations

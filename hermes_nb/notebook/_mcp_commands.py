@@ -8,6 +8,8 @@ there and waited for, so the magic returns once the server answers again (or say
 
 from __future__ import annotations
 
+import os
+import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -75,7 +77,9 @@ class _McpCommands:
                 tools = ", ".join(f"`{tool_name(server.name, t.name)}`" for t in conn.tools)
             else:
                 tools = "listed once it runs" if conn.state.value != "failed" else "—"
-            how = f"`{server.url}`" if server.url else f"`{' '.join(server.command)}`"
+            # The program by its name (a full interpreter path is noise in a table).
+            program = (os.path.basename(server.command[0]), *server.command[1:])
+            how = f"`{server.url}`" if server.url else f"`{shlex.join(program)}`"
             asks = (
                 "no"
                 if not server.ask
