@@ -102,14 +102,19 @@ class McpManager:
 
     def status(self, servers: list[McpServer]) -> list[Connection]:
         """The connection of each server (not started ones too), as they are now."""
-        with self._lock:
-            return [self._connection(s) for s in servers]
+        with self._lock:  # looked up, never replaced here: replacing is the loop's business
+            found = [self._connections.get(s.name) for s in servers]
+        return [
+            c if c is not None and c.server == s else Connection(s)
+            for c, s in zip(found, servers, strict=True)
+        ]
 
     def restart(self, server: McpServer) -> Connection:
         """Close the server (if it runs) and start it again; raises :class:`HermesError`."""
 
         async def again() -> Connection:
-            conn = self._connection(server)
+            with self._lock:
+                conn = self._connection(server)
             await conn.close()
             await conn.ensure(self._spawn)
             return conn
