@@ -9,6 +9,15 @@ Run as ``python tests/acp_agent.py [options]``. The handshake is shaped by optio
 ``--session-delay S``  answer ``session/new`` after S seconds
 ``--record FILE``      append ``<time> pid <pid>`` at start, then ``<time> <method>`` for every
                        message received
+``--sessions FILE``    keep every session's prompts in FILE (JSON), so a restarted agent knows
+                       them; session ids then name the process (``sess-PID-N``)
+``--load``             advertise ``loadSession``: ``session/load`` of a session in FILE replays
+                       it (each prompt as a user chunk, then a thought, a tool call and the text
+                       ``replayed: PROMPT`` in 20 chunks) and answers ``{}``; an unknown one
+                       gets error -32002
+``--load-error``       with ``--load``: answer every ``session/load`` with an internal error
+``--load-null``        with ``--load``: answer every ``session/load`` with ``null`` (as
+                       hermes-agent 0.19 does for a session it does not know)
 
 What a prompt does is chosen by its text (first word the command, the rest its argument):
 
@@ -50,6 +59,52 @@ _cancel_ready = threading.Condition()
 _history: dict[str, list[str]] = {}
 _ids = itertools.count(1000)
 _sessions = itertools.count(1)
+_store: str | None = None
+_store_lock = threading.Lock()
+
+
+def keep() -> None:
+    """Write every session's prompts to the ``--sessions`` file (if any)."""
+    if _store is None:
+        return
+    with _store_lock:
+        known: dict[str, list[str]] = {}
+        if os.path.exists(_store):
+            with open(_store, encoding="utf-8") as handle:
+                known = json.load(handle)
+        known.update(_history)
+        with open(_store + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(known, handle)
+        os.replace(_store + ".tmp", _store)
+
+
+def stored() -> dict[str, list[str]]:
+    if _store is None or not os.path.exists(_store):
+        return {}
+    with _store_lock, open(_store, encoding="utf-8") as handle:
+        return dict(json.load(handle))
+
+
+def replay(session: str, prompts: list[str]) -> None:
+    """The conversation of a loaded session, as ``session/update`` notifications."""
+    for n, text in enumerate(prompts):
+        update(
+            session,
+            {"sessionUpdate": "user_message_chunk", "content": {"type": "text", "text": text}},
+        )
+        chunk(session, "replayed thought", "agent_thought_chunk")
+        update(
+            session,
+            {
+                "sessionUpdate": "tool_call",
+                "toolCallId": f"replayed-{n}",
+                "title": "Replayed tool",
+                "status": "completed",
+            },
+        )
+        reply = f"replayed: {text}"
+        for i in range(20):
+            chunk(session, reply[i * len(reply) // 20 : (i + 1) * len(reply) // 20])
 
 
 def send(message: dict[str, Any]) -> None:
@@ -99,6 +154,7 @@ def prompt(rid: int, session: str, text: str) -> None:
         _cancelled.discard(session)
     earlier = _history.setdefault(session, [])
     earlier.append(text)
+    keep()
     stop = "end_turn"
     result: dict[str, Any] = {}
     if text.startswith(("Instructions for", "Earlier in")):  # a new session told the past
@@ -257,7 +313,13 @@ def main() -> None:
     parser.add_argument("--auth-required", action="store_true")
     parser.add_argument("--session-delay", type=float, default=0.0)
     parser.add_argument("--record", default=None)
+    parser.add_argument("--sessions", default=None)
+    parser.add_argument("--load", action="store_true")
+    parser.add_argument("--load-error", action="store_true")
+    parser.add_argument("--load-null", action="store_true")
     options = parser.parse_args()
+    global _store
+    _store = options.sessions
     record = open(options.record, "a", encoding="utf-8") if options.record else None  # noqa: SIM115
     if record is not None:
         record.write(f"{time.time():.6f} pid {os.getpid()}\n")
@@ -292,7 +354,7 @@ def main() -> None:
                     "id": message["id"],
                     "result": {
                         "protocolVersion": options.protocol,
-                        "agentCapabilities": {"loadSession": False},
+                        "agentCapabilities": {"loadSession": options.load},
                         "authMethods": methods,
                     },
                 }
@@ -303,8 +365,26 @@ def main() -> None:
                 send({"jsonrpc": "2.0", "id": message["id"], "error": error})
                 continue
             time.sleep(options.session_delay)
-            session = f"sess-{next(_sessions)}"
+            n = next(_sessions)
+            session = f"sess-{os.getpid()}-{n}" if _store else f"sess-{n}"
+            _history[session] = []
+            keep()
             send({"jsonrpc": "2.0", "id": message["id"], "result": {"sessionId": session}})
+        elif method == "session/load" and options.load:
+            session = message["params"]["sessionId"]
+            known = stored()
+            if options.load_error:
+                error = {"code": -32603, "message": "Internal error", "data": "disk on fire"}
+                send({"jsonrpc": "2.0", "id": message["id"], "error": error})
+            elif options.load_null:
+                send({"jsonrpc": "2.0", "id": message["id"], "result": None})
+            elif session not in known:
+                error = {"code": -32002, "message": "Resource not found", "data": session}
+                send({"jsonrpc": "2.0", "id": message["id"], "error": error})
+            else:
+                _history[session] = list(known[session])
+                replay(session, _history[session])
+                send({"jsonrpc": "2.0", "id": message["id"], "result": {}})
         elif method == "session/prompt":
             params = message["params"]
             text = "".join(b.get("text", "") for b in params["prompt"])

@@ -253,6 +253,7 @@ def _manual_run(run_id: str, prompt: str = "go") -> Any:
         stream_id=f"stream-{run_id}",
         request=SimpleNamespace(prompt=prompt),
         profile=Profile(),
+        events=lambda after_seq=0: [],  # nothing journaled
     )
 
 

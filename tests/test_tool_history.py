@@ -319,6 +319,7 @@ def _manual_run(run_id: str) -> Any:
         stream_id=f"stream-{run_id}",
         request=SimpleNamespace(prompt="go"),
         profile=Profile(),
+        events=lambda after_seq=0: [],  # nothing journaled
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
     "TRUNCATING_REASONS",
+    "AgentSessionData",
     "ApperrorData",
     "CancelData",
     "DoneData",
@@ -46,6 +47,7 @@ class Event(StrEnum):
     USAGE = "usage"
     FINISH = "finish"
     STATUS = "status"
+    AGENT_SESSION = "agent_session"
     APPERROR = "apperror"
     CANCEL = "cancel"
     DONE = "done"
@@ -175,6 +177,20 @@ class StatusData(TypedDict):
     detail: NotRequired[str]
 
 
+class AgentSessionData(TypedDict):
+    """``agent_session``: the turn runs in the agent's session ``id`` (an ACP agent's
+    ``sessionId``), which the agent ``command`` of ``profile`` made (``loaded`` False) or
+    loaded again (``loaded`` True). A stored session's transcript keeps it for the next turn
+    after a restart. ``notice``: one sentence for the person when the agent could not load the
+    session it had before and started a new one, told the recent conversation."""
+
+    profile: str
+    command: str
+    id: str
+    loaded: bool
+    notice: NotRequired[str]
+
+
 class ApperrorData(TypedDict):
     """``apperror``: the run failed; ``kind`` is an
     :class:`~hermes_nb.core.exceptions.ErrorKind`."""
@@ -221,6 +237,7 @@ EventName = Literal[
     "usage",
     "finish",
     "status",
+    "agent_session",
     "apperror",
     "cancel",
     "done",

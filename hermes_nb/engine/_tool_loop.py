@@ -53,8 +53,15 @@ class _Step:
     call_ids: list[str] = field(default_factory=list)
 
 
-async def _loop(run: Run, provider: Provider, messages: list[Message], secret: Any) -> None:
-    """Ask the model, run the tools it calls, ask again — up to ``max_steps`` replies."""
+async def _loop(
+    run: Run,
+    provider: Provider,
+    messages: list[Message],
+    secret: Any,
+    resume: Mapping[str, str] | None = None,
+) -> None:
+    """Ask the model, run the tools it calls, ask again — up to ``max_steps`` replies
+    (``resume``: the agent sessions the transcript kept, for the provider's request)."""
     request = run.request
     profile = request.profile
     tools = {t.name: t for t in request.tools}
@@ -72,6 +79,7 @@ async def _loop(run: Run, provider: Provider, messages: list[Message], secret: A
             tools=specs,
             asker=run.prompts,
             session_id=run.session_id,
+            resume=resume or {},
         )
         async for event, data in provider.stream(provider_request):
             run.put(event, data)

@@ -30,9 +30,9 @@ looks complete.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "SHUTDOWN_NOTICE",
+    "AgentSessions",
     "MemoryTranscript",
     "Transcript",
     "TurnOutcome",
@@ -177,6 +178,20 @@ class Transcript(Protocol):
         ...
 
 
+@runtime_checkable
+class AgentSessions(Protocol):
+    """A transcript that also keeps the sessions an agent process made for it (optional).
+
+    :meth:`agent_sessions` is read when the turn begins, into the request's ``resume``; the
+    provider reports a session it made or loaded with an ``agent_session`` event, which the
+    transcript keeps when it settles (:class:`hermes_nb.store.SessionTranscript` does both).
+    """
+
+    def agent_sessions(self, profile: str) -> Mapping[str, str]:
+        """The agent sessions kept for ``profile``: the agent's command line → its session id."""
+        ...
+
+
 class MemoryTranscript:
     """An in-memory history: what :func:`hermes_nb.chat` uses without a session.
 
@@ -287,12 +302,13 @@ async def drive_turn(run: Run, runtime: Runtime) -> None:
         scope.cancel()
     try:
         with scope:
-            history = await anyio.to_thread.run_sync(request.transcript.begin, run)
+            history, resume = await anyio.to_thread.run_sync(_begin, run)
             run.set_state(RunState.STREAMING)
             provider = get_provider(profile, runtime.client)
             with profile_env(profile):
                 secret = profile.api_key()
-                await _loop(run, provider, _provider_messages(request, history), secret)
+                messages = _provider_messages(request, history)
+                await _loop(run, provider, messages, secret, resume=resume)
             completed = True
             run._stream_completed()
     except ProviderError as exc:
@@ -313,6 +329,21 @@ async def drive_turn(run: Run, runtime: Runtime) -> None:
     await _settle(run, outcome)
     if outside is not None:
         raise outside
+
+
+def _begin(run: Run) -> tuple[list[Message], Mapping[str, str]]:
+    """In a worker thread: the transcript's history (the prompt recorded), and the agent
+    sessions it kept for the turn's profile (:class:`AgentSessions`; reading them never fails
+    a turn: a new agent session is the worst case)."""
+    transcript = run.request.transcript
+    history = transcript.begin(run)
+    resume: Mapping[str, str] = {}
+    if isinstance(transcript, AgentSessions):
+        try:
+            resume = dict(transcript.agent_sessions(run.profile.name))
+        except HermesError as exc:
+            log.warning("Could not read the agent sessions of %s: %s", run.session_id, exc)
+    return history, resume
 
 
 def _converted(exc: HermesError, secret: Any = None) -> ProviderError:

@@ -89,6 +89,10 @@ class ProviderRequest:
     #: The stored session the turn belongs to (None for a plain history): what "for this
     #: session" means to a provider that remembers approvals (the Hermes agent).
     session_id: str | None = None
+    #: What the stored session kept of the agent sessions it had with this turn's profile: the
+    #: agent's command line → the session id that agent gave it (an ACP agent loads it again
+    #: after a restart instead of starting over). Empty: none kept, or no stored session.
+    resume: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def prompt(self) -> str:

@@ -9,6 +9,8 @@ place, without the transaction and retry code around it:
   parent that was deleted (DESIGN.md §3, invariant 15).
 * ``name`` is unique among live (non-archived) sessions.
 * The full-text index follows the messages table through triggers.
+* ``agent_sessions`` (since ``007_agent_sessions``) keeps the session an ACP agent gave a stored
+  session, per profile.
 * A message's ``role`` is one of ``user``, ``assistant``, ``system``, ``tool`` (a tool's result,
   since ``006_tool_messages``: its ``tool_call_id`` and tool ``name`` are in ``metadata``),
   ``notice`` or ``error``.
@@ -40,7 +42,7 @@ class _Migration:
 _RAISE = f"SELECT RAISE(ABORT, '{_READ_ONLY}');"
 
 #: Append-only: never edit or reorder a migration that has shipped; add a new one (the steps
-#: from 006 on are appended below this tuple).
+#: from 006 on are appended below this tuple, each after the comment that says why).
 MIGRATIONS: tuple[_Migration, ...] = (
     _Migration(
         "001_sessions",
@@ -214,6 +216,30 @@ MIGRATIONS = (
             *_shipped("002_messages")[1:],  # the messages_run index
             *_shipped("004_messages_fts")[1:],  # the three full-text triggers
             *_shipped("005_archive_guards")[:3],  # the three guards on archived messages
+        ),
+    ),
+)
+
+
+# 007: the session each agent process gave a stored session (issue 22), per profile, so that
+# an ACP agent's conversation is loaded again after the agent or the kernel restarted
+# (:mod:`hermes_nb.store._agent_sessions`). ``command`` is the agent's command line: another
+# program never made that session. No archive guard: a turn never runs in an archive, and the
+# rows of a deleted session go with it (``delete_session``).
+MIGRATIONS = (
+    *MIGRATIONS,
+    _Migration(
+        "007_agent_sessions",
+        (
+            """CREATE TABLE agent_sessions (
+                session_id TEXT NOT NULL,
+                profile TEXT NOT NULL,
+                command TEXT NOT NULL,
+                agent_session_id TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                used_at REAL NOT NULL,
+                PRIMARY KEY (session_id, profile)
+            )""",
         ),
     ),
 )

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..core.config import resolve_profile
+from ..core.events import Event
 from ..core.exceptions import HermesError, SessionNotFound, StoreError, StoreReadOnlyError
 from ..core.profiles import Profile
 from ..engine.runtime import get_runtime
@@ -450,6 +451,7 @@ class SessionTranscript:
                 self.unsaved,
                 ", so it is shown here only and the stored history is unchanged",
             )
+        self._keep_agent_sessions(run)
         state, messages = _outcome_messages(outcome, run.profile)
         try:
             written = self.store.settle_turn(
@@ -471,6 +473,29 @@ class SessionTranscript:
         if written and state == "done":
             self._after_reply(run.profile)
         return written
+
+    def agent_sessions(self, profile: str) -> dict[str, str]:
+        """The agent session kept for ``profile`` (``{command: id}``), for the turn's request:
+        an ACP agent loads it again instead of starting over (see
+        :class:`hermes_nb.engine.turn.AgentSessions`)."""
+        return self.store.agent_sessions(self.session_id, profile)
+
+    def _keep_agent_sessions(self, run: Run) -> None:
+        """Keep the agent session the run reported (an ``agent_session`` event), whatever the
+        turn's ending: the agent holds the conversation from the moment it made the session. A
+        store that refuses is logged, never the turn's failure (the worst case is a new agent
+        session, told the recent conversation)."""
+        kept: dict[str, dict[str, Any]] = {}
+        for _seq, event, data in run.events():
+            if event == Event.AGENT_SESSION:
+                kept[str(data["profile"])] = data
+        for profile, data in kept.items():
+            try:
+                self.store.keep_agent_session(
+                    self.session_id, profile, str(data["command"]), str(data["id"])
+                )
+            except HermesError as exc:
+                log.warning("Could not keep the agent session of %s: %s", self.session_id[:8], exc)
 
     def _after_reply(self, profile: Profile) -> None:
         session = Session(self.session_id, self.store)

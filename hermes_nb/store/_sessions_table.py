@@ -253,8 +253,8 @@ class _SessionRows(_Connection):
         return self._write(run)
 
     def delete_session(self, session_id: str) -> None:
-        """Delete a session, its messages and runs; its children are re-parented to its parent,
-        so every lineage that went through it still reaches the root."""
+        """Delete a session, its messages, runs and agent sessions; its children are re-parented
+        to its parent, so every lineage that went through it still reaches the root."""
 
         def run(db: sqlite3.Connection) -> None:
             record = self._get(db, session_id)
@@ -266,6 +266,7 @@ class _SessionRows(_Connection):
             )
             db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
             db.execute("DELETE FROM runs WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM agent_sessions WHERE session_id = ?", (session_id,))
 
         self._write(run)
 

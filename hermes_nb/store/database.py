@@ -44,7 +44,8 @@ fallback, migrations and transactions live in :mod:`hermes_nb.store._connection`
 cannot be written in :mod:`hermes_nb.store._unwritable`); the tables in
 :mod:`hermes_nb.store._sessions_table`, :mod:`hermes_nb.store._messages_table` (with the history
 pairing tool calls with results) and :mod:`hermes_nb.store._runs_table`; forks and compression's
-archive in :mod:`hermes_nb.store._lineage`; full-text search in :mod:`hermes_nb.store._search`.
+archive in :mod:`hermes_nb.store._lineage`; full-text search in :mod:`hermes_nb.store._search`;
+the sessions ACP agents gave stored sessions in :mod:`hermes_nb.store._agent_sessions`.
 The migrations and triggers live in :mod:`hermes_nb.store._schema`, the process-ownership checks
 in :mod:`hermes_nb.store._owner`, and the row dataclasses in :mod:`hermes_nb.store._records`; the
 names callers use are importable from here.
@@ -57,6 +58,7 @@ import threading
 from pathlib import Path
 
 from ..core import config
+from ._agent_sessions import _AgentSessionRows
 from ._connection import _Connection
 from ._lineage import _Lineage
 from ._messages_table import _MessageRows
@@ -89,7 +91,9 @@ __all__ = [
 ]
 
 
-class Store(_MessageRows, _RunRows, _Lineage, _Search, _SessionRows, _Connection):
+class Store(
+    _MessageRows, _RunRows, _Lineage, _Search, _AgentSessionRows, _SessionRows, _Connection
+):
     """A handle on one session database. Thread-safe: one connection, used under a lock.
 
     ``busy_timeout`` is how long SQLite itself waits for a lock; ``retry_for`` is how long a

@@ -211,6 +211,8 @@ class Transcript:
                 changed["status"] = ("status", self._status_html())
             elif event == Event.APPERROR:
                 changed["error"] = ("error", _error_html(data))
+            elif event == Event.AGENT_SESSION and data.get("notice"):  # the agent started over
+                changed["notice:agent"] = _notice_block(data["notice"])
             elif event == Event.CANCEL:
                 changed["notice"] = _notice_block(data["message"])
             elif event == Event.DONE:
@@ -308,7 +310,8 @@ def status_label(state: str, finish_reason: str | None = None) -> str:
 
 
 def _notice_block(message: str) -> tuple[str, str]:
-    """The ``notice`` block: the cancel marker, or why a finished reply was cut short."""
+    """A ``notice`` block: the cancel marker, why a finished reply was cut short, or (id
+    ``notice:agent``) that an ACP agent could not load its session and started a new one."""
     return "notice", _div("hnb-notice", render.escape(message))
 
 

@@ -114,6 +114,8 @@ def stream_plain(
                 line(f"Error: {data.get('message', '')}")
                 if data.get("hint"):
                     line(f"Hint: {data['hint']}")
+            elif event == Event.AGENT_SESSION and data.get("notice"):  # the agent started over
+                line(str(data["notice"]))
             elif event == Event.CANCEL:
                 line(str(data["message"]))
             elif event == Event.DONE and data.get("notice"):  # the reply was cut short

@@ -2,8 +2,12 @@
 
 :class:`Agent` is a running agent: its process, the SDK's connection over
 :class:`~._process.LineTransport`, the answer to ``initialize``, and the ACP session of each
-hermes_nb session (kept in memory for now: a new agent process starts new ACP sessions, whose
-first prompt carries the recent transcript).
+hermes_nb session it has served. A hermes_nb session new to this process may bring the id of
+the ACP session an earlier process gave it (the store keeps it): if the agent advertises
+``loadSession`` it is loaded (``session/load``; the conversation the agent replays meanwhile
+is dropped, no turn listens to that session yet), else — or if the load fails — a new ACP
+session is made, whose first prompt carries the recent transcript, and :class:`Opened` says
+why the old one could not be loaded.
 
 :class:`AgentManager` starts an agent on the first turn of a profile and hands the same one to
 every later turn; the next turn after it died (a crash, a failed handshake, a stopped prompt it
@@ -45,7 +49,7 @@ from ._process import (
     which,
 )
 
-__all__ = ["MANAGER", "Agent", "AgentInfo", "AgentManager"]
+__all__ = ["MANAGER", "Agent", "AgentInfo", "AgentManager", "Opened"]
 
 #: How long a stopped prompt may go unanswered before the next turn restarts its agent.
 _ABANDONED_GRACE = 2.0
@@ -85,6 +89,25 @@ class AgentInfo:
     sessions: int
 
 
+@dataclass(frozen=True)
+class Opened:
+    """The ACP session a turn runs in, and how it was come by."""
+
+    id: str
+    #: made or loaded for this turn (False: this process already served the hermes_nb session)
+    made: bool = False
+    #: loaded with ``session/load`` (the agent remembers the conversation)
+    loaded: bool = False
+    #: why the ACP session kept for the hermes_nb session could not be loaded ("" if none was
+    #: kept, or it loaded)
+    not_loaded: str = ""
+
+    @property
+    def fresh(self) -> bool:
+        """A new ACP session: its first prompt must tell it the conversation so far."""
+        return self.made and not self.loaded
+
+
 def _key(profile: Profile, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[Any, ...]:
     """What makes an agent reusable for a turn: the same command, folder and profile variables
     (as expanded now: a changed ``$NAME`` in the kernel starts the agent again)."""
@@ -120,6 +143,7 @@ class Agent:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.process: asyncio.subprocess.Process | None = None
         self.conn: Any = None  # acp.ClientSideConnection (its class is typed loosely)
+        self.transport: LineTransport | None = None
         self.init: Any = None
         self.closed = False
         self._keeper: asyncio.Task[None] | None = None
@@ -153,6 +177,7 @@ class Agent:
         transport = LineTransport(
             self.process.stdout, self.process.stdin, self.log, on_send=self._on_send
         )
+        self.transport = transport
         self.conn = acp.connect_to_agent(cast(Client, self.client), transport)
         try:
             async with asyncio.timeout(timeout):
@@ -211,10 +236,58 @@ class Agent:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    async def session(self, key: str | None) -> tuple[str, bool]:
-        """The ACP session for the hermes_nb session ``key``, and whether it is new."""
+    @property
+    def can_load(self) -> bool:
+        """The agent advertised ``loadSession`` in its answer to ``initialize``."""
+        capabilities = getattr(self.init, "agent_capabilities", None)
+        return bool(getattr(capabilities, "load_session", False))
+
+    async def session(self, key: str | None, stored: str | None = None) -> Opened:
+        """The ACP session for the hermes_nb session ``key``: the one this process made for it,
+        else ``stored`` (the one an earlier process made) loaded again, else a new one."""
         if key is not None and key in self.sessions:
-            return self.sessions[key], False
+            return Opened(self.sessions[key])
+        not_loaded = ""
+        if stored and key is not None:
+            not_loaded = await self._load(stored)
+            if not not_loaded:
+                self.sessions[key] = stored
+                return Opened(stored, made=True, loaded=True)
+        return Opened(await self._new(key), made=True, not_loaded=not_loaded)
+
+    async def _load(self, stored: str) -> str:
+        """``session/load`` of ``stored``: "" if it loaded, else why not (for the notice).
+
+        The agent replays the conversation as ``session/update`` notifications before it
+        answers; no turn is registered for that session yet, so the client drops them. The SDK
+        handles each notification in a task of its own, started before the answer is: one
+        pass of the loop after the answer lets the last of them run (and be dropped) before the
+        turn registers.
+        """
+        if not self.can_load:
+            return "it does not offer session/load"
+        timeout = self.profile.connect_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await self.conn.load_session(cwd=str(self.cwd), session_id=stored, mcp_servers=[])
+        except TimeoutError:
+            return f"it did not answer session/load within {timeout:g} s"
+        except acp.RequestError as exc:
+            if exc.code == -32000:  # auth_required
+                raise self._auth_error() from None
+            return self.redact(f"it answered session/load with an error: {_reason(exc)}")
+        except ConnectionError:
+            raise await self.crash_error("while loading a session") from None
+        except ValueError as exc:  # an answer of the wrong shape (pydantic)
+            return f"its answer to session/load was not a load response ({type(exc).__name__})"
+        await asyncio.sleep(0)
+        if self.transport is not None and stored in self.transport.not_loaded:
+            self.transport.not_loaded.discard(stored)
+            return "it did not know that session"
+        return ""
+
+    async def _new(self, key: str | None) -> str:
+        """``session/new``; the ACP session is remembered for ``key``."""
         timeout = self.profile.connect_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -236,8 +309,8 @@ class Agent:
         except ConnectionError:
             raise await self.crash_error("while starting a session") from None
         if key is not None:
-            self.sessions[key] = response.session_id
-        return str(response.session_id), True
+            self.sessions[key] = str(response.session_id)
+        return str(response.session_id)
 
     def _auth_error(self) -> ProviderError:
         methods = list(getattr(self.init, "auth_methods", None) or [])

@@ -149,6 +149,10 @@ class LineTransport:
     ``on_send`` is called with each message just after it was handed to the pipe (the benchmark
     times ``session/cancel`` with it). :attr:`ignored` counts stdout lines that were not JSON
     objects; each is written to the log and skipped.
+
+    :attr:`not_loaded` holds the session ids whose ``session/load`` the agent answered with
+    ``null`` instead of a response object: hermes-agent 0.19 does so for a session it does not
+    know, and the SDK turns ``null`` into an empty response that looks like success.
     """
 
     def __init__(
@@ -164,6 +168,8 @@ class LineTransport:
         self._on_send = on_send
         self._lock = asyncio.Lock()
         self.ignored = 0
+        self.not_loaded: set[str] = set()
+        self._loads: dict[Any, str] = {}  # request id of a session/load -> its session id
 
     async def send(self, message: dict[str, Any]) -> None:
         data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
@@ -171,6 +177,8 @@ class LineTransport:
             if self._writer.is_closing():
                 raise ConnectionError("the agent's stdin is closed")
             self._writer.write(data)
+            if message.get("method") == "session/load":
+                self._loads[message.get("id")] = str(message["params"].get("sessionId"))
             if self._on_send is not None:
                 self._on_send(message)
             await self._writer.drain()
@@ -187,6 +195,10 @@ class LineTransport:
             except ValueError:
                 message = None
             if type(message) is dict:
+                if self._loads and "method" not in message and message.get("id") in self._loads:
+                    session_id = self._loads.pop(message["id"])
+                    if "result" in message and message["result"] is None:
+                        self.not_loaded.add(session_id)
                 return message
             self._ignore(line)
 

@@ -1,8 +1,13 @@
 """``provider = "acp"``: a turn as one ``session/prompt`` to a warm agent process.
 
 The turn's stream gets the profile's agent from :data:`~._agent.MANAGER` (started on first use),
-the ACP session of its hermes_nb session (a new one is told the recent transcript in its first
-prompt, bounded), and sends the last user message as the prompt. While the prompt runs, the
+the ACP session of its hermes_nb session, and sends the last user message as the prompt. The
+ACP session is the one this agent process made for the hermes_nb session; else the one an
+earlier process made, which the store kept (``request.resume``, by command line), loaded again;
+else a new one, told the recent transcript in its first prompt (bounded). A session made or
+loaded is reported with an ``agent_session`` event, which the stored session's transcript
+keeps; when a kept session could not be loaded, the event's ``notice`` tells the person that
+the agent started over and how much of the conversation it was told. While the prompt runs, the
 agent's updates arrive through :class:`~._client.AgentClient` into the turn's
 :class:`~._updates.TurnSink`, and the stream yields them as they come. When the agent answers
 the prompt, the SDK has handled every update it sent before (its prompt call waits for them),
@@ -60,14 +65,26 @@ class ACPProvider:
         """Prompt the agent and yield its updates; a classified :class:`ProviderError` on
         failure."""
         agent = await MANAGER.agent(request.profile)
-        acp_session, fresh = await agent.session(request.session_id)
+        stored = request.resume.get(agent.command) if request.session_id is not None else None
+        opened = await agent.session(request.session_id, stored)
+        acp_session = opened.id
         if acp_session in agent.client.turns:
             raise ProviderError(
                 ErrorKind.BAD_REQUEST,
                 "The agent is still answering the previous turn of this session.",
                 hint="Wait for that turn to finish, or stop it, then send this one again.",
             )
-        text = _prompt_text(request.messages, request.prompt, with_history=fresh)
+        text, told = _prompt_text(request.messages, request.prompt, with_history=opened.fresh)
+        if opened.made and request.session_id is not None:
+            reported: dict[str, Any] = {
+                "profile": request.profile.name,
+                "command": agent.command,
+                "id": acp_session,
+                "loaded": opened.loaded,
+            }
+            if opened.not_loaded:
+                reported["notice"] = _started_over(opened.not_loaded, told)
+            yield Event.AGENT_SESSION.value, reported
         sink = TurnSink()
         agent.client.turns[acp_session] = TurnState(sink, request.asker)
         prompt = agent.loop.create_task(
@@ -155,11 +172,27 @@ def _usage(usage: Any) -> dict[str, int]:
     return {key: value for key, value in pairs if isinstance(value, int)}
 
 
-def _prompt_text(messages: list[Message], prompt: str, *, with_history: bool) -> str:
-    """The prompt; for a new ACP session, preceded by the notebook's instructions (a system
-    prompt: ACP has no place for one) and the recent earlier conversation, bounded."""
+def _started_over(why: str, told: int) -> str:
+    """The notice for a turn whose agent could not load the session it had: it started over."""
+    if told:
+        sent = (
+            f"the last {told} message{'s' if told != 1 else ''} of this session were sent with "
+            "your prompt"
+        )
+    else:
+        sent = "nothing earlier in this session could be sent with your prompt"
+    return (
+        f"The agent started a new session: it could not load the one it had for this "
+        f"conversation ({why}), so {sent}."
+    )
+
+
+def _prompt_text(messages: list[Message], prompt: str, *, with_history: bool) -> tuple[str, int]:
+    """The prompt and how many earlier messages it carries: for a new ACP session, preceded by
+    the notebook's instructions (a system prompt: ACP has no place for one) and the recent
+    earlier conversation, bounded."""
     if not with_history:
-        return prompt
+        return prompt, 0
     system: list[str] = []
     lines: list[str] = []
     earlier = messages[:-1] if messages and messages[-1].get("role") == "user" else messages
@@ -177,14 +210,21 @@ def _prompt_text(messages: list[Message], prompt: str, *, with_history: bool) ->
         parts.append(
             "Instructions for this conversation (from the notebook):\n\n" + "\n\n".join(system)
         )
+    told = 0
     if lines:
         history = "\n\n".join(lines)
+        told = len(lines)
         if len(history) > _HISTORY_CHARS:
             history = "…" + history[-(_HISTORY_CHARS - 1) :]
+            told, size = 0, -2  # the messages whose text is at least partly in the tail
+            for line in reversed(lines):
+                if size >= _HISTORY_CHARS - 1:
+                    break
+                told, size = told + 1, size + len(line) + 2
         parts.append(
             "Earlier in this conversation (for context; it happened before you joined):\n\n"
             + history
         )
     if not parts:
-        return prompt
-    return "\n\n".join([*parts, f"Now the user says:\n\n{prompt}"])
+        return prompt, 0
+    return "\n\n".join([*parts, f"Now the user says:\n\n{prompt}"]), told
