@@ -59,30 +59,45 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def http_server() -> Iterator[str]:
-    """``tests/mcp_server.py`` over streamable HTTP on 127.0.0.1; its URL."""
-    port = _free_port()
-    marks = Path(os.environ.get("TMPDIR", "/tmp")) / f"hnb-mcp-http-{port}.marks"
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER), "http", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "MCP_TEST_MARKS": str(marks)},
-    )
-    try:
+class HttpServer:
+    """``tests/mcp_server.py`` over streamable HTTP on 127.0.0.1, as a process of its own."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> HttpServer:
+        if self.process is not None:  # started again after it ended: reap the old one
+            self.process.wait(10)
+        self.process = subprocess.Popen(
+            [sys.executable, str(SERVER), "http", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 20
         while True:
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError("the streamable HTTP test server did not start")
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[str]:
+    """The HTTP test server's URL (one process for the module's tests)."""
+    server = HttpServer().start()
+    try:
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
 @pytest.fixture(params=["stdio", "http"])
@@ -360,7 +375,7 @@ def test_stop_cancels_a_slow_call_and_the_server_answers_the_next(test_server, t
 
 def test_a_server_that_crashes_mid_call_is_restarted(test_server, transport) -> None:
     if transport == "http":
-        pytest.skip("a remote server's process is not ours to restart")
+        pytest.skip("over HTTP: test_a_remote_server_that_crashes_mid_call_is_reconnected")
     run = _chat(
         [
             ("test__crash", {}),
@@ -377,6 +392,24 @@ def test_a_server_that_crashes_mid_call_is_restarted(test_server, transport) -> 
     assert _results(again)[0]["result"] == "back"
     (conn,) = manager().status([load_config().profile().mcp_servers["test"]])
     assert conn.starts == 2 and conn.state is ServerState.RUNNING
+
+
+def test_a_remote_server_that_crashes_mid_call_is_reconnected(write_config) -> None:
+    server = HttpServer().start()
+    try:
+        write_config(f'[mcp_servers.remote]\nurl = "{server.url}"\nask = false\n')
+        run = _chat([("remote__crash", {})], ["mcp:remote"])
+        run.wait(WAIT)
+        (call,) = _results(run)
+        assert call["error"] and "The MCP server remote" in call["result"]
+        assert "The next call connects to it again." in call["result"]
+        assert run.status.value == "done"
+        server.start()  # the same address answers again: the next call connects afresh
+        again = _chat([("remote__echo", {"text": "back"})], ["mcp:remote"])
+        again.wait(WAIT)
+        assert _results(again)[0]["result"] == "back"
+    finally:
+        server.stop()
 
 
 def test_list_changed_refreshes_the_tools(test_server) -> None:

@@ -232,7 +232,7 @@ class McpManager:
         except MCPError as exc:
             code = exc.error.code
             if code == CONNECTION_CLOSED:
-                why = conn.died("stopped during the call") + " It restarts at the next call."
+                why = conn.died("stopped during the call") + _again(conn)
             elif code == REQUEST_TIMEOUT:
                 why = (
                     f"The MCP server {conn.name} did not answer {tool} within "
@@ -243,10 +243,16 @@ class McpManager:
             return ToolResult(f"Error: {why}", error=True)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
             why = conn.died(f"stopped during the call ({type(exc).__name__})")
-            return ToolResult(f"Error: {why} It restarts at the next call.", error=True)
+            return ToolResult(f"Error: {why}{_again(conn)}", error=True)
         except (RuntimeError, ValueError) as exc:  # a result the SDK refused (schema, shape)
             return ToolResult(f"Error: the result of {tool} was not usable: {exc}", error=True)
         return convert(result)
+
+
+def _again(conn: Connection) -> str:
+    if conn.server.url:
+        return " The next call connects to it again."
+    return " The next call starts it again."
 
 
 _managers: weakref.WeakKeyDictionary[Runtime, McpManager] = weakref.WeakKeyDictionary()
