@@ -132,7 +132,8 @@ def test_the_replay_of_a_loaded_session_does_not_stream_into_the_run(profile) ->
     assert run.text == "after the replay"
     assert run.reasoning == ""
     assert run.tool_calls == {}
-    assert [e for _, e, _ in run.events() if e in ("token", "reasoning", "tool_start")] == ["token"]
+    streamed = {e for _, e, _ in run.events() if e in ("token", "reasoning", "tool_start")}
+    assert streamed == {"token"}  # the three chunks of "echo", in one event or a few
 
 
 def test_a_kernel_restart_loads_the_kept_session(write_config, kept, folder, hermes_home) -> None:
