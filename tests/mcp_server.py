@@ -3,7 +3,8 @@
 ``python tests/mcp_server.py stdio`` serves over stdio; ``python tests/mcp_server.py http PORT``
 over streamable HTTP on 127.0.0.1. Modes that misbehave on purpose: ``exit-at-start`` (writes to
 stderr and exits before ``initialize``), ``silent`` (reads stdin and never answers),
-``junk-stdout`` (a stdio server that first prints a line of non-UTF-8 bytes to stdout).
+``junk-stdout`` (a stdio server that first prints a line of non-UTF-8 bytes to stdout),
+``stubborn`` (a stdio server that lives on for two minutes after its stdin closed).
 
 Tools: ``echo``, ``noop`` (the benchmark's), ``picture`` (a PNG), ``slow`` (sleeps; a
 cancellation is written to the file ``$MCP_TEST_MARKS``), ``crash`` (the process exits mid-call,
@@ -116,6 +117,11 @@ def main() -> None:
         time.sleep(60)
         return
     _mark(f"pid {os.getpid()}")
+    if mode == "stubborn":
+        mode = "stdio"
+        stubborn = True
+    else:
+        stubborn = False
     if mode == "junk-stdout":
         sys.stdout.buffer.write(b"\xff\xfe not UTF-8 \xc3\x28\n")
         sys.stdout.flush()
@@ -125,6 +131,8 @@ def main() -> None:
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
     else:
         server.run()
+    if stubborn:  # lives on after its stdin closed, until it is killed
+        time.sleep(120)
 
 
 if __name__ == "__main__":

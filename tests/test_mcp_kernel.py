@@ -1,6 +1,7 @@
 """MCP servers in a real kernel: ``%hermes mcp`` lists a server (its state and tools),
 ``%%hermes --tools mcp:NAME`` runs a cell's turn with them, and the server process does not
-outlive the kernel."""
+outlive the kernel — not even a server that ignores the end of its stdin, when the kernel is
+killed."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_hermes_mcp_lists_the_server_and_a_cell_uses_its_tools(
     (hermes_home / "config.toml").write_text(
         f"""
 [mcp_servers.test]
-command = [{json.dumps(sys.executable)}, {json.dumps(str(SERVER))}, "stdio"]
+command = [{json.dumps(sys.executable)}, {json.dumps(str(SERVER))}, "stubborn"]
 env = {{MCP_TEST_MARKS = {json.dumps(str(marks))}}}
 ask = false
 """,

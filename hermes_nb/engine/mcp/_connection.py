@@ -19,6 +19,8 @@ import contextlib
 import enum
 import os
 import shlex
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +41,8 @@ __all__ = ["Connection", "McpCallError", "McpStartError", "ServerState", "log_pa
 
 #: A log bigger than this is moved aside (``.log.1``) when the server starts again.
 _LOG_ROTATE = 8 << 20
+#: Starts a local server so that it dies with the kernel (run as a script: see its docstring).
+_LAUNCHER = Path(__file__).with_name("_launch.py")
 #: The largest message a remote server may send (the SDK's default is 1 MB: one big result).
 _EVENT_LIMIT = 64 << 20
 
@@ -232,11 +236,19 @@ class Connection:
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
         env = {k: os.path.expanduser(os.path.expandvars(v)) for k, v in server.env.items()}
-        params = StdioServerParameters(
-            command=server.command[0],
-            args=list(server.command[1:]),
-            env={**os.environ, **env},
-            cwd=os.path.expanduser(server.cwd) if server.cwd else None,
+        env = {**os.environ, **env, "HERMES_NB_MCP_PARENT": str(os.getpid())}
+        cwd = os.path.expanduser(server.cwd) if server.cwd else None
+        program = server.command[0]
+        if cwd and os.sep in program and not os.path.isabs(program):
+            program = os.path.join(cwd, program)
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise FileNotFoundError(program)
+        params = StdioServerParameters(  # through the launcher: it dies with the kernel
+            command=sys.executable,
+            args=["-I", "-S", str(_LAUNCHER), found, *server.command[1:]],
+            env=env,
+            cwd=cwd,
             encoding_error_handler="replace",  # a stray non-UTF-8 byte is a U+FFFD, not a crash
         )
         log = self.log
