@@ -533,3 +533,14 @@ def test_a_profiles_own_server_serves_its_tools_list(write_config) -> None:
     assert _results(run)[0]["result"] == "own"
     with pytest.raises(ConfigError, match="no MCP server named 'mine'"):
         resolve_tools(["mcp:mine"], profile=load_config().profile("echo"))
+
+
+def test_an_unknown_name_is_told_apart_from_a_server_that_cannot_start(write_config) -> None:
+    from hermes_nb.engine.tools import UnknownToolError
+
+    write_config('[mcp_servers.gone]\ncommand = ["no-such-mcp-server-anywhere"]\n')
+    with pytest.raises(UnknownToolError):
+        resolve_tools(["no_such_tool"])
+    with pytest.raises(HermesError) as caught:
+        resolve_tools(["mcp:gone"])
+    assert not isinstance(caught.value, UnknownToolError)

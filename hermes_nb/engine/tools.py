@@ -42,6 +42,7 @@ __all__ = [
     "ToolArgumentsError",
     "ToolImage",
     "ToolResult",
+    "UnknownToolError",
     "register_tool",
     "register_toolset",
     "register_toolset_family",
@@ -50,6 +51,11 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI-compatible APIs accept
+
+
+class UnknownToolError(HermesError):
+    """A name that is no tool and no toolset (other failures to resolve a name — an MCP server
+    that cannot start — are other :class:`HermesError`\ s, each its own sentence)."""
 
 
 class ToolArgumentsError(ValueError):
@@ -384,7 +390,7 @@ def resolve_tools(
             else:
                 with _lock:
                     known = sorted(set(_toolsets) | set(_tools))
-                raise HermesError(
+                raise UnknownToolError(
                     f"There is no tool or toolset named {item!r}.",
                     hint=f"Known: {', '.join(known)}. Decorate a function with @hermes_nb.tool "
                     "to add one.",
