@@ -55,7 +55,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI-compatible APIs acce
 
 class UnknownToolError(HermesError):
     """A name that is no tool and no toolset (other failures to resolve a name — an MCP server
-    that cannot start — are other :class:`HermesError`\ s, each its own sentence)."""
+    that cannot start — are other :class:`HermesError` errors, each its own sentence)."""
 
 
 class ToolArgumentsError(ValueError):
