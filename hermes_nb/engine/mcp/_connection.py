@@ -87,7 +87,6 @@ class Connection:
     """A configured server and, while it runs, its session and tools."""
 
     server: McpServer
-    on_tools_changed: Callable[[Connection], None] | None = None
     state: ServerState = ServerState.NOT_STARTED
     #: why it failed (one sentence, with the stderr tail), when FAILED
     reason: str = ""
@@ -302,8 +301,6 @@ class Connection:
         # read the answer to tools/list. The next use reads the list again.
         if getattr(message, "method", None) == "notifications/tools/list_changed":
             self.stale = True
-            if self.on_tools_changed is not None:
-                self.on_tools_changed(self)
 
 
 @contextlib.asynccontextmanager
