@@ -34,6 +34,7 @@ What a prompt does is chosen by its text (first word the command, the rest its a
 ``malformed``          chunk, a line that is not JSON, chunk
 ``big N``              one chunk of N characters       ``usage``      text and token counts
 ``remember``           the earlier prompts of this session, one a line
+``mcp``                the ``mcpServers`` its ``session/new`` carried, as JSON
 ``Instructions…`` / ``Earlier…``  (a new session's preamble) the whole prompt, verbatim
 ``echo-env NAME``      the value of the variable NAME  ``leak NAME``  NAME's value on stderr, exit 4
 
@@ -57,6 +58,7 @@ _response_ready = threading.Condition()
 _cancelled: set[str] = set()
 _cancel_ready = threading.Condition()
 _history: dict[str, list[str]] = {}
+_mcp: dict[str, list[Any]] = {}  # the mcpServers each session was given
 _ids = itertools.count(1000)
 _sessions = itertools.count(1)
 _store: str | None = None
@@ -300,6 +302,8 @@ def prompt(rid: int, session: str, text: str) -> None:
         result["usage"] = {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10}
     elif command == "remember":
         chunk(session, "\n".join(earlier[:-1]) or "(nothing)")
+    elif command == "mcp":
+        chunk(session, json.dumps(_mcp.get(session, [])))
     else:
         chunk(session, f"unknown command {command!r}")
     send({"jsonrpc": "2.0", "id": rid, "result": {"stopReason": stop, **result}})
@@ -368,6 +372,7 @@ def main() -> None:
             n = next(_sessions)
             session = f"sess-{os.getpid()}-{n}" if _store else f"sess-{n}"
             _history[session] = []
+            _mcp[session] = message["params"].get("mcpServers", [])
             keep()
             send({"jsonrpc": "2.0", "id": message["id"], "result": {"sessionId": session}})
         elif method == "session/load" and options.load:

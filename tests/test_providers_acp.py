@@ -18,15 +18,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from acp.schema import AgentCapabilities, McpCapabilities
 from agent_envs import AgentEnvError, hermes_acp
 from sse_server import Pause, RecordedRequest, Reply, SSEServer, content, finish, tool_call
 
 import hermes_nb
 from hermes_nb.core.config import load_config
 from hermes_nb.core.exceptions import ConfigError
+from hermes_nb.core.mcp_config import McpServer
 from hermes_nb.core.profiles import Profile
 from hermes_nb.engine.runtime import Run, get_runtime
 from hermes_nb.providers.acp import agents, restart_agents
+from hermes_nb.providers.acp._mcp_servers import mcp_servers
 from hermes_nb.view._blocks import ask_html, decision
 
 AGENT = str(Path(__file__).with_name("acp_agent.py"))
@@ -409,6 +412,38 @@ def test_the_profile_env_never_enters_the_kernels_environment(profile) -> None:
     run.wait(WAIT)
     assert chat("echo-env HNB_AGENT_SECRET", p).text == "s3cret-for-the-agent"
     assert "HNB_AGENT_SECRET" not in os.environ
+
+
+def test_the_profiles_mcp_servers_are_given_to_the_agent(profile, monkeypatch) -> None:
+    """The agent calls MCP servers itself: session/new carries the profile's enabled stdio
+    servers (environment expanded now); an HTTP one only for an agent that takes HTTP servers."""
+    monkeypatch.setenv("HNB_TZ", "Europe/Oslo")
+    servers = {
+        "time": McpServer("time", command=("uvx", "mcp-server-time"), env={"TZ": "$HNB_TZ"}),
+        "off": McpServer("off", command=("never",), enabled=False),
+        "remote": McpServer("remote", url="https://mcp.example.com/mcp"),
+    }
+    given = json.loads(chat("mcp", profile(mcp_servers=servers)).text)
+    assert given == [
+        {
+            "name": "time",
+            "command": "uvx",
+            "args": ["mcp-server-time"],
+            "env": [{"name": "TZ", "value": "Europe/Oslo"}],
+        }
+    ]
+    # An agent that takes HTTP servers gets the remote one too, its header's secret read now.
+    monkeypatch.setenv("HNB_MCP_TOKEN", "tok-123")
+    remote = McpServer(
+        "remote", url="https://mcp.example.com/mcp", headers={"X-Key": "${HNB_MCP_TOKEN}"}
+    )
+    takes_http = AgentCapabilities(mcp_capabilities=McpCapabilities(http=True))
+    (http,) = mcp_servers({"remote": remote}, takes_http)
+    assert (http.type, http.url, [(h.name, h.value) for h in http.headers]) == (
+        "http",
+        "https://mcp.example.com/mcp",
+        [("X-Key", "tok-123")],
+    )
 
 
 def test_a_command_that_is_not_installed(profile) -> None:

@@ -38,6 +38,7 @@ from acp.schema import ClientCapabilities, FileSystemCapabilities, Implementatio
 from ...core.exceptions import ErrorKind, ProviderError
 from ...core.profiles import Profile
 from ._client import AgentClient
+from ._mcp_servers import mcp_servers
 from ._process import (
     LineTransport,
     agent_cwd,
@@ -269,7 +270,9 @@ class Agent:
         timeout = self.profile.connect_timeout
         try:
             async with asyncio.timeout(timeout):
-                await self.conn.load_session(cwd=str(self.cwd), session_id=stored, mcp_servers=[])
+                await self.conn.load_session(
+                    cwd=str(self.cwd), session_id=stored, mcp_servers=self._mcp_servers()
+                )
         except TimeoutError:
             return f"it did not answer session/load within {timeout:g} s"
         except acp.RequestError as exc:
@@ -286,12 +289,18 @@ class Agent:
             return "it did not know that session"
         return ""
 
+    def _mcp_servers(self) -> list[Any]:
+        """The profile's MCP servers, for the agent to call itself (:mod:`._mcp_servers`)."""
+        return mcp_servers(self.profile.mcp_servers, getattr(self.init, "agent_capabilities", None))
+
     async def _new(self, key: str | None) -> str:
         """``session/new``; the ACP session is remembered for ``key``."""
         timeout = self.profile.connect_timeout
         try:
             async with asyncio.timeout(timeout):
-                response = await self.conn.new_session(cwd=str(self.cwd), mcp_servers=[])
+                response = await self.conn.new_session(
+                    cwd=str(self.cwd), mcp_servers=self._mcp_servers()
+                )
         except TimeoutError:
             raise self.error(
                 ErrorKind.TIMEOUT,
