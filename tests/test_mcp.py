@@ -544,3 +544,29 @@ def test_an_unknown_name_is_told_apart_from_a_server_that_cannot_start(write_con
     with pytest.raises(HermesError) as caught:
         resolve_tools(["mcp:gone"])
     assert not isinstance(caught.value, UnknownToolError)
+
+
+def test_a_profile_built_in_code_brings_its_own_servers(tmp_path: Path) -> None:
+    """A turn resolves ``mcp:NAME`` with its own profile's servers: one made in code (never in
+    config.toml) works as a configured one does."""
+    from hermes_nb.core.mcp_config import McpServer
+
+    server = McpServer(
+        "mine", command=(sys.executable, str(SERVER), "stdio"), ask=False, start_timeout=30
+    )
+    profile = Profile(name="coded", provider="echo", model="echo", mcp_servers={"mine": server})
+    run = _chat([("mine__echo", {"text": "from code"})], ["mcp:mine"], profile=profile).wait(WAIT)
+    assert run.status == "done", run.error
+    assert [r["result"] for r in _results(run)] == ["from code"]
+
+
+def test_tools_naming_a_server_that_cannot_start_say_why(ip, write_config) -> None:
+    """``--tools mcp:NAME`` of a server that fails to start says that, not "nothing is named"."""
+    from IPython.core.error import UsageError
+
+    write_config('[mcp_servers.broken]\ncommand = ["hnb-no-such-mcp-server"]\n')
+    with pytest.raises(UsageError) as caught:
+        ip.run_cell_magic("hermes", "--wait --tools mcp:broken", "hi")
+    message = str(caught.value)
+    assert message.startswith("--tools mcp:broken: ") and "nothing is named" not in message
+    assert "hnb-no-such-mcp-server" in message

@@ -242,7 +242,7 @@ def turn_tools(profile: Profile, tools: Iterable[Any] | None = None) -> tuple[To
     """The tools a turn offers: the profile's ``tools`` names, then ``tools`` (tools, functions
     or names); ``ask_user`` joins whenever there is any. An unknown name raises
     :class:`HermesError` before anything is stored or sent."""
-    return tuple(resolve_tools([*profile.tools, *(tools or ())]))
+    return tuple(resolve_tools([*profile.tools, *(tools or ())], profile=profile))
 
 
 def _provider_messages(request: TurnRequest, history: list[Message]) -> list[Message]:

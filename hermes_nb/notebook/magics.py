@@ -168,8 +168,8 @@ class HermesMagics(
         overrides = _options(args.option)
         if args.model:
             overrides["model"] = args.model
-        load_config().profile(args.profile)  # an unknown profile fails before anything is stored
-        tools = self._tools(args.tools)  # so does an unknown tool name
+        # An unknown profile fails before anything is stored; so does an unknown tool name.
+        tools = self._tools(args.tools, load_config().profile(args.profile))
         if expand and not args.no_interpolate:
             from ._interpolate import interpolate
 
@@ -213,14 +213,15 @@ class HermesMagics(
             return False
         return getattr(kernel, "_allow_stdin", True) is False
 
-    def _tools(self, spec: str | None) -> list[Any] | None:
+    def _tools(self, spec: str | None, profile: Any = None) -> list[Any] | None:
         """``--tools f,g``: each name is looked up in the notebook's namespace first (a
         ``@hermes_nb.tool`` tool or a function there is that object), else taken as the name of
-        a registered tool or toolset. An unknown name is one UsageError, before anything is
-        stored."""
+        a registered tool or toolset (``mcp:NAME``: ``profile``'s MCP server). An unknown name is
+        one UsageError, before anything is stored; so is a name that cannot be resolved (an MCP
+        server that cannot start), with its own reason."""
         if spec is None:
             return None
-        from ..engine.tools import Tool, resolve_tools
+        from ..engine.tools import Tool, UnknownToolError, resolve_tools
 
         names = [n.strip() for n in spec.split(",")]
         if not any(names):
@@ -237,9 +238,9 @@ class HermesMagics(
                 else name
             )
             try:
-                resolve_tools([item])
+                resolve_tools([item], profile=profile)
             except HermesError as exc:
-                if isinstance(item, str):
+                if isinstance(item, str) and isinstance(exc, UnknownToolError):
                     known = str(getattr(exc, "hint", "")).split(". ")[0]
                     raise UsageError(
                         f"--tools: nothing is named {name!r}: it is neither a function or "
