@@ -303,7 +303,7 @@ def mcp_tools(item: str, profile: Profile | None) -> list[McpTool]:
     except ImportError:
         raise ConfigError(
             f"The tools {item!r} come from MCP servers, which need the mcp package.",
-            hint="pip install 'hermes_nb[mcp]' (the official MCP SDK), then restart the kernel.",
+            hint='pip install "hermes-nb[mcp]" (the official MCP SDK), then restart the kernel.',
         ) from None
     servers = servers_for(profile, item.partition(":")[2] or None)
     if item == "mcp":
