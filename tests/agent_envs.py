@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["AGENT_ENVS", "HERMES_AGENT_VERSION", "AgentEnvError", "hermes_acp"]
+__all__ = ["AGENT_ENVS", "HERMES_AGENT_VERSION", "AgentEnvError", "hermes_acp", "program_env"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Where the agents' virtualenvs live (ignored by git).
@@ -70,25 +70,24 @@ def _run(argv: list[str], log: Path, what: str) -> None:
         raise AgentEnvError(f"{what} (exit {done.returncode}; log {log}):\n" + "\n".join(tail))
 
 
-def hermes_acp(version: str = HERMES_AGENT_VERSION) -> Path:
-    """The ``hermes`` program of ``.venv-agents/hermes-acp/``, built now if missing or stale.
-
-    Raises :class:`AgentEnvError` if the virtualenv cannot be made.
-    """
-    home = AGENT_ENVS / "hermes-acp"
-    program = home / "bin" / "hermes"
+def program_env(folder: Path, name: str, requirement: str, program: str, version: str) -> Path:
+    """``program`` of the virtualenv ``folder/name`` holding ``requirement`` (its ``version`` in
+    the stamp), built now if missing or stale, under a lock; the folder ignores itself in git.
+    Raises :class:`AgentEnvError` if it cannot be made."""
+    home = folder / name
+    found = home / "bin" / program
     stamp = home / _STAMP
-    wanted = {"hermes-agent": version, "python": ".".join(map(str, sys.version_info[:3]))}
-    AGENT_ENVS.mkdir(parents=True, exist_ok=True)
-    ignore = AGENT_ENVS / ".gitignore"
+    wanted = {name: version, "python": ".".join(map(str, sys.version_info[:3]))}
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
     if not ignore.exists():
         ignore.write_text("*\n", encoding="utf-8")
-    with _locked(AGENT_ENVS / "hermes-acp.lock"):
+    with _locked(folder / f"{name}.lock"):
         with contextlib.suppress(OSError, ValueError):
-            if json.loads(stamp.read_text()) == wanted and program.is_file():
-                return program
+            if json.loads(stamp.read_text()) == wanted and found.is_file():
+                return found
         shutil.rmtree(home, ignore_errors=True)
-        log = AGENT_ENVS / "hermes-acp.log"
+        log = folder / f"{name}.log"
         log.write_bytes(b"")
         _run([sys.executable, "-m", "venv", str(home)], log, "python -m venv failed")
         _run(
@@ -99,12 +98,20 @@ def hermes_acp(version: str = HERMES_AGENT_VERSION) -> Path:
                 "install",
                 "--disable-pip-version-check",
                 "--no-input",
-                f"hermes-agent[acp]=={version}",
+                requirement,
             ],
             log,
-            f'pip cannot install "hermes-agent[acp]=={version}"',
+            f"pip cannot install {requirement!r}",
         )
-        if not program.is_file():
-            raise AgentEnvError(f"{program} is missing after installing hermes-agent {version}")
+        if not found.is_file():
+            raise AgentEnvError(f"{found} is missing after installing {requirement}")
         stamp.write_text(json.dumps(wanted), encoding="utf-8")
-        return program
+        return found
+
+
+def hermes_acp(version: str = HERMES_AGENT_VERSION) -> Path:
+    """The ``hermes`` program of ``.venv-agents/hermes-acp/``, built now if missing or stale.
+
+    Raises :class:`AgentEnvError` if the virtualenv cannot be made.
+    """
+    return program_env(AGENT_ENVS, "hermes-acp", f"hermes-agent[acp]=={version}", "hermes", version)
