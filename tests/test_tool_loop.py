@@ -325,6 +325,43 @@ def test_an_ask_tool_approved_runs_once(sse_server: SSEServer) -> None:
     assert states == ["streaming", "waiting", "streaming", "done"]
 
 
+def _tool_meta(run: Run) -> str:
+    """The tool block's head as the view shows it now (its state and meta)."""
+    from hermes_nb.view._blocks import Transcript
+
+    blocks = Transcript(run).consume(run.events())
+    (html,) = [html for kind, html in blocks.values() if kind == "tool"]
+    return html.split('<span class="hnb-tool-meta">', 1)[1].split("</span>", 1)[0]
+
+
+def test_a_call_waiting_for_approval_says_so_and_its_duration_leaves_the_wait_out(
+    sse_server: SSEServer,
+) -> None:
+    run, deleted = _deletion(sse_server)
+    prompt = _wait_for(lambda: run.pending)[0]
+    assert _tool_meta(run) == "waits for your approval"  # not "running…": it has not started
+    time.sleep(0.5)  # the person reads the card
+    assert run.answer(prompt.id, "once")
+    run.wait(WAIT)
+    assert deleted == ["/tmp/x"]
+    (end,) = [e.data for e in run.events() if e.event == "tool_end"]
+    assert end["ran"] is True and end["duration_ms"] < 250, end  # the tool's time alone
+    waits = [e.data["waiting"] for e in run.events() if e.event == "tool_wait"]
+    assert waits == [True, False]
+    assert _tool_meta(run).startswith("done · ")
+
+
+def test_a_denied_call_is_shown_as_not_run(sse_server: SSEServer) -> None:
+    run, deleted = _deletion(sse_server)
+    prompt = _wait_for(lambda: run.pending)[0]
+    assert run.answer(prompt.id, "deny")
+    run.wait(WAIT)
+    assert deleted == []
+    (end,) = [e.data for e in run.events() if e.event == "tool_end"]
+    assert end["ran"] is False and end["duration_ms"] is None
+    assert _tool_meta(run) == "not run"
+
+
 def test_ask_user_becomes_a_question_and_the_answer_is_the_result(sse_server: SSEServer) -> None:
     sse_server.enqueue(
         _calls(("q", "ask_user", {"question": "Which colour?", "choices": ["red", "blue"]})),

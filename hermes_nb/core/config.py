@@ -99,6 +99,9 @@ class Config:
     default_profile: str = "echo"
     bot_name: str = "Hermes"
     path: Path | None = None
+    #: The ``[mcp_servers.NAME]`` tables, every profile's (already in each configured profile's
+    #: ``mcp_servers``; a profile made in code gets them from here).
+    mcp_servers: dict[str, McpServer] = field(default_factory=dict)
 
     def profile(self, name: str | None = None) -> Profile:
         """The named profile (or the default); a clear :class:`ConfigError` if unknown."""
@@ -281,6 +284,7 @@ def load_config(path: Path | None = None) -> Config:
         default_profile=_default_name(profiles, default),
         bot_name=bot_name,
         path=path,
+        mcp_servers=servers,
     )
     config.profile()  # an unknown default_profile is an error now, not at the first turn
     return config

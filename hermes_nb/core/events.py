@@ -41,6 +41,7 @@ class Event(StrEnum):
     TOOL_START = "tool_start"
     TOOL_DELTA = "tool_delta"
     TOOL_END = "tool_end"
+    TOOL_WAIT = "tool_wait"
     STEP = "step"
     PROMPT = "prompt"
     PROMPT_ANSWERED = "prompt_answered"
@@ -115,6 +116,18 @@ class ToolEndData(TypedDict):
     result: str
     error: bool
     duration_ms: NotRequired[float | None]
+    #: False when the call was never made (its approval was denied or never came): the
+    #: duration then counts nothing, and the view says "not run".
+    ran: NotRequired[bool]
+
+
+class ToolWaitData(TypedDict):
+    """``tool_wait``: a tool call waits for the person's approval (``waiting`` true), or has its
+    answer and goes on (false). The time waited is not the tool's: its ``duration_ms`` starts
+    when it runs."""
+
+    id: str
+    waiting: bool
 
 
 class StepData(TypedDict):
@@ -231,6 +244,7 @@ EventName = Literal[
     "tool_start",
     "tool_delta",
     "tool_end",
+    "tool_wait",
     "step",
     "prompt",
     "prompt_answered",

@@ -162,7 +162,9 @@ async def _run_call(
 ) -> tuple[str, list[ToolImage]]:
     """One call, to its end: the result the model reads (and the images it returned),
     journaled as ``tool_end``."""
-    started = time.perf_counter()
+    # When the tool itself started: after the person approved it, if it asked (the wait is
+    # theirs, not the tool's); None while it has not run.
+    started: list[float] = []
     error = False
     name = call["name"]
     images: list[ToolImage] = []
@@ -171,7 +173,9 @@ async def _run_call(
             error = True
             content = f"Error: there is no tool named {name!r}; the tools offered are listed."
         else:
-            content, error, images = await _call(run, found, call["arguments"] or "")
+            content, error, images = await _call(
+                run, found, call["arguments"] or "", call["id"], started
+            )
     except anyio.get_cancelled_exc_class():
         run.put(
             Event.TOOL_END,
@@ -180,7 +184,8 @@ async def _run_call(
                 "name": name,
                 "result": "Stopped before the tool finished.",
                 "error": True,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": _elapsed_ms(started),
+                "ran": bool(started),
             },
         )
         raise
@@ -200,7 +205,8 @@ async def _run_call(
         "name": name,
         "result": content,
         "error": error,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "duration_ms": _elapsed_ms(started),
+        "ran": bool(started) or error,
     }
     if images:
         end["images"] = [{"mime": i.mime, "data": i.data} for i in images]
@@ -208,21 +214,34 @@ async def _run_call(
     return content, images
 
 
-async def _call(run: Run, found: Tool, raw: str) -> tuple[str, bool, list[ToolImage]]:
-    """Validate, ask if needed, and call; ``(result text, failed, images)``."""
+def _elapsed_ms(started: list[float]) -> float | None:
+    return round((time.perf_counter() - started[0]) * 1000, 2) if started else None
+
+
+async def _call(
+    run: Run, found: Tool, raw: str, call_id: str, started: list[float]
+) -> tuple[str, bool, list[ToolImage]]:
+    """Validate, ask if needed, and call; ``(result text, failed, images)``. The moment the tool
+    itself starts is appended to ``started`` (a wait for an approval is journaled as
+    ``tool_wait`` around it, and not counted)."""
     try:
         arguments = found.arguments(raw)
     except ToolArgumentsError as exc:
         return f"Error: {exc}", True, []
-    if found.builtin:  # ask_user: a question for the person
+    if found.builtin:  # ask_user: a question for the person (asking is what it does)
+        started.append(time.perf_counter())
         choices = [str(c) for c in arguments.get("choices") or ()]
         answer = await run.prompts.ask("question", str(arguments.get("question", "")), "", choices)
         return answer.value, False, []
     if found.ask and not _preapproved(run, found):
         call_text = found.describe_call(arguments)
-        answer = await run.prompts.ask(
-            "approval", f"Allow the tool {found.name} to run?", call_text, APPROVAL_VALUES
-        )
+        run.put(Event.TOOL_WAIT, {"id": call_id, "waiting": True})
+        try:
+            answer = await run.prompts.ask(
+                "approval", f"Allow the tool {found.name} to run?", call_text, APPROVAL_VALUES
+            )
+        finally:
+            run.put(Event.TOOL_WAIT, {"id": call_id, "waiting": False})
         if not answer.approved:
             why = {"timeout": "no answer came in time", "stop": "the run was stopped"}.get(
                 answer.by, "the person denied it"
@@ -232,6 +251,7 @@ async def _call(run: Run, found: Tool, raw: str) -> tuple[str, bool, list[ToolIm
             key = None if answer.value == "always" else (run.session_id or run.run_id)
             with _approved_lock:
                 _approved.add((key, found.name))
+    started.append(time.perf_counter())
     try:
         if found.is_async:
             assert found.function is not None

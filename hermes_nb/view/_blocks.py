@@ -106,7 +106,7 @@ class Conversation:
                 self._next()
             self.segments[-1].text.append(data["text"])
             return self.current
-        if event in (Event.TOOL_START, Event.TOOL_DELTA, Event.TOOL_END):
+        if event in (Event.TOOL_START, Event.TOOL_DELTA, Event.TOOL_END, Event.TOOL_WAIT):
             call_id = data["id"]
             if call_id not in self.tool_segments:
                 self.tool_segments[call_id] = self.current
@@ -195,7 +195,7 @@ class Transcript:
                 self.tokens += 1
             elif event == Event.REASONING:
                 reasoning.append(data["text"])
-            elif event in (Event.TOOL_START, Event.TOOL_DELTA, Event.TOOL_END):
+            elif event in (Event.TOOL_START, Event.TOOL_DELTA, Event.TOOL_END, Event.TOOL_WAIT):
                 self._tool_event(event, data)
                 if data["id"] not in tools:
                     tools.append(data["id"])
@@ -262,11 +262,14 @@ class Transcript:
             call["arguments"] += data.get("arguments") or ""
         elif event == Event.TOOL_DELTA:
             call["arguments"] += data["text"]
+        elif event == Event.TOOL_WAIT:
+            call["waiting"] = bool(data.get("waiting"))
         else:
             call["name"] = data.get("name") or call["name"]
             call["result"] = str(data.get("result", ""))
             call["error"] = bool(data.get("error"))
             call["duration_ms"] = data.get("duration_ms")
+            call["ran"] = data.get("ran", True)
             call["images"] = list(data.get("images") or ())
 
     def _finish(self) -> dict[str, tuple[str, str]]:
@@ -345,12 +348,14 @@ def _error_html(data: dict[str, Any]) -> str:
 
 def _tool_html(call: dict[str, Any], ended: bool) -> str:
     result = call["result"]
-    if result is None:
+    if result is None and call.get("waiting") and not ended:
+        state, meta = "waiting", "waits for your approval"
+    elif result is None:
         state, meta = ("unfinished", "not finished") if ended else ("running", "running…")
     else:
         state = "error" if call["error"] else "done"
         ms = call.get("duration_ms")
-        meta = "failed" if call["error"] else "done"
+        meta = "failed" if call["error"] else "done" if call.get("ran", True) else "not run"
         if isinstance(ms, int | float):
             meta += f" · {_duration(ms / 1000)}"
     head = (

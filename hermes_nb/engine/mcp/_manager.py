@@ -275,16 +275,17 @@ def manager(runtime: Runtime | None = None) -> McpManager:
 def servers_for(profile: Profile | None, name: str | None = None) -> Mapping[str, McpServer]:
     """The MCP servers a profile may use.
 
-    ``profile`` None (a caller that does not say which profile the turn uses — today
-    ``turn_tools``, which passes only names): the default profile's servers, and for a ``name``
+    A ``profile``'s: the ``[mcp_servers.NAME]`` of config.toml (every profile's) and its own,
+    its own winning a shared name — also for a profile made in code. ``profile`` None (a caller
+    that does not say which profile it means): the default profile's servers, and for a ``name``
     that is not among them, the one server of that name that exactly one profile defines for
-    itself, so that a profile's ``tools = ["mcp:NAME"]`` finds its own server.
+    itself.
     """
-    if profile is not None:
-        return profile.mcp_servers
     from ...core.config import load_config
 
     config = load_config()
+    if profile is not None:
+        return {**config.mcp_servers, **profile.mcp_servers}
     servers = dict(config.profile().mcp_servers)
     if name is not None and name not in servers:
         found: list[McpServer] = []
