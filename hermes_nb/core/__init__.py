@@ -9,6 +9,15 @@ import-linter contracts check both).
 from __future__ import annotations
 
 from . import config, events, exceptions, journal, profiles
-from ._text import md_table, short
+from ._text import log_tail, md_table, short
 
-__all__ = ["config", "events", "exceptions", "journal", "md_table", "profiles", "short"]
+__all__ = [
+    "config",
+    "events",
+    "exceptions",
+    "journal",
+    "log_tail",
+    "md_table",
+    "profiles",
+    "short",
+]

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ...core import log_tail
 from ...core.config import home
 from ...core.exceptions import ConfigError, HermesError
 from ...core.mcp_config import McpServer, expand_header
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from mcp import ClientSession
     from mcp import types as mcp_types
 
-__all__ = ["Connection", "McpCallError", "McpStartError", "ServerState", "log_path", "stderr_tail"]
+__all__ = ["Connection", "McpCallError", "McpStartError", "ServerState", "log_path"]
 
 #: A log bigger than this is moved aside (``.log.1``) when the server starts again.
 _LOG_ROTATE = 8 << 20
@@ -68,20 +69,6 @@ def log_path(name: str) -> Path:
     return home() / "mcp" / f"{name}.log"
 
 
-def stderr_tail(log: Path, offset: int, lines: int = 6, limit: int = 600) -> str:
-    """The last lines the server wrote to stderr since ``offset``, as one line."""
-    try:
-        with log.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(offset, size - 16_384))
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-    joined = " | ".join(kept)
-    return joined if len(joined) <= limit else "…" + joined[-(limit - 1) :]
-
-
 @dataclass
 class Connection:
     """A configured server and, while it runs, its session and tools."""
@@ -109,7 +96,7 @@ class Connection:
         return log_path(self.name)
 
     def tail(self) -> str:
-        return stderr_tail(self.log, self._log_offset) if self.server.command else ""
+        return log_tail(self.log, self._log_offset) if self.server.command else ""
 
     async def ensure(self, spawn: Callable[..., Any]) -> ClientSession:
         """The running session, starting the server first if it is not running.

@@ -35,6 +35,7 @@ import acp
 from acp.interfaces import Client
 from acp.schema import ClientCapabilities, FileSystemCapabilities, Implementation
 
+from ...core import log_tail
 from ...core.exceptions import ErrorKind, ProviderError
 from ...core.profiles import Profile
 from ._client import AgentClient
@@ -46,7 +47,6 @@ from ._process import (
     kill_group,
     log_path,
     spawn,
-    stderr_tail,
     which,
 )
 
@@ -359,7 +359,7 @@ class Agent:
         return process.returncode
 
     def _tail_clause(self) -> str:
-        tail = stderr_tail(self.log, self._offset)
+        tail = log_tail(self.log, self._offset)
         return f"; its stderr ends: {self.redact(tail)}" if tail else ""
 
     async def crash_error(self, when: str = "during the reply") -> ProviderError:

@@ -38,7 +38,6 @@ __all__ = [
     "kill_group",
     "log_path",
     "spawn",
-    "stderr_tail",
     "which",
 ]
 
@@ -121,20 +120,6 @@ async def spawn(
             limit=_LINE_LIMIT,
         )
     return process, offset
-
-
-def stderr_tail(log: Path, offset: int, lines: int = 6, limit: int = 600) -> str:
-    """The last lines the agent wrote to stderr since ``offset``, as one line (for a message)."""
-    try:
-        with log.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(offset, size - 16_384))
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-    joined = " | ".join(kept)
-    return joined if len(joined) <= limit else "…" + joined[-(limit - 1) :]
 
 
 def kill_group(pid: int, sig: int = signal.SIGTERM) -> None:
