@@ -36,6 +36,7 @@ from _common import Report, median, use_tests_dir  # benchmarks/ is sys.path[0]
 ROOT = use_tests_dir()
 
 import acp  # noqa: E402
+from agent_envs import hermes_acp_profile  # noqa: E402
 from anyio.from_thread import start_blocking_portal  # noqa: E402
 from sse_server import Reply, SSEServer  # noqa: E402
 
@@ -205,26 +206,6 @@ def bench_first(folder: Path) -> None:
     print(f"c. first text, scripted agent: cold {cold * 1000:.1f} ms, warm {warm * 1000:.1f} ms")
 
 
-_HERMES_CONFIG = """\
-model:
-  provider: custom
-  base_url: {url}
-  default: loopback-model
-  api_key: sk-loopback-not-a-key
-  context_length: 128000
-agent:
-  api_max_retries: 0
-  environment_probe: false
-auxiliary:
-  title_generation:
-    enabled: false
-security:
-  tirith_enabled: false
-approvals:
-  mode: manual
-"""
-
-
 def bench_hermes(folder: Path, root: Path) -> None:
     program = ROOT / ".venv-agents" / "hermes-acp" / "bin" / "hermes"
     if not program.is_file():
@@ -232,24 +213,8 @@ def bench_hermes(folder: Path, root: Path) -> None:
         return
     with SSEServer() as server:
         server.default = Reply.text("Hello ", "from ", "the loopback.")
-        home = root / "hermes-home"
-        home.mkdir()
-        (home / "config.yaml").write_text(_HERMES_CONFIG.format(url=server.url))
-        refuse = "http://127.0.0.1:9"
-        out = Profile(
-            name="bench-hermes-acp",
-            provider="acp",
-            model="agent",
-            command=(str(program), "acp"),
-            cwd=str(folder),
-            env={
-                "HERMES_HOME": str(home),
-                "HTTP_PROXY": refuse,
-                "HTTPS_PROXY": refuse,
-                "NO_PROXY": "127.0.0.1,localhost",
-            },
-            connect_timeout=60.0,
-            titles=False,
+        out = hermes_acp_profile(
+            program, root / "hermes-home", server.url, folder, "bench-hermes-acp"
         )
         cold = firsts(out, "Say hello", cold=True)
         warm = firsts(out, "Say hello", cold=False)
@@ -261,7 +226,7 @@ def bench_hermes(folder: Path, root: Path) -> None:
             model="loopback-model",
             base_url=server.url,
             api_key_env="HNB_BENCH_KEY",
-            hermes_home=str(home),
+            hermes_home=out.env["HERMES_HOME"],  # the same home as the ACP agent
             options={"toolsets": ["todo"], "memory": False},
             titles=False,
         )

@@ -21,8 +21,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["AGENT_ENVS", "HERMES_AGENT_VERSION", "AgentEnvError", "hermes_acp", "program_env"]
+__all__ = [
+    "AGENT_ENVS",
+    "HERMES_AGENT_VERSION",
+    "AgentEnvError",
+    "hermes_acp",
+    "hermes_acp_profile",
+    "program_env",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Where the agents' virtualenvs live (ignored by git).
@@ -115,3 +123,51 @@ def hermes_acp(version: str = HERMES_AGENT_VERSION) -> Path:
     Raises :class:`AgentEnvError` if the virtualenv cannot be made.
     """
     return program_env(AGENT_ENVS, "hermes-acp", f"hermes-agent[acp]=={version}", "hermes", version)
+
+
+#: A Hermes home whose model is a loopback OpenAI-style server: no retries, no probes, no title
+#: calls, no Tirith, every dangerous command asked about.
+_LOOPBACK_HOME = """\
+model:
+  provider: custom
+  base_url: {url}
+  default: loopback-model
+  api_key: sk-loopback-not-a-key
+  context_length: 128000
+agent:
+  api_max_retries: 0
+  environment_probe: false
+auxiliary:
+  title_generation:
+    enabled: false
+security:
+  tirith_enabled: false
+approvals:
+  mode: manual
+"""
+
+
+def hermes_acp_profile(program: Path, home: Path, url: str, cwd: Path, name: str = "hermes") -> Any:
+    """An ``acp`` profile running ``program acp`` with a new Hermes home in ``home`` whose model
+    is the loopback server at ``url``; every other host goes through a proxy that refuses, so the
+    agent stays offline even where there is a network."""
+    from hermes_nb.core.profiles import Profile
+
+    home.mkdir(parents=True)
+    (home / "config.yaml").write_text(_LOOPBACK_HOME.format(url=url), encoding="utf-8")
+    refuse = "http://127.0.0.1:9"
+    return Profile(
+        name=name,
+        provider="acp",
+        model="agent",
+        command=(str(program), "acp"),
+        cwd=str(cwd),
+        env={
+            "HERMES_HOME": str(home),
+            "HTTP_PROXY": refuse,
+            "HTTPS_PROXY": refuse,
+            "NO_PROXY": "127.0.0.1,localhost",
+        },
+        connect_timeout=60.0,
+        titles=False,
+    )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from acp.schema import AgentCapabilities, McpCapabilities
-from agent_envs import AgentEnvError, hermes_acp
+from agent_envs import AgentEnvError, hermes_acp, hermes_acp_profile
 from sse_server import Pause, RecordedRequest, Reply, SSEServer, content, finish, tool_call
 
 import hermes_nb
@@ -632,25 +632,6 @@ def test_a_killed_kernel_leaves_no_agent_behind(folder) -> None:
 
 # -- the real hermes acp ----------------------------------------------------------------------
 
-_HERMES_CONFIG = """\
-model:
-  provider: custom
-  base_url: {url}
-  default: loopback-model
-  api_key: sk-loopback-not-a-key
-  context_length: 128000
-agent:
-  api_max_retries: 0
-  environment_probe: false
-auxiliary:
-  title_generation:
-    enabled: false
-security:
-  tirith_enabled: false
-approvals:
-  mode: manual
-"""
-
 
 def _ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
@@ -671,24 +652,8 @@ def hermes_program() -> Path:
 def hermes_profile(hermes_program: Path, tmp_path: Path, folder: Path, sse_server: SSEServer):
     """``hermes acp`` with a home whose model is the loopback server; every other host goes
     through a proxy that refuses, so the agent stays offline even where CI has a network."""
-    home = tmp_path / "hermes-agent-home"
-    home.mkdir()
-    (home / "config.yaml").write_text(_HERMES_CONFIG.format(url=sse_server.url), encoding="utf-8")
-    refuse = "http://127.0.0.1:9"
-    return Profile(
-        name="hermes",
-        provider="acp",
-        model="agent",
-        command=(str(hermes_program), "acp"),
-        cwd=str(folder),
-        env={
-            "HERMES_HOME": str(home),
-            "HTTP_PROXY": refuse,
-            "HTTPS_PROXY": refuse,
-            "NO_PROXY": "127.0.0.1,localhost",
-        },
-        connect_timeout=60.0,
-        titles=False,
+    return hermes_acp_profile(
+        hermes_program, tmp_path / "hermes-agent-home", sse_server.url, folder
     )
 
 
