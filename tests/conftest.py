@@ -60,6 +60,17 @@ def current_env():
 
 
 @pytest.fixture
+def agents_closed() -> Iterator[None]:
+    """After the test: every ACP agent it started closed (the next test starts its own).
+    Modules that run agents use it with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    yield
+    from hermes_nb.engine.runtime import get_runtime
+    from hermes_nb.providers.acp import restart_agents
+
+    get_runtime().submit(restart_agents).result(10)
+
+
+@pytest.fixture
 def stores_closed() -> Iterator[None]:
     """After the test: background jobs (titles, compression) finished and every cached store
     closed, so the next test's ``hermes_home`` gets a fresh store. Modules that open stores use

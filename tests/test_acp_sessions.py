@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,7 @@ WAIT = 20.0
 COMMAND = f"{sys.executable} {AGENT}"
 
 
-@pytest.fixture(autouse=True)
-def _agents_closed() -> Iterator[None]:
-    yield
-    get_runtime().submit(restart_agents).result(10)
+pytestmark = pytest.mark.usefixtures("agents_closed")
 
 
 @pytest.fixture

@@ -12,14 +12,9 @@ from IPython.core.error import UsageError
 from test_providers_acp import AGENT, alive, pid_of, wait_until
 
 import hermes_nb
-from hermes_nb.engine.runtime import get_runtime
-from hermes_nb.providers.acp import agents, restart_agents
+from hermes_nb.providers.acp import agents
 
-
-@pytest.fixture(autouse=True)
-def _agents_closed():
-    yield
-    get_runtime().submit(restart_agents).result(10)
+pytestmark = pytest.mark.usefixtures("agents_closed")
 
 
 @pytest.fixture

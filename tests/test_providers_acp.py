@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,11 +36,7 @@ AGENT = str(Path(__file__).with_name("acp_agent.py"))
 WAIT = 20.0
 
 
-@pytest.fixture(autouse=True)
-def _agents_closed() -> Iterator[None]:
-    """Every agent a test started is closed after it (the next test starts its own)."""
-    yield
-    get_runtime().submit(restart_agents).result(10)
+pytestmark = pytest.mark.usefixtures("agents_closed")
 
 
 @pytest.fixture
