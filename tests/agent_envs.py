@@ -57,7 +57,16 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _run(argv: list[str], log: Path, what: str) -> None:
+def _run(
+    argv: list[str],
+    log: Path,
+    what: str,
+    *,
+    error: type[Exception] = AgentEnvError,
+    timeout: float = _PIP_TIMEOUT,
+) -> None:
+    """Run ``argv`` with its output appended to ``log``; ``error`` with ``what`` and the log's
+    last lines if it fails (also used by ``tests/browser/kernel_envs.py``)."""
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
@@ -67,15 +76,16 @@ def _run(argv: list[str], log: Path, what: str) -> None:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                timeout=_PIP_TIMEOUT,
+                cwd=ROOT,
+                timeout=timeout,
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise AgentEnvError(f"{what}: {exc}") from exc
+            raise error(f"{what}: {exc}") from exc
     if done.returncode != 0:
         lines = log.read_text(errors="replace").splitlines()
         tail = [line for line in lines if not line.startswith("WARNING: Location")][-15:]
-        raise AgentEnvError(f"{what} (exit {done.returncode}; log {log}):\n" + "\n".join(tail))
+        raise error(f"{what} (exit {done.returncode}; log {log}):\n" + "\n".join(tail))
 
 
 def program_env(folder: Path, name: str, requirement: str, program: str, version: str) -> Path:

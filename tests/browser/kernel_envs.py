@@ -15,16 +15,17 @@ so two pytest processes do not build the same environment at once.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent_envs import _locked
+from agent_envs import _run as _run_logged
 
 __all__ = ["EXTRA_KERNELS", "KERNEL_ENVS", "KernelEnv", "KernelEnvError", "kernel_env"]
 
@@ -76,37 +77,8 @@ def _wanted(version: str) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _run(argv: list[str], log: Path, what: str) -> None:
-    with log.open("ab") as out:
-        out.write(f"\n$ {' '.join(argv)}\n".encode())
-        out.flush()
-        try:
-            done = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                timeout=_PIP_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise KernelEnvError(f"{what}: {exc}") from exc
-    if done.returncode != 0:
-        lines = log.read_text(errors="replace").splitlines()
-        tail = [line for line in lines if not line.startswith("WARNING: Location")][-15:]
-        raise KernelEnvError(f"{what} (exit {done.returncode}; log {log}):\n" + "\n".join(tail))
+    _run_logged(argv, log, what, error=KernelEnvError, timeout=_PIP_TIMEOUT)
 
 
 def _installed_version(python: Path) -> str | None:
