@@ -32,7 +32,7 @@ class ChatWidget(anywidget.AnyWidget):
     # Text, read once, not paths: anywidget turns a path into a FileContents whose ``changed``
     # signal holds every widget ever made (a closure over it, to hot-reload the file), so no
     # widget could be freed; and the string is shared by all of them.
-    _esm = (_STATIC / "chat.js").read_text(encoding="utf-8")
+    _esm = (_STATIC / "view.js").read_text(encoding="utf-8")
     _css = (_STATIC / "chat.css").read_text(encoding="utf-8")
 
     run_id = traitlets.Unicode("").tag(sync=True)

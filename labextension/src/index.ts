@@ -1,5 +1,20 @@
 /**
- * hermes_nb's front-end extension for JupyterLab 4.4+ and Notebook 7, one plugin per job:
+ * hermes_nb's front-end extension for JupyterLab 4.4+ and Notebook 7, one plugin per job (the
+ * list at the end of this file):
+ *
+ * - `hermes-nb:chat-view` — the chat view itself (`./view/`, plain DOM, no JupyterLab import),
+ *   so that a run's widget carries state, not code. The widget's anywidget module is a small
+ *   loader (`hermes_nb/view/static/loader.js`); on activation this plugin registers the view
+ *   for the page:
+ *
+ *     globalThis.__hermes_nb_view__ = {version: VIEW_PROTOCOL, render}
+ *         version  a number: the widget protocol's version (`view/protocol.ts`)
+ *         render   anywidget's render: ({model, el}) => cleanup
+ *
+ *   The loader renders with it iff `version` equals its own; otherwise (no extension, or one
+ *   from another hermes_nb) it asks the kernel for the fallback module built from the same
+ *   source (`hermes_nb/view/static/view.js`). The view's stylesheet comes with this extension's
+ *   style (`style/index.css`).
  *
  * - `hermes-nb:insert-cell` — "Insert below" for the chat view. The view (an anywidget ES
  *   module in an output area, `hermes_nb/view/static/chat.js`) cannot reach JupyterLab's
@@ -34,7 +49,7 @@
  *
  * - `hermes-nb:static-code-actions` — a settled run's saved output is static HTML
  *   (`.hnb-chat.hnb-static`, no script). Its reply code blocks get the same two buttons as the
- *   live view's: Copy and Insert below.
+ *   live view's: Copy and Insert below (not a block fenced as `text`: data, not code).
  */
 
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
@@ -44,6 +59,10 @@ import * as nbformat from '@jupyterlab/nbformat';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { KernelMessage } from '@jupyterlab/services';
 import { JSONExt, ReadonlyPartialJSONObject } from '@lumino/coreutils';
+
+import { codeBlocks, codeOf } from './view/codeActions';
+import { render, VIEW_PROTOCOL } from './view';
+import type { IViewModule } from './view';
 
 /** The DOM contract's version, in `document.body.dataset.hermesNbExtension`. */
 const CONTRACT_VERSION = '1';
@@ -108,6 +127,19 @@ function insertBelow(panel: NotebookPanel, index: number, code: string): boolean
   notebook.activate();
   return true;
 }
+
+/** Where the page's chat view is registered for the widget's loader. */
+const VIEW_KEY = '__hermes_nb_view__';
+
+const chatView: JupyterFrontEndPlugin<void> = {
+  id: 'hermes-nb:chat-view',
+  description: "The hermes_nb chat view, registered for the widget's loader (no code per run).",
+  autoStart: true,
+  activate: () => {
+    const view: IViewModule = { version: VIEW_PROTOCOL, render };
+    (globalThis as Record<string, unknown>)[VIEW_KEY] = view;
+  }
+};
 
 const insertCell: JupyterFrontEndPlugin<void> = {
   id: 'hermes-nb:insert-cell',
@@ -222,13 +254,8 @@ const displayIds: JupyterFrontEndPlugin<void> = {
   }
 };
 
-const STATIC_CODE = '.hnb-chat.hnb-static .hnb-reply pre';
+const STATIC_REPLY = '.hnb-chat.hnb-static .hnb-reply';
 const DECORATED = 'hnbActions';
-
-function codeOf(pre: HTMLElement): string {
-  const code = pre.querySelector('code');
-  return (code ? code.textContent : pre.textContent)?.replace(/\n$/, '') ?? '';
-}
 
 /**
  * A button whose label is CSS-generated (`style/index.css`, by `data-action`): it adds no text
@@ -254,7 +281,9 @@ function button(action: 'copy' | 'insert', title: string, onClick: () => boolean
 }
 
 function decorate(tracker: INotebookTracker, root: ParentNode) {
-  root.querySelectorAll<HTMLElement>(STATIC_CODE).forEach(pre => {
+  const pres: HTMLElement[] = [];
+  root.querySelectorAll(STATIC_REPLY).forEach(reply => pres.push(...codeBlocks(reply)));
+  pres.forEach(pre => {
     if (pre.dataset[DECORATED]) {
       return;
     }
@@ -338,4 +367,11 @@ const staticCodeActions: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [insertCell, displayIds, staticCodeActions];
+const plugins: JupyterFrontEndPlugin<void>[] = [
+  chatView,
+  insertCell,
+  displayIds,
+  staticCodeActions
+];
+
+export default plugins;

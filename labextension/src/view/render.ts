@@ -1,0 +1,208 @@
+/**
+ * The chat view's entry: anywidget's `render({model, el})`, wiring the parts together.
+ *
+ * The kernel sends frames {type: "frame", seq, prev, status, blocks: [{id, kind, html, at?}],
+ * rid, meta}. Each view keeps its own cursor (the seq of what it applied) and applies a frame
+ * iff prev <= cursor < seq; it ignores frames with seq <= cursor and asks for a replay
+ * after=cursor when cursor < prev (a gap) (replay.ts, blocks.ts). A view removed from a live
+ * page sends {type: "removed"}: once the run has settled, the kernel may then close the widget
+ * (hermes_nb/view/display.py).
+ *
+ * The DOM follows the frames at most FLUSH_MS apart: a frame's blocks are taken at once, and the
+ * elements they change are written in one requestAnimationFrame callback, together with
+ * whatever came since. Each DOM update costs the page a style, layout, paint and compositing
+ * pass of several milliseconds, however little it changes, so however many frames arrive a
+ * streaming reply costs at most one such pass per FLUSH_MS. While the view's end is off screen
+ * (sight.ts) updates come HIDDEN_FLUSH_MS apart (sooner when HIDDEN_MAX_CHARS of HTML wait);
+ * the first frame after the end comes into view shows everything. A settled status, a prompt
+ * card or a replay's answer is written in the next frame, seen or not. Finished reply blocks
+ * (all but the last of a reply) skip rendering while off screen (chat.css:
+ * content-visibility).
+ */
+
+import { Blocks } from './blocks';
+import { Cards } from './cards';
+import { codeAction, insertable } from './codeActions';
+import { announce, LIVE, SKELETON, uid } from './layout';
+import { Cleanup, IFrame, IRenderProps, trySend } from './protocol';
+import { Replay } from './replay';
+import { pageUnloading, watchSight } from './sight';
+import { StatusLine } from './status';
+
+const FLUSH_MS = 150; // the least time between two DOM updates while a reply streams
+const HIDDEN_FLUSH_MS = 3000; // the same while the view's end is off screen
+const HIDDEN_MAX_CHARS = 64000; // ... or once this much new HTML waits (one update stays short)
+
+export function render({ model, el }: IRenderProps): Cleanup {
+  const viewId = uid();
+  const root = document.createElement('div');
+  root.className = 'hnb-chat';
+  root.innerHTML = SKELETON;
+  el.replaceChildren(root);
+  const region = root.querySelector('.hnb-announce')!;
+  const say = (text: string) => announce(region, text);
+
+  let cursor = 0; // seq of the last frame this view applied
+  let flushFrame = 0; // requestAnimationFrame id of the next DOM update
+  let flushTimer: number | null = null; // its timer, while the last update is too recent
+  let lastFlush = 0;
+  let seen = true; // the view's end on screen (until the observer says otherwise)
+
+  // The suffix keeps element ids unique when a run has several views.
+  const cards = new Cards(root, model, viewId.slice(0, 8), say);
+  const blocks = new Blocks(root, (node, wasOpen) => cards.onCard(node, wasOpen));
+  const replay = new Replay(model, viewId, () => cursor);
+  const line = new StatusLine(
+    root,
+    model,
+    blocks,
+    cards,
+    () => seen && !flushFrame && flushTimer === null
+  );
+
+  // -- DOM updates ----------------------------------------------------------------------------
+
+  // Write every block changed since the last update, then the status line: one style, layout
+  // and paint pass for all of them.
+  function flush() {
+    flushFrame = 0;
+    clearTimeout(flushTimer ?? undefined);
+    flushTimer = null;
+    lastFlush = performance.now();
+    let insert: boolean | undefined; // whether Insert below works here: asked at most once
+    blocks.flush(node => {
+      if (insert === undefined) {
+        insert = insertable(node);
+      }
+      return insert;
+    });
+    line.paint();
+  }
+
+  // An update in the next frame if `now` (or FLUSH_MS after the last one), else at most
+  // FLUSH_MS after the last.
+  function schedule(now: boolean) {
+    if (flushFrame) {
+      return;
+    }
+    if (now) {
+      clearTimeout(flushTimer ?? undefined);
+      flushTimer = null;
+    } else if (flushTimer !== null) {
+      return;
+    }
+    const wait = now ? 0 : lastFlush + (seen ? FLUSH_MS : HIDDEN_FLUSH_MS) - performance.now();
+    const frame = () => {
+      flushTimer = null;
+      flushFrame = requestAnimationFrame(flush);
+    };
+    if (wait <= 0) {
+      frame();
+    } else {
+      flushTimer = window.setTimeout(frame, wait);
+    }
+  }
+
+  // -- frames ---------------------------------------------------------------------------------
+
+  function onFrame(msg: IFrame | null | undefined) {
+    if (!msg || msg.type !== 'frame') {
+      return;
+    }
+    replay.answered(msg.rid);
+    if (msg.seq <= cursor) {
+      return; // already applied
+    }
+    if (msg.prev > cursor || !blocks.patchable(msg, cursor)) {
+      replay.request(); // a gap: something between cursor and prev never reached this view
+      return;
+    }
+    for (const block of msg.blocks) {
+      blocks.accept(block);
+    }
+    const now =
+      msg.rid != null ||
+      (!seen && blocks.waiting > HIDDEN_MAX_CHARS) ||
+      msg.status !== line.status ||
+      !LIVE.has(msg.status) ||
+      msg.blocks.some(b => b.kind === 'ask' || b.kind === 'status');
+    cursor = msg.seq;
+    line.update(msg.status, msg.meta);
+    schedule(now);
+  }
+
+  // -- the person's clicks and keys -----------------------------------------------------------
+
+  function onClick(event: MouseEvent) {
+    const button = (event.target as Element | null)?.closest?.<HTMLElement>('button');
+    if (!button || !root.contains(button)) {
+      return;
+    }
+    if (button.classList.contains('hnb-code-action')) {
+      event.preventDefault();
+      event.stopPropagation();
+      void codeAction(button, say);
+      return;
+    }
+    cards.onClick(button);
+  }
+
+  function onKey(event: KeyboardEvent) {
+    if ((event.target as Element | null)?.classList?.contains('hnb-code-action')) {
+      // The button's own keys (Enter, Space click it): not the notebook's shortcuts.
+      if (event.key === 'Enter' || event.key === ' ') {
+        event.stopPropagation();
+      }
+      return;
+    }
+    cards.onKey(event);
+  }
+
+  const unwatch = watchSight(root.querySelector('.hnb-footer')!, now => {
+    seen = now;
+    // The kernel sends frames less often while every view says it is off screen.
+    trySend(model, { type: 'sight', view: viewId, seen });
+    if (seen && (blocks.pending || flushTimer !== null)) {
+      schedule(true);
+    }
+  });
+
+  const onCustom = (msg: IFrame) => onFrame(msg);
+  const onTrait = () => schedule(true); // shown with the frames' blocks, in the next update
+  // One list, so what render subscribes is exactly what cleanup unsubscribes.
+  const listeners: [string, (...args: any[]) => void][] = [
+    ['msg:custom', onCustom],
+    ['change:status', onTrait],
+    ['change:bot_name', onTrait],
+    ['change:model', onTrait]
+  ];
+  for (const [name, handler] of listeners) {
+    model.on(name, handler);
+  }
+  root.addEventListener('click', onClick);
+  root.addEventListener('keydown', onKey);
+
+  line.paint();
+  replay.request(); // a fresh view (first render, page reload, second view) starts after=0
+
+  return () => {
+    if (!pageUnloading()) {
+      // This view leaves a live page (its output replaced by the static bundle, cleared,
+      // deleted): nothing here shows the run now. The kernel counts it once the run settled.
+      // Told in a task of its own: the one that removes the view also renders what replaces
+      // it (the settle), and nothing waits on this message.
+      setTimeout(() => trySend(model, { type: 'removed' }), 0);
+    }
+    for (const [name, handler] of listeners) {
+      model.off(name, handler);
+    }
+    root.removeEventListener('click', onClick);
+    root.removeEventListener('keydown', onKey);
+    cards.dispose();
+    replay.dispose();
+    line.dispose();
+    unwatch();
+    clearTimeout(flushTimer ?? undefined);
+    cancelAnimationFrame(flushFrame);
+  };
+}
