@@ -24,6 +24,7 @@ import anyio
 from ..core.events import Event
 from ..core.prompts import APPROVAL_VALUES
 from ..providers.base import Message, Provider, ProviderRequest
+from .calls import ToolCall, calling
 from .tools import Tool, ToolArgumentsError, ToolImage, ToolResult
 
 if TYPE_CHECKING:
@@ -252,14 +253,22 @@ async def _call(
             with _approved_lock:
                 _approved.add((key, found.name))
     started.append(time.perf_counter())
+
+    def waiting(on: bool) -> None:  # the tool asks the person itself (ToolCall.approve)
+        run.put(Event.TOOL_WAIT, {"id": call_id, "waiting": on})
+        if not on:  # the person's wait is not the tool's time
+            started[0] = time.perf_counter()
+
+    call = ToolCall(run.run_id, run.session_id, call_id, found.name, run.prompts, waiting)
     try:
-        if found.is_async:
-            assert found.function is not None
-            value = await found.function(**arguments)
-        else:
-            value = await anyio.to_thread.run_sync(
-                functools.partial(_in_thread, run, found, arguments), abandon_on_cancel=True
-            )
+        with calling(call):
+            if found.is_async:
+                assert found.function is not None
+                value = await found.function(**arguments)
+            else:
+                value = await anyio.to_thread.run_sync(
+                    functools.partial(_in_thread, run, found, arguments), abandon_on_cancel=True
+                )
     except anyio.get_cancelled_exc_class():
         raise
     except Exception as exc:

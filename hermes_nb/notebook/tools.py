@@ -1,14 +1,17 @@
 """The ``notebook`` toolset: the model reads the notebook and runs code in it.
 
 ``tools=["notebook"]`` (``%%hermes --tools notebook``, a profile's ``tools = ["notebook"]``)
-offers five tools, built for one shell by :func:`notebook_tools`:
+offers these tools, built for one shell by :func:`notebook_tools`:
 
 * ``list_variables()`` — the person's variables: name, type, shape or length, a short repr
   (values of names that look like secrets redacted);
 * ``describe(name)`` — one variable summarised as ``{name}`` interpolation does it;
 * ``get_cell(n)`` — ``In[n]`` as typed and the text of ``Out[n]``;
 * ``last_error()`` — the last exception, the cell that raised it and the plain traceback;
-* ``run_python(code)`` — runs code in the notebook's namespace; ``ask=True``.
+* ``run_python(code)`` — runs code in the notebook's namespace; ``ask=True``;
+* ``read_notebook()`` and ``insert_cell(...)``, and where a notebook page with hermes_nb's
+  extension answered ``edit_cell``, ``delete_cell`` and ``run_cell``: the notebook as the
+  agent's document, each edit accepted by the person on a card (:mod:`._document_tools`).
 
 The four readers are sync tools (the tool loop runs them in worker threads; they only read).
 
@@ -31,6 +34,8 @@ from typing import Any
 from ..core import md_table, short
 from ..core.exceptions import HermesError
 from ..engine.tools import Tool, register_toolset, resolve_tools
+from ._document_bridge import bridge_for
+from ._document_tools import DOCUMENT_TOOLS, document_tools
 from ._fix import (
     REDACTED,
     describe_failure,
@@ -59,7 +64,14 @@ __all__ = [
 ]
 
 #: The toolset's tool names, in the order the model sees them.
-NOTEBOOK_TOOLS = ("list_variables", "describe", "get_cell", "last_error", "run_python")
+NOTEBOOK_TOOLS = (
+    "list_variables",
+    "describe",
+    "get_cell",
+    "last_error",
+    *DOCUMENT_TOOLS,
+    "run_python",
+)
 
 _MAX_VARIABLES = 200
 
@@ -240,6 +252,7 @@ def notebook_tools(shell: Any) -> list[Tool]:
         _as_tool(describe),
         _as_tool(get_cell),
         _as_tool(last_error),
+        *document_tools(shell),
         _as_tool(run_python, ask=True),
     ]
 
@@ -255,9 +268,11 @@ def register(shell: Any = None) -> None:
         running = get_ipython()
         if running is not None:
             watch_failures(running)
+            bridge_for(running).open()  # the page's extension answers, if there is one
     else:
         register_toolset("notebook", lambda: notebook_tools(shell))
         watch_failures(shell)
+        bridge_for(shell).open()
 
 
 register()

@@ -21,6 +21,8 @@ from ..core import short
 from ..core.events import Event, RunState
 from ..core.prompts import ANSWERED_BY, APPROVAL_DECISIONS, APPROVAL_LABELS, NO_ANSWER
 from . import render
+from ._context import context_parts, rules_blocks
+from ._diff import detail_html
 from ._markdown import sanitize
 from ._protocol import segment_id
 
@@ -251,6 +253,7 @@ class Transcript:
         blocks = {"prompt": ("prompt", render.markdown_to_html(self.run.request.prompt))}
         if getattr(self.run.profile, "provider", "") == "echo":
             blocks["info"] = ("info", _div("hnb-info", render.escape(_OFFLINE_INFO)))
+        blocks.update(rules_blocks(self.run))
         return blocks
 
     def _tool_event(self, event: str, data: dict[str, Any]) -> None:
@@ -298,6 +301,7 @@ class Transcript:
             parts = [_duration(self.run.finished_at - self.run.created_at)]
             if self.token_count:
                 parts.append(f"{self.token_count} tokens")
+            parts += context_parts(self.run)
             detail = " · " + " · ".join(parts)
         return (
             f'<span class="hnb-status-label">{render.escape(label)}</span>'
@@ -426,7 +430,7 @@ def ask_html(prompt: dict[str, Any], ended: bool = False) -> str:
     ]
     detail = str(prompt.get("detail") or "")
     if detail:
-        parts.append(f'<pre class="hnb-ask-detail"><code>{render.escape(detail)}</code></pre>')
+        parts.append(detail_html(detail))
     options = prompt.get("options") or ()
     if "value" in prompt:
         state = "decided"
