@@ -69,10 +69,18 @@ _KEY_DEFAULTS = (("OPENAI_API_KEY", "openai"), ("OPENROUTER_API_KEY", "openroute
 
 _TOP_KEYS = {"default_profile", "bot_name", "profiles", "mcp_servers"}
 _PROFILE_KEYS = {f.name for f in fields(Profile)} - {"name"}
-_FLOAT_KEYS = {"compress_at", "temperature", "connect_timeout", "read_timeout", "prompt_timeout"}
+_FLOAT_KEYS = {
+    "compress_at",
+    "temperature",
+    "connect_timeout",
+    "read_timeout",
+    "prompt_timeout",
+    "price_in",
+    "price_out",
+}
 _INT_KEYS = {"context_window", "max_tokens", "max_steps", "tool_result_limit"}
 _LIST_KEYS = {"tools"}
-_BOOL_KEYS = {"titles", "vision"}
+_BOOL_KEYS = {"titles", "vision", "rules"}
 _TABLE_KEYS = {"headers", "env", "options"}
 
 
@@ -154,6 +162,10 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
                 raise ConfigError(f"{where} must be a number, not {value!r}.")
             if key == "prompt_timeout" and value < 0:
                 raise ConfigError(f"{where} must be 0 (wait for ever) or more seconds.")
+            if key in ("price_in", "price_out") and not 0 <= value < float("inf"):
+                raise ConfigError(
+                    f"{where} must be a price per million tokens (0 or more), not {value!r}."
+                )
             values[key] = float(value)
         elif key in _BOOL_KEYS:
             if not isinstance(value, bool):

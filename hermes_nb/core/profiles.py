@@ -103,8 +103,16 @@ class Profile:
     #: ``provider = "acp"``: the agent's working folder (the one its file access is confined to);
     #: None: the kernel's working directory, which is the notebook's folder.
     cwd: str | None = None
-    #: The model reads images: an image a tool returns (an MCP server's) is sent to it.
+    #: The model reads images: an image a tool returns (an MCP server's), or a figure a prompt
+    #: names (``{Out[3]}``), is sent to it; without vision, a line says what was left out.
     vision: bool = False
+    #: Add the project's rules (an ``AGENTS.md`` or ``HERMES.md`` in the notebook's folder or a
+    #: parent, up to the repository root or home) to the system prompt of ``%hermes`` turns.
+    rules: bool = True
+    #: What the provider charges per million prompt (``price_in``) and completion
+    #: (``price_out``) tokens, in the currency you think in; None: no cost is shown.
+    price_in: float | None = None
+    price_out: float | None = None
     #: The MCP servers a turn of this profile may use (``tools = ["mcp:NAME"]``): the top-level
     #: ``[mcp_servers.NAME]`` tables and the profile's own ``[profiles.P.mcp_servers.NAME]``.
     mcp_servers: Mapping[str, McpServer] = field(default_factory=dict)
@@ -120,6 +128,14 @@ class Profile:
     def with_overrides(self, **changes: Any) -> Profile:
         """A copy with the given fields replaced (``None`` values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def cost(self, usage: Mapping[str, int]) -> float | None:
+        """What ``usage`` cost at the profile's prices; None when the profile has none."""
+        if self.price_in is None and self.price_out is None:
+            return None
+        spent_in = usage.get("prompt_tokens", 0) * (self.price_in or 0.0)
+        spent_out = usage.get("completion_tokens", 0) * (self.price_out or 0.0)
+        return (spent_in + spent_out) / 1_000_000
 
     def describe(self) -> str:
         """One line naming provider, model and endpoint — safe to show (no key)."""

@@ -8,15 +8,19 @@ registers with IPython (see ``hermes_nb/__init__.py``), not by importing the vie
 
 from __future__ import annotations
 
+from ._rules import Rules, find_rules, turn_rules
 from .runtime import Run, Runtime, get_runtime
 from .turn import MemoryTranscript, Transcript, TurnOutcome, TurnRequest
 
 __all__ = [
     "MemoryTranscript",
+    "Rules",
     "Run",
     "Runtime",
     "Transcript",
     "TurnOutcome",
     "TurnRequest",
+    "find_rules",
     "get_runtime",
+    "turn_rules",
 ]

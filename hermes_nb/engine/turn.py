@@ -41,8 +41,9 @@ from ..core.exceptions import ErrorKind, HermesError, ProviderError, StoreReadOn
 from ..core.profiles import Profile, profile_env
 from ..providers import get_provider
 from ..providers.base import Message, provider_error
+from ._rules import Rules, rules_prompt
 from ._tool_loop import _api_call, _loop
-from .tools import Tool, resolve_tools
+from .tools import Tool, ToolImage, resolve_tools
 
 if TYPE_CHECKING:
     from .runtime import Run, Runtime
@@ -236,6 +237,13 @@ class TurnRequest:
     extra: dict[str, Any] = field(default_factory=dict)
     #: the tools the model may call this turn (see :func:`turn_tools`); empty: none
     tools: tuple[Tool, ...] = ()
+    #: images the prompt names (a figure ``{Out[n]}`` showed): sent with it to a model with
+    #: ``vision``; to one without, a line says what was left out. Never stored: the stored
+    #: prompt keeps the line naming each one.
+    images: tuple[ToolImage, ...] = ()
+    #: the project's rules (an ``AGENTS.md``, see :func:`~._rules.turn_rules`), added to the
+    #: system prompt; None: none
+    rules: Rules | None = None
 
 
 def turn_tools(profile: Profile, tools: Iterable[Any] | None = None) -> tuple[Tool, ...]:
@@ -251,6 +259,8 @@ def _provider_messages(request: TurnRequest, history: list[Message]) -> list[Mes
     an agent ran itself, or one a Stop cut off, has none: sent alone it would be refused), and
     those ``tool`` messages. Notices and errors are for the person, never sent."""
     system = request.system if request.system is not None else request.profile.system_prompt
+    rules = rules_prompt(request.rules)
+    system = f"{system}\n\n{rules}" if system and rules else system or rules
     messages: list[Message] = [{"role": "system", "content": system}] if system else []
     called = {
         c.get("id")
@@ -285,7 +295,26 @@ def _provider_messages(request: TurnRequest, history: list[Message]) -> list[Mes
         if calls:
             message["tool_calls"] = calls
         messages.append(message)
+    if request.images and messages and messages[-1]["role"] == "user":
+        messages[-1] = _with_images(messages[-1], request.images, request.profile.vision)
     return messages
+
+
+def _with_images(message: Message, images: tuple[ToolImage, ...], vision: bool) -> Message:
+    """The prompt with the images it names: as image parts after its text for a model that
+    reads images (Chat Completions' ``image_url`` with a ``data:`` URL, as the tool loop sends
+    a tool's images), else its text and a line saying what was left out."""
+    text = str(message.get("content") or "")
+    if not vision:
+        count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
+        return {
+            **message,
+            "content": f"{text}\n\n[{count} left out: this model does not read images "
+            "(the profile's vision is false)]",
+        }
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    parts += [{"type": "image_url", "image_url": {"url": i.data_url}} for i in images]
+    return {**message, "content": parts}
 
 
 async def drive_turn(run: Run, runtime: Runtime) -> None:

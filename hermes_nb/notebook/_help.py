@@ -32,6 +32,7 @@ _USAGE: tuple[tuple[str, str], ...] = (
     ("search TEXT", "full-text search over every session"),
     ("export [md|json] [FILE]", "the current session as Markdown or JSON"),
     ("profiles", "the profiles, the default, and whether each key is set"),
+    ("usage", "tokens in and out per session, and the cost where the profile has prices"),
     ("agents", "the ACP agents this kernel keeps running (profile, pid, command, uptime)"),
     ("agents restart [PROFILE]", "close an ACP agent (default: all); the next turn starts it"),
     ("mcp [restart NAME] [--profile P]", "MCP servers: state, stderr tail, tools; restart one"),

@@ -10,14 +10,24 @@ returned. A negative index counts back from the current cell, as ``In[-2]`` does
 the cell being run); ``Out`` is a dict, so only cell numbers that produced a value are there.
 The source goes in as code (inline for one line, a ``python`` fence for several); a cell number
 with no source or no value is left as written and reported as undefined, like a missing name.
+
+``{Out[n]}`` is everything cell ``n`` showed, not only its value: given the cell's display
+outputs (``outputs``, kept by :mod:`._outputs`), a DataFrame's table or a printed report goes in
+as text and a Matplotlib figure as a line naming it (``[image 1: 640×480 PNG, shown by cell
+3]``) whose bytes travel with the prompt (:attr:`Interpolated.images`): a model with ``vision``
+sees the figure, one without reads a line saying it was left out (the turn adds it).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..engine.tools import ToolImage
+    from ._outputs import Shown
 
 __all__ = ["Interpolated", "as_code", "cell_source", "interpolate", "summarise"]
 
@@ -32,6 +42,8 @@ class Interpolated:
     text: str
     used: tuple[str, ...]
     undefined: tuple[str, ...]
+    #: the images the ``{Out[n]}`` it names showed, numbered as the text names them
+    images: tuple[ToolImage, ...] = ()
 
 
 def _cut(text: str, limit: int = _LIMIT) -> str:
@@ -97,15 +109,45 @@ def as_code(source: str) -> str:
     return f"\n{fence}python\n{text}\n{fence}\n"
 
 
-def _cell_text(namespace: Mapping[str, Any], which: str, n: int) -> str | None:
-    """``{In[n]}`` as code, ``{Out[n]}`` as the summarised value; ``None`` if there is none."""
+#: A cell number → the display outputs it showed (:func:`._outputs.cell_outputs` for a shell).
+Outputs = Callable[[int], "list[Shown]"]
+
+
+def _cell_text(
+    namespace: Mapping[str, Any],
+    which: str,
+    n: int,
+    outputs: Outputs | None = None,
+    images: list[ToolImage] | None = None,
+) -> str | None:
+    """``{In[n]}`` as code, ``{Out[n]}`` as what the cell displayed and its summarised value
+    (its images added to ``images``); ``None`` if there is none."""
     if which == "In":
         source = cell_source(namespace, n)
         return None if source is None or not source.strip() else as_code(source)
-    outputs = namespace.get("Out")
-    if not isinstance(outputs, Mapping) or n not in outputs:
+    from ._outputs import describe_outputs
+
+    values = namespace.get("Out")
+    shown = outputs(n) if outputs is not None and n >= 1 else []
+    found = images if images is not None else []
+    described = describe_outputs(n, shown, numbered_from=len(found) + 1)
+    found.extend(described.images)
+    parts = [_fenced(p) for p in described.parts]
+    if isinstance(values, Mapping) and n in values:
+        parts.append(_as_prompt_text(values[n]))
+    if not parts:
         return None
-    return _as_prompt_text(outputs[n])
+    return parts[0] if len(parts) == 1 else "\n" + "\n\n".join(p.strip("\n") for p in parts) + "\n"
+
+
+def _fenced(text: str) -> str:
+    """A display's text: a table or report of several lines in a fence, a line as it is."""
+    if "\n" not in text:
+        return text
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"\n{fence}\n{text}\n{fence}\n"
 
 
 def _as_prompt_text(value: Any) -> str:
@@ -116,11 +158,14 @@ def _as_prompt_text(value: Any) -> str:
     return text
 
 
-def interpolate(prompt: str, namespace: Mapping[str, Any]) -> Interpolated:
+def interpolate(
+    prompt: str, namespace: Mapping[str, Any], outputs: Outputs | None = None
+) -> Interpolated:
     """Replace ``{name}`` by the summarised value of ``namespace[name]``, ``{In[n]}`` by the
-    source of cell ``n`` and ``{Out[n]}`` by its summarised value."""
+    source of cell ``n`` and ``{Out[n]}`` by what it displayed (``outputs``) and its value."""
     used: list[str] = []
     undefined: list[str] = []
+    images: list[ToolImage] = []
 
     def replace(match: re.Match[str]) -> str:
         token = match.group(0)
@@ -130,7 +175,7 @@ def interpolate(prompt: str, namespace: Mapping[str, Any]) -> Interpolated:
             return "}"
         if match.group(2):
             label = f"{match.group(2)}[{int(match.group(3))}]"
-            text = _cell_text(namespace, match.group(2), int(match.group(3)))
+            text = _cell_text(namespace, match.group(2), int(match.group(3)), outputs, images)
             if text is None:
                 if label not in undefined:
                     undefined.append(label)
@@ -146,4 +191,4 @@ def interpolate(prompt: str, namespace: Mapping[str, Any]) -> Interpolated:
         return token
 
     text = _PATTERN.sub(replace, prompt)
-    return Interpolated(text, tuple(dict.fromkeys(used)), tuple(undefined))
+    return Interpolated(text, tuple(dict.fromkeys(used)), tuple(undefined), tuple(images))

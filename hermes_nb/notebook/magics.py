@@ -33,6 +33,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..core.exceptions import HermesError
 from ._agent_commands import _AgentCommands
+from ._context_commands import usage_command
 from ._help import _USAGE, _HelpCommands
 from ._mcp_commands import mcp_command
 from ._options import _OptionParsing, _options
@@ -116,6 +117,12 @@ class HermesMagics(
         "--no-interpolate", action="store_true", help="Leave {name} in the prompt as written."
     )
     @argument(
+        "--no-rules",
+        action="store_true",
+        help="Leave out the project's rules (AGENTS.md or HERMES.md in the notebook's folder or "
+        "a parent) this turn.",
+    )
+    @argument(
         "-o",
         "--option",
         action="append",
@@ -170,11 +177,18 @@ class HermesMagics(
             overrides["model"] = args.model
         # An unknown profile fails before anything is stored; so does an unknown tool name.
         tools = self._tools(args.tools, load_config().profile(args.profile))
+        images: tuple[Any, ...] = ()
         if expand and not args.no_interpolate:
             from ._interpolate import interpolate
+            from ._outputs import cell_outputs
 
-            result = interpolate(prompt, self.shell.user_ns if self.shell is not None else {})
-            prompt = result.text
+            shell = self.shell
+            result = interpolate(
+                prompt,
+                shell.user_ns if shell is not None else {},
+                outputs=lambda n: cell_outputs(shell, n),
+            )
+            prompt, images = result.text, result.images
             if result.undefined:
                 names = ", ".join(result.undefined)
                 print(f"hermes: left as written (not defined): {{{names.replace(', ', '}, {')}}}")
@@ -189,7 +203,20 @@ class HermesMagics(
             if base is None:
                 base = load_config().profile(args.profile or session.profile).system_prompt
             system = f"{base}\n\n{CODE_ONLY}" if base else CODE_ONLY
-        run = session.chat(prompt, profile=args.profile, system=system, tools=tools, **overrides)
+        rules = None
+        if not args.no_rules:
+            from ._context_commands import notebook_folder
+
+            rules = notebook_folder(self.shell.user_ns if self.shell is not None else None)
+        run = session.chat(
+            prompt,
+            profile=args.profile,
+            system=system,
+            tools=tools,
+            images=images,
+            rules=rules,
+            **overrides,
+        )
         widgets = view.widgets_available()
         if args.plain or not widgets:
             # Terminal IPython can ask on the terminal while a --wait turn blocks; elsewhere
@@ -272,6 +299,7 @@ _SUBCOMMANDS: dict[str, Callable[[HermesMagics, str], Any]] = {
     "profiles": HermesMagics._profiles,
     "agents": HermesMagics._agents,
     "mcp": mcp_command,
+    "usage": usage_command,
     "doctor": HermesMagics._doctor,
     "help": HermesMagics._help,
 }
@@ -300,6 +328,9 @@ _magics: dict[int, HermesMagics] = {}
 def load(ipython: Any) -> None:
     """Register the magics on ``ipython`` (``%load_ext hermes_nb``)."""
     from . import tools  # noqa: F401  (importing it registers the ``notebook`` toolset)
+    from ._outputs import watch_outputs
+
+    watch_outputs(ipython)  # what each cell displays, for {Out[n]} and get_cell
 
     taken = _other_owner(ipython)
     magics = HermesMagics(ipython)

@@ -6,7 +6,8 @@ offers these tools, built for one shell by :func:`notebook_tools`:
 * ``list_variables()`` — the person's variables: name, type, shape or length, a short repr
   (values of names that look like secrets redacted);
 * ``describe(name)`` — one variable summarised as ``{name}`` interpolation does it;
-* ``get_cell(n)`` — ``In[n]`` as typed and the text of ``Out[n]``;
+* ``get_cell(n)`` — ``In[n]`` as typed and everything it showed: its display outputs (a
+  table's text, a figure as an image for a model with ``vision``) and ``Out[n]``;
 * ``last_error()`` — the last exception, the cell that raised it and the plain traceback;
 * ``run_python(code)`` — runs code in the notebook's namespace; ``ask=True``;
 * ``read_notebook()`` and ``insert_cell(...)``, and where a notebook page with hermes_nb's
@@ -33,7 +34,7 @@ from typing import Any
 
 from ..core import md_table, short
 from ..core.exceptions import HermesError
-from ..engine.tools import Tool, register_toolset, resolve_tools
+from ..engine.tools import Tool, ToolResult, register_toolset, resolve_tools
 from ._document_bridge import bridge_for
 from ._document_tools import DOCUMENT_TOOLS, document_tools
 from ._fix import (
@@ -52,6 +53,7 @@ from ._main_thread import queued as queued
 from ._main_thread import run_queued as run_queued
 from ._main_thread import serving_main_thread as serving_main_thread
 from ._main_thread import wait_for_run as wait_for_run
+from ._outputs import cell_outputs, describe_outputs, watch_outputs
 
 __all__ = [
     "NOTEBOOK_TOOLS",
@@ -147,6 +149,7 @@ def notebook_tools(shell: Any) -> list[Tool]:
     """The ``notebook`` toolset for ``shell``: read the variables, cells and last error, and
     run code in the notebook (``run_python``, approval required)."""
     watch_failures(shell)
+    watch_outputs(shell)
 
     def list_variables() -> str:
         """List the variables defined in the notebook: name, type, shape or length and a short
@@ -198,8 +201,9 @@ def notebook_tools(shell: Any) -> list[Tool]:
             text += f"\nColumn types: {listed}"
         return text
 
-    def get_cell(n: int) -> str:
-        """Read cell In[n] as the person typed it, and the text of its output value Out[n].
+    def get_cell(n: int) -> str | ToolResult:
+        """Read cell In[n] as the person typed it, and everything it showed: its display
+        outputs (tables as text, figures as images) and its output value Out[n].
 
         Args:
             n: The cell's execution number, as in In[n] (1 is the first cell run).
@@ -211,15 +215,21 @@ def notebook_tools(shell: Any) -> list[Tool]:
             span = f"In[1] to In[{last}]" if last >= 1 else "none yet"
             raise LookupError(f"There is no cell In[{n}]; the cells run so far are {span}.")
         parts = [f"In[{n}]:", as_code(source).strip("\n") if source.strip() else "(empty)"]
+        shown = describe_outputs(n, cell_outputs(shell, n))
+        if shown.parts:
+            parts.append("Displayed:")
+            parts.extend(f"```\n{p}\n```" if "\n" in p else p for p in shown.parts)
         outputs: Mapping[int, Any] = shell.user_ns.get("Out") or {}
         if n in outputs:
             text = summarise(outputs[n], 6000)
             parts.append(f"Out[{n}]:\n```\n{text}\n```" if "\n" in text else f"Out[{n}]: {text}")
-        else:
+        elif not shown.parts:
             parts.append(
-                f"Out[{n}]: none (the cell's last line gave no value; printed output is not kept)"
+                f"Out[{n}]: none (the cell's last line gave no value, it displayed nothing; "
+                "printed output is not kept)"
             )
-        return redact_text("\n".join(parts))
+        text = redact_text("\n".join(parts))
+        return ToolResult(text, images=tuple(shown.images)) if shown.images else text
 
     def last_error() -> str:
         """The last error in the notebook: the exception's type and message, the cell that
@@ -260,7 +270,8 @@ def notebook_tools(shell: Any) -> list[Tool]:
 def register(shell: Any = None) -> None:
     """Register the ``notebook`` toolset: for ``shell``, or (by default) for the IPython shell
     running when a turn starts. Importing this module registers the default (and starts
-    remembering failing cells in a running shell, for ``last_error`` and ``%hermes fix``)."""
+    remembering failing cells in a running shell, for ``last_error`` and ``%hermes fix``, and what
+    each cell displays, for ``get_cell`` and ``{Out[n]}``)."""
     if shell is None:
         register_toolset("notebook", lambda: notebook_tools(_current_shell()))
         from IPython.core.getipython import get_ipython
@@ -268,10 +279,12 @@ def register(shell: Any = None) -> None:
         running = get_ipython()
         if running is not None:
             watch_failures(running)
+            watch_outputs(running)
             bridge_for(running).open()  # the page's extension answers, if there is one
     else:
         register_toolset("notebook", lambda: notebook_tools(shell))
         watch_failures(shell)
+        watch_outputs(shell)
         bridge_for(shell).open()
 
 

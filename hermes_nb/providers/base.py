@@ -100,6 +100,12 @@ class ProviderRequest:
         for message in reversed(self.messages):
             if message.get("role") == "user":
                 content = message.get("content")
+                if isinstance(content, list):  # text and image parts: the text
+                    return "\n".join(
+                        str(p.get("text", ""))
+                        for p in content
+                        if isinstance(p, dict) and p.get("type") == "text"
+                    )
                 return content if isinstance(content, str) else str(content)
         return ""
 

@@ -27,6 +27,10 @@ arguments to :func:`hermes_nb.chat`) script everything the tests and examples ne
 ``finish_reason`` the finish reason to report for a reply that was not cut short, as a
                 ``finish`` event (default ``"stop"``, reported by ending plainly, with no
                 event; ``"content_filter"`` simulates a provider's filter)
+
+Images in the prompt (a figure ``{Out[n]}`` names, sent to a profile with ``vision = true``) are
+described after the echo, one line each, from their bytes: ``[image: 640×480 PNG]`` — so a
+notebook or a test shows what a real model would have been sent.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 import anyio
 
 from ..core.exceptions import ErrorKind
+from ..core.images import decode_base64, image_info
 from ..core.profiles import Profile
 from .base import ProviderEvent, ProviderRequest, provider_error
 
@@ -120,6 +125,28 @@ def _results_reply(results: list[tuple[str, str]]) -> str:
     return f"**Echo** (offline model) — the tools returned:\n\n{lines}\n"
 
 
+def _received(messages: list[dict[str, Any]]) -> list[str]:
+    """The images of the last user message, each as ``[image: 640×480 PNG]`` (read from the
+    ``data:`` URL's bytes), or a line saying what could not be read."""
+    for message in reversed(messages):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if not isinstance(content, list):
+            return []
+        seen = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "image_url":
+                continue
+            url = str((part.get("image_url") or {}).get("url", ""))
+            head, _, data = url.partition(",")
+            raw = decode_base64(data) if head.endswith(";base64") else None
+            info = image_info(raw) if raw else None
+            seen.append(f"[image: {info.describe()}]" if info else "[image: not readable]")
+        return seen
+    return []
+
+
 def _chunks(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
@@ -153,6 +180,9 @@ class EchoProvider:
             if results
             else echo_reply(request.prompt, int(opts.get("repeat", 1)))
         )
+        seen = _received(request.messages) if step == 0 and reply is None else []
+        if seen and text:
+            text += "\nThe images I received:\n\n" + "\n".join(f"- {s}" for s in seen) + "\n"
         if request.tools and not scripted and step == 0 and reply is None:
             text += f"\n{UNSCRIPTED_TOOLS}\n"
         fail = opts.get("fail")

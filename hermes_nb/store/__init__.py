@@ -8,6 +8,7 @@ knows it exists (a turn writes back through the transcript a session hands it).
 from __future__ import annotations
 
 from . import sessions
+from ._spend import Spend, session_spend
 from .database import (
     NewMessage,
     RunRecord,
@@ -27,10 +28,12 @@ __all__ = [
     "Session",
     "SessionRecord",
     "SessionTranscript",
+    "Spend",
     "Store",
     "StoredMessage",
     "close_stores",
     "get_store",
     "join_background",
+    "session_spend",
     "sessions",
 ]

@@ -15,6 +15,7 @@ import builtins
 import dataclasses
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -24,12 +25,15 @@ from ..core.config import resolve_profile
 from ..core.events import Event
 from ..core.exceptions import HermesError, SessionNotFound, StoreError, StoreReadOnlyError
 from ..core.profiles import Profile
+from ..engine import turn_rules
 from ..engine.runtime import get_runtime
+from ..engine.tools import ToolImage
 from ..engine.turn import TurnOutcome, TurnRequest, turn_tools
 from ..providers.base import Message
 from ._background_jobs import _auto_compress, _start_job
 from ._markdown_export import _markdown
 from ._outcome_messages import _not_saved, _outcome_messages, _unsaved_turn
+from ._spend import Spend, session_spend
 from .compression import DEFAULT_KEEP_LAST, needs_compression
 from .database import SessionRecord, Store, StoredMessage, get_store
 from .titles import generate_title
@@ -209,12 +213,15 @@ class Session:
         profile: str | Profile | None = None,
         system: str | None = None,
         tools: Iterable[Any] | None = None,
+        *,
+        images: Iterable[ToolImage] = (),
+        rules: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> Run:
         """Start a turn in this session and return its :class:`~hermes_nb.engine.Run` at once.
 
-        ``profile`` defaults to the one the session last used; ``tools`` and ``overrides`` are
-        as for :func:`hermes_nb.chat`. The run's session is
+        ``profile`` defaults to the one the session last used; ``tools``, ``images``, ``rules``
+        and ``overrides`` are as for :func:`hermes_nb.chat`. The run's session is
         ``run.request.transcript.session_id``.
         """
         if not isinstance(prompt, str) or not prompt.strip():
@@ -232,6 +239,8 @@ class Session:
             system=system,
             extra=extra,
             tools=turn_tools(resolved, tools),
+            images=tuple(images),
+            rules=turn_rules(resolved, rules),
         )
         return get_runtime().start(request)
 
@@ -399,6 +408,8 @@ class SessionTranscript:
         self.handle = handle
         #: set when the store refused the prompt: the turn runs, and is not saved
         self.unsaved: StoreReadOnlyError | None = None
+        #: what the session has spent, read once its turn is written (the status line's)
+        self.spend: Spend | None = None
 
     def begin(self, run: Run) -> builtins.list[Message]:
         """Store the prompt and claim the session (one transaction), then read the history.
@@ -470,9 +481,26 @@ class SessionTranscript:
                 exc,
                 "; your prompt is stored, and the reply is shown here only",
             ) from exc
+        if written:
+            self.spend = self._spent(run.profile)
         if written and state == "done":
             self._after_reply(run.profile)
         return written
+
+    def _spent(self, profile: Profile) -> Spend | None:
+        """The session's tokens and cost with this turn's, priced by the configured profiles
+        and the turn's own (which may be made in code); None if the store cannot say."""
+        from ..core.config import load_config
+
+        try:
+            profiles = {**load_config().profiles, profile.name: profile}
+        except HermesError:
+            profiles = {profile.name: profile}
+        try:
+            return session_spend(self.store, self.session_id, profiles)
+        except HermesError as exc:
+            log.warning("Could not read what session %s spent: %s", self.session_id[:8], exc)
+            return None
 
     def agent_sessions(self, profile: str) -> dict[str, str]:
         """The agent session kept for ``profile`` (``{command: id}``), for the turn's request:

@@ -1,0 +1,84 @@
+"""The notebook's context for a turn, and what sessions cost: where the notebook lives (the
+folder its rules are looked for from), the figures a prompt names, and ``%hermes usage``.
+
+The notebook's folder is the notebook file's own when the server says which file it is
+(jupyter_server starts the kernel with ``JPY_SESSION_NAME`` set to the notebook's path, and
+ipykernel puts it in the namespace as ``__session__``), else the kernel's working folder —
+which JupyterLab and Notebook 7 also set to the notebook's folder, and a terminal to where
+IPython was started.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..core import md_table, short
+from ._help import _md
+from ._options import _no_args
+
+__all__ = ["notebook_folder", "usage_command"]
+
+
+def notebook_folder(namespace: Any = None) -> Path:
+    """The folder of the notebook this kernel runs (see the module's docstring)."""
+    named = os.environ.get("JPY_SESSION_NAME") or (
+        namespace.get("__session__") if hasattr(namespace, "get") else None
+    )
+    if isinstance(named, str) and os.path.isabs(named):
+        folder = Path(named).parent
+        if folder.is_dir():
+            return folder
+    return Path.cwd()
+
+
+def _money(cost: float | None) -> str:
+    if cost is None:
+        return "—"
+    return f"${cost:.4f}" if cost < 0.01 else f"${cost:,.2f}"
+
+
+def usage_command(magics: Any, arg: str) -> Any:
+    """``%hermes usage``: per live session, its turns, tokens in and out, and its cost at the
+    prices of the profiles it used (``—`` where none has prices), the current one marked."""
+    from ..core.config import load_config
+    from ..store import get_store, session_spend
+
+    _no_args("usage", arg)
+    store = get_store()
+    profiles = load_config().profiles
+    current = magics._session.id if getattr(magics, "_session", None) is not None else None
+    rows = []
+    total_in = total_out = 0
+    total_cost: float | None = None
+    for record in store.list_sessions(limit=1000):
+        spend = session_spend(store, record.id, profiles)
+        if not spend.turns and record.id != current:
+            continue
+        total_in += spend.prompt_tokens
+        total_out += spend.completion_tokens
+        if spend.cost is not None:
+            total_cost = (total_cost or 0.0) + spend.cost
+        rows.append(
+            (
+                f"`{record.id[:12]}`" + (" ◀ current" if record.id == current else ""),
+                short(record.name or record.title or "", 40),
+                str(spend.turns),
+                f"{spend.prompt_tokens:,}",
+                f"{spend.completion_tokens:,}",
+                _money(spend.cost),
+            )
+        )
+    if not rows:
+        return _md("No tokens spent yet: ask something with `%hermes` first.")
+    if len(rows) > 1:
+        rows.append(("**all**", "", "", f"{total_in:,}", f"{total_out:,}", _money(total_cost)))
+    header = ("session", "name", "turns", "tokens in", "tokens out", "cost")
+    note = (
+        "\n\nCost is shown for profiles with `price_in` / `price_out` (per million tokens) in "
+        "config.toml."
+        if total_cost is None
+        else ""
+    )
+    return _md(md_table(header, rows) + note)
