@@ -44,7 +44,7 @@ def chat(
     profile has ``vision``; to any other, a line says what was left out.
     ``rules`` is a folder: the nearest ``AGENTS.md`` / ``HERMES.md`` in it or a parent (up to the
     repository root or home) joins the system prompt, unless the profile's ``rules`` is false;
-    None (the default): no rules. See docs/prompts.md.
+    None (the default): no rules. See docs/configuration.md.
 
     >>> run = chat("Hello")          # doctest: +SKIP
     >>> run.wait().text              # doctest: +SKIP
