@@ -50,6 +50,10 @@
  * - `hermes-nb:static-code-actions` — a settled run's saved output is static HTML
  *   (`.hnb-chat.hnb-static`, no script). Its reply code blocks get the same two buttons as the
  *   live view's: Copy and Insert below (not a block fenced as `text`: data, not code).
+ *
+ * - `hermes-nb:document` (`./document.ts`) — the notebook on the page for the kernel, over the
+ *   comm target `hermes_nb.document`: the agent reads it and applies the changes the person
+ *   accepted.
  */
 
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
@@ -60,6 +64,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { KernelMessage } from '@jupyterlab/services';
 import { JSONExt, ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
+import documentPlugin from './document';
 import { codeBlocks, codeOf } from './view/codeActions';
 import { render, VIEW_PROTOCOL } from './view';
 import type { IViewModule } from './view';
@@ -371,7 +376,8 @@ const plugins: JupyterFrontEndPlugin<void>[] = [
   chatView,
   insertCell,
   displayIds,
-  staticCodeActions
+  staticCodeActions,
+  documentPlugin
 ];
 
 export default plugins;

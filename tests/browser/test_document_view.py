@@ -1,0 +1,232 @@
+"""The notebook as the agent's document, in a real browser (JupyterLab and Notebook 7): the
+agent reads the live notebook (an edit not yet saved included) and changes it through cards the
+person accepts — edit (a line diff; Accept changes the live cell and Undo brings the old source
+back), Reject (the cell stays, the model is told), insert after a given cell (not run), delete,
+run (its output goes back to the model), and the refusals: an unknown cell id, a cell changed
+since the agent read it.
+
+The offline echo model is scripted (``tool_steps``) to call the ``notebook`` toolset's tools
+with the ids of the page's own cells; every assertion reads the page: the cells in the
+notebook's model, the card's DOM, and the tools' results the echo model repeats in its reply.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from chat_dom import ChatView, set_theme
+from jupyter_harness import NotebookPage
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+
+BOTH_UIS = pytest.mark.parametrize(
+    ("ui", "kernel"),
+    [pytest.param("lab", None, id="lab"), pytest.param("notebook7", None, id="notebook7")],
+    indirect=True,
+)
+BUTTONS = ["Accept", "Accept all from this run", "Reject"]
+
+# Cell 0: the chat (its source is set once the other cells' ids are known); then the cells the
+# agent works on. The chat's cell comes first, so inserting and deleting below keep its index.
+CELLS = [
+    "import hermes_nb",
+    "x = 1",
+    "print('ran', 6 * 7)",
+    "doomed = True",
+]
+
+
+def chat_code(*steps: list[tuple[str, dict]]) -> str:
+    script = [[{"name": name, "arguments": args} for name, args in step] for step in steps]
+    return (
+        "import hermes_nb\n"
+        "run = hermes_nb.chat('Work on the notebook', profile='echo', delay=0,"
+        f" tools=['notebook'], tool_steps={json.dumps(script)})\nrun"
+    )
+
+
+def ids(nb: NotebookPage) -> list[str]:
+    return nb._eval("p => p.content.widgets.map(c => c.model.id)")
+
+
+def sources(nb: NotebookPage) -> list[str]:
+    return nb._eval("p => p.content.widgets.map(c => c.model.sharedModel.getSource())")
+
+
+def said(view: dict) -> str:
+    """What the tools returned (their blocks) and the model's reply: what the model was told."""
+    return "\n".join([*view["tools"], view["reply"]])
+
+
+def open_card(chat: ChatView, n: int = 1) -> dict:
+    return chat.wait(
+        f"v.state === 'waiting' && v.asks.length === {n} && v.asks[{n - 1}].state === 'open'",
+        30_000,
+        f"card {n}, open",
+    )
+
+
+def card(chat: ChatView, n: int = 1):
+    return chat.root.locator(".hnb-ask").nth(n - 1)
+
+
+def start(nb: NotebookPage, *steps: list[tuple[str, dict]]) -> ChatView:
+    nb.set_source(0, chat_code(*steps))
+    chat = ChatView(nb, 0)
+    nb.run(0)
+    return chat
+
+
+def wait_extension(nb: NotebookPage) -> None:
+    """The kernel's comm reached the page: the extension answered its hello."""
+    nb.run(0)  # import hermes_nb: the kernel opens the comm
+    nb.page.wait_for_timeout(300)
+
+
+@BOTH_UIS
+def test_read_sees_an_unsaved_edit_then_accept_an_edit_and_undo_it(
+    ui, kernel, open_notebook, page, screenshot
+):
+    nb = open_notebook(CELLS)
+    wait_extension(nb)
+    cell = ids(nb)
+    nb.set_source(1, "x = 2  # typed, not saved")  # an edit on the page, not saved
+    chat = start(
+        nb,
+        [("read_notebook", {})],
+        [("edit_cell", {"cell_id": cell[1], "source": "x = 3\ny = x * 2"})],
+    )
+    view = open_card(chat)
+    [ask] = view["asks"]
+    assert ask["kind"] == "approval"
+    assert ask["buttons"] == BUTTONS
+    assert f"Edit cell 2 (id {cell[1]})?" in ask["text"]
+    group = card(chat)
+    lines = group.locator(".hnb-ask-diff-line").evaluate_all(
+        "ns => ns.map(n => [n.dataset.op, n.tagName.toLowerCase(), n.textContent])"
+    )
+    assert lines == [
+        ["hunk", "span", "@@ -1 +1,2 @@"],
+        ["del", "del", "−x = 2  # typed, not saved"],
+        ["add", "ins", "+x = 3"],
+        ["add", "ins", "+y = x * 2"],
+    ]
+    legend = group.locator(".hnb-ask-diff-legend").inner_text()
+    assert legend == "Changes: 1 line removed, 2 lines added (− removed, + added)"
+    # The colours differ for added and removed lines, and the marks are text.
+    colours = group.locator(".hnb-ask-diff-line").evaluate_all(
+        "ns => ns.map(n => getComputedStyle(n).backgroundColor)"
+    )
+    assert colours[1] != colours[2] and colours[2] == colours[3]
+    screenshot(f"doc-edit-card-light-{ui}", nb.cell(0))
+    if ui == "lab":
+        set_theme(page, "JupyterLab Dark")
+        screenshot(f"doc-edit-card-dark-{ui}", nb.cell(0))
+        set_theme(page, "JupyterLab Light")
+    assert sources(nb)[1] == "x = 2  # typed, not saved", "changed before Accept"
+
+    group.get_by_role("button", name="Accept", exact=True).click()
+    done = chat.wait_settled(static=True)
+    assert done["state"] == "done"
+    assert done["asks"][0]["decision"] == "Accept — by you"
+    assert sources(nb)[1] == "x = 3\ny = x * 2"
+    # read_notebook read the page: the unsaved edit, marked as such
+    assert "as it is on the page (unsaved changes included)" in said(done)
+    assert "x = 2  # typed, not saved" in said(done)
+    assert f"Edited cell 2 (id {cell[1]}); it was not run" in said(done)
+
+    # Undo in the cell's editor brings the old source back.
+    nb.cell(1).locator(".cm-content").click()
+    page.keyboard.press("Control+z")
+    page.wait_for_function(
+        "([path]) => window.__hnb_panel(path).content.widgets[1].model.sharedModel"
+        ".getSource() === 'x = 2  # typed, not saved'",
+        arg=[nb.path],
+        timeout=10_000,
+    )
+
+
+@BOTH_UIS
+def test_reject_leaves_the_cell_and_the_model_is_told(ui, kernel, open_notebook, screenshot):
+    nb = open_notebook(CELLS)
+    wait_extension(nb)
+    cell = ids(nb)
+    chat = start(nb, [("delete_cell", {"cell_id": cell[3]})])
+    view = open_card(chat)
+    assert f"Delete cell 4 (id {cell[3]})?" in view["asks"][0]["text"]
+    removed = card(chat).locator(".hnb-ask-diff-line[data-op='del']").all_inner_texts()
+    assert removed == ["−doomed = True"]
+    card(chat).get_by_role("button", name="Reject").click()
+    done = chat.wait_settled(static=True)
+    assert done["asks"][0]["decision"] == "Reject — by you"
+    assert sources(nb)[3] == "doomed = True"
+    assert len(sources(nb)) == 4
+    assert f"Not done: the person rejected it; cell {cell[3]} was not deleted." in said(done)
+    screenshot(f"doc-rejected-{ui}", nb.cell(0))
+
+
+@BOTH_UIS
+def test_insert_after_a_cell_delete_and_run_with_accept_all(
+    ui, kernel, open_notebook, page, screenshot
+):
+    nb = open_notebook(CELLS)
+    wait_extension(nb)
+    cell = ids(nb)
+    chat = start(
+        nb,
+        [("insert_cell", {"source": "z = 40 + 2", "after": cell[1]})],
+        [("delete_cell", {"cell_id": cell[3]})],
+        [("run_cell", {"cell_id": cell[2]})],
+    )
+    view = open_card(chat)
+    assert f"Insert a new code cell after cell 2 (id {cell[1]})?" in view["asks"][0]["text"]
+    added = card(chat).locator(".hnb-ask-diff-line[data-op='add']").all_inner_texts()
+    assert added == ["+z = 40 + 2"]
+    screenshot(f"doc-insert-card-{ui}", nb.cell(0))
+    card(chat).get_by_role("button", name="Accept all from this run").click()
+    done = chat.wait_settled(60_000, static=True)
+    assert done["state"] == "done"
+    assert len(done["asks"]) == 1, "Accept all: the later changes of the run ask no more"
+    assert sources(nb)[1:] == ["x = 1", "z = 40 + 2", "print('ran', 6 * 7)"]
+    assert nb.execution_count(2) is None, "an inserted cell is not run"
+    assert nb.execution_count(3) is not None, "run_cell ran the cell on the page"
+    assert "ran 42" in nb.outputs(3).inner_text()
+    assert "Inserted a new code cell after cell 2" in said(done)
+    assert f"Deleted cell 5 (id {cell[3]})" in said(done)
+    assert "ran 42" in said(done), "run_cell's output goes back to the model"
+    # Z in command mode undoes the delete: the cell is back.
+    nb._select(1)
+    page.keyboard.press("z")
+    page.wait_for_function(
+        "([path]) => window.__hnb_panel(path).content.widgets.some("
+        "c => c.model.sharedModel.getSource() === 'doomed = True')",
+        arg=[nb.path],
+        timeout=10_000,
+    )
+
+
+@pytest.mark.parametrize(("ui", "kernel"), [pytest.param("lab", None, id="lab")], indirect=True)
+def test_an_unknown_id_and_a_cell_changed_since_it_was_read_are_refused(
+    ui, kernel, open_notebook, page
+):
+    nb = open_notebook(CELLS)
+    wait_extension(nb)
+    cell = ids(nb)
+    chat = start(
+        nb,
+        [("edit_cell", {"cell_id": "no-such-cell", "source": "x = 0"}), ("read_notebook", {})],
+        [("insert_cell", {"source": "# a note", "cell_type": "markdown"})],
+        [("edit_cell", {"cell_id": cell[1], "source": "x = 9"})],
+    )
+    open_card(chat)  # the insert's card: meanwhile the person edits the cell the agent read
+    nb.set_source(1, "x = 100  # the person's")
+    card(chat).get_by_role("button", name="Accept", exact=True).click()
+    done = chat.wait_settled(60_000, static=True)
+    assert len(done["asks"]) == 1, "the refused edit shows no card"
+    reply = said(done)
+    assert "There is no cell with id 'no-such-cell' in the notebook" in reply
+    assert f"Cell {cell[1]} changed since you read it" in reply
+    assert "Traceback" not in reply
+    assert sources(nb)[1] == "x = 100  # the person's"
+    assert sources(nb)[-1] == "# a note"
