@@ -330,3 +330,23 @@ def test_hermes_usage_before_any_turn_says_so(ip: InteractiveShell) -> None:
     assert "No tokens spent yet" in repr(shown)
     with pytest.raises(UsageError, match="takes no arguments"):
         ip.run_line_magic("hermes", "usage now")
+
+
+def test_an_in_process_agent_gets_the_prompts_text_and_a_line_per_image() -> None:
+    from hermes_nb.providers._agent_request import _split_messages
+
+    url = "data:image/png;base64," + base64.b64encode(_png(8, 8)).decode()
+    _, prompt, _ = _split_messages(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is [image 1]?"},
+                    {"type": "image_url", "image_url": {"url": url}},
+                ],
+            }
+        ]
+    )
+    assert prompt.startswith("what is [image 1]?")
+    assert "[an image was left out: the agent is given the prompt's text only]" in prompt
+    assert "base64" not in prompt

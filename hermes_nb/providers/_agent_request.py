@@ -113,6 +113,16 @@ class _Turn:
 
 
 def _text(content: Any) -> str:
+    """A message's content as the agent takes it: text. A prompt sent with images (a figure
+    ``{Out[n]}`` names, for a profile with ``vision``) gives its text and a line per image."""
+    if isinstance(content, list):
+        return "\n\n".join(
+            str(part.get("text", ""))
+            if part.get("type") == "text"
+            else "[an image was left out: the agent is given the prompt's text only]"
+            for part in content
+            if isinstance(part, dict)
+        )
     return content if isinstance(content, str) else json.dumps(content, default=str)
 
 
