@@ -9,13 +9,13 @@ like the live view in any front end that trusts the notebook; ``text/markdown`` 
 
 from __future__ import annotations
 
-import re
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import render
 from ._blocks import RESULT_PREVIEW, Conversation, Transcript, conversation, decision, status_label
+from ._css_subset import css_subset
 from ._protocol import BLOCK_KINDS, FLOW_KINDS, segment_of
 
 if TYPE_CHECKING:
@@ -64,50 +64,25 @@ def bundle(
 
 @cache
 def _stylesheet() -> str:
-    """``chat.css``, minified: every saved answer carries its own copy, so comments and
-    indentation would cost each output a few kilobytes for nothing."""
-    return _minified((_STATIC / "chat.css").read_text(encoding="utf-8"))
+    """``chat.css``: what :func:`~._css_subset.css_subset` takes each saved answer's rules from."""
+    return (_STATIC / "chat.css").read_text(encoding="utf-8")
 
 
-# Rules for the live view's controls (a saved answer has none): buttons, fields, the countdown,
-# the screen-reader announcer, Stop, the code blocks' actions (the extension brings its own to a
-# saved answer), and the rules for the live view alone (``.hnb-chat:not(.hnb-static)``). And the
-# cards' rules, needed only where a prompt was asked.
-_LIVE_ONLY = re.compile(
-    r"\.hnb-(?:ask-btn|ask-send|ask-input|ask-field|ask-actions|ask-other|countdown|announce|stop"
-    r"|code-action)"
-    r"|\bbutton\b|\binput\b|:focus-visible|:not\(\.hnb-static\)"
-)
-_CARDS = re.compile(r"\.hnb-asks?\b|\.hnb-ask-")
-
-
-@cache
-def _stylesheet_for(*, cards: bool) -> str:
-    """The rules a saved answer uses: no controls, and the cards' only when it has cards."""
-    kept = []
-    for selectors, body in re.findall(r"([^{}]+)(\{[^{}]*\})", _stylesheet()):
-        used = [
-            s
-            for s in selectors.split(",")
-            if not _LIVE_ONLY.search(s) and (cards or not _CARDS.search(s))
-        ]
-        if used:
-            kept.append(",".join(used) + body)
-    return "".join(kept)
-
-
-def _minified(css: str) -> str:
-    """Comments and layout whitespace removed; selectors and values keep their meaning (a
-    space before ``:`` or inside a value stays: ``.a :first-child`` is a descendant)."""
-    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
-    css = re.sub(r"\s+", " ", css)
-    css = re.sub(r"\s*([{};,>])\s*", r"\1", css)
-    css = re.sub(r":\s+", ":", css)
-    return css.replace(";}", "}").strip()
+@lru_cache(maxsize=8)  # a settled run's bundle is built again for a view rendered after it
+def _css(html: str) -> str:
+    """The rules of ``chat.css`` the answer's HTML uses, and the code colours of the tokens its
+    highlighted code has (if it has any), shortened: a short answer's is a few hundred bytes,
+    where the whole stylesheet and every Pygments rule were 20 KB."""
+    css = _stylesheet()
+    if 'class="hnb-hl' in html:  # highlighted code (reply or tool arguments)
+        css += render.highlight_css()
+    return css_subset(css, html)
 
 
 def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model: str) -> str:
-    """The live view's DOM, frozen: same skeleton and classes as ``static/chat.js`` builds."""
+    """The live view's DOM, frozen: same skeleton and classes as the view builds, less the
+    containers left empty (the view hides those; here they would cost their markup and the
+    ``:empty`` rules that hide them, in every saved answer)."""
     by_kind: dict[str, list[str]] = {kind: [] for kind in BLOCK_KINDS}
     flow: dict[int, dict[str, list[str]]] = {}
     for key, (kind, html) in blocks.items():
@@ -132,8 +107,8 @@ def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model
         '<div class="hnb-head">'
         f'<span class="hnb-bot">{render.escape(bot)}</span>'
         f'<span class="hnb-model">{render.escape(model)}</span></div>',
-        f'<div class="hnb-prompt jp-RenderedHTMLCommon">{slot("prompt")}</div>',
-        f'<div class="hnb-infos">{slot("info")}</div>',
+        _box("hnb-prompt jp-RenderedHTMLCommon", slot("prompt")),
+        _box("hnb-infos", slot("info")),
     ]
     if by_kind["reasoning"]:
         parts.append(
@@ -141,32 +116,31 @@ def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model
             f'<div class="hnb-reasoning-body jp-RenderedHTMLCommon">{slot("reasoning")}</div>'
             "</details>"
         )
-    parts.append('<div class="hnb-flow">')
-    for segment in sorted(flow):
-        parts.append(_segment_html(segment, flow[segment]))
     parts += [
-        "</div>",
-        f'<div class="hnb-errors">{slot("error")}</div>',
-        f'<div class="hnb-notices">{slot("notice")}</div>',
+        _box("hnb-flow", "".join(_segment_html(n, flow[n]) for n in sorted(flow))),
+        _box("hnb-errors", slot("error")),
+        _box("hnb-notices", slot("notice")),
         f'<div class="hnb-footer"><div class="hnb-status">{slot("status")}</div></div>',
         "</div>",
     ]
     html = "".join(parts)
-    css = _stylesheet_for(cards=re.search(r'class="hnb-ask[" ]', html) is not None)
-    if 'class="hnb-hl' in html:  # highlighted code (reply or tool arguments)
-        css += render.highlight_css()
-    return f"<style>{css}</style>{html}"
+    return f"<style>{_css(html)}</style>{html}"
 
 
 def _segment_html(segment: int, nodes: dict[str, list[str]]) -> str:
-    """One conversation segment, as ``static/chat.js`` builds it: reply, tools, cards."""
+    """One conversation segment, as the view builds it: reply, tools, cards."""
     return (
         f'<div class="hnb-seg" data-seg="{segment}">'
-        f'<div class="hnb-reply jp-RenderedHTMLCommon">{"".join(nodes["reply"])}</div>'
-        f'<div class="hnb-tools">{"".join(nodes["tool"])}</div>'
-        f'<div class="hnb-asks">{"".join(nodes["ask"])}</div>'
-        "</div>"
+        + _box("hnb-reply jp-RenderedHTMLCommon", "".join(nodes["reply"]))
+        + _box("hnb-tools", "".join(nodes["tool"]))
+        + _box("hnb-asks", "".join(nodes["ask"]))
+        + "</div>"
     )
+
+
+def _box(classes: str, inner: str) -> str:
+    """A container of the view's skeleton, left out when it holds nothing."""
+    return f'<div class="{classes}">{inner}</div>' if inner else ""
 
 
 def _quote(text: str) -> str:
