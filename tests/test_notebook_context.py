@@ -350,3 +350,20 @@ def test_an_in_process_agent_gets_the_prompts_text_and_a_line_per_image() -> Non
     assert prompt.startswith("what is [image 1]?")
     assert "[an image was left out: the agent is given the prompt's text only]" in prompt
     assert "base64" not in prompt
+
+
+def test_the_notebooks_folder_from_the_server_vs_code_or_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hermes_nb.notebook._context_commands import notebook_folder
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert notebook_folder({}) == tmp_path
+    assert notebook_folder({"__session__": "relative/name.ipynb"}) == tmp_path
+    vs_code = {"__vsc_ipynb_file__": str(tmp_path / "b" / "x.ipynb")}
+    assert notebook_folder(vs_code) == tmp_path / "b"
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "a" / "x.ipynb"))
+    assert notebook_folder(vs_code) == tmp_path / "a"
