@@ -367,3 +367,17 @@ def test_the_notebooks_folder_from_the_server_vs_code_or_the_working_folder(
     assert notebook_folder(vs_code) == tmp_path / "b"
     monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "a" / "x.ipynb"))
     assert notebook_folder(vs_code) == tmp_path / "a"
+
+
+def test_a_cell_that_displays_in_a_loop_keeps_its_last_outputs(shell: InteractiveShell) -> None:
+    n = run(
+        shell,
+        "from IPython.display import display\n"
+        "for i in range(5000): display({'text/plain': f'row {i}'}, raw=True)",
+    )
+    kept = cell_outputs(shell, n)
+    assert len(kept) == _outputs.MAX_OUTPUTS + 1
+    assert (
+        kept[0].text == f"[… {5000 - _outputs.MAX_OUTPUTS:,} earlier outputs of this cell not kept]"
+    )
+    assert kept[-1].text == "row 4999"

@@ -10,7 +10,8 @@ cell, and Matplotlib's inline backend shows its figures in ``post_execute``, aft
 code but before ``post_run_cell``. Displays outside a cell (a view's updates from a thread, the
 agent's own ``run_python``, which captures its displays) are not a cell's and are not kept.
 
-The record is bounded: text is cut per output, at most :data:`MAX_CELLS` cells are kept, and
+The record is bounded: text is cut per output, a cell keeps its last :data:`MAX_OUTPUTS`
+outputs (and says how many came before), at most :data:`MAX_CELLS` cells are kept, and
 images (kept as bytes, for the model) share :data:`IMAGE_BUDGET` bytes — the oldest images are
 dropped first, leaving a line that says one was there.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -32,6 +33,7 @@ __all__ = [
     "IMAGE_BUDGET",
     "IMAGE_LIMIT",
     "MAX_CELLS",
+    "MAX_OUTPUTS",
     "PIXEL_LIMIT",
     "Described",
     "Shown",
@@ -43,6 +45,8 @@ __all__ = [
 
 #: How many cells' outputs are kept (the oldest go first).
 MAX_CELLS = 200
+#: How many outputs of one cell are kept: its last ones (a loop that displays a row at a time).
+MAX_OUTPUTS = 50
 #: The bytes all kept images may take together; beyond it the oldest images are dropped.
 IMAGE_BUDGET = 32 << 20
 #: How much text one output keeps.
@@ -74,7 +78,9 @@ class _Record:
 
     def __init__(self) -> None:
         self.cells: OrderedDict[int, list[Shown]] = OrderedDict()
-        self.current: list[Shown] | None = None  # the running cell's, until post_run_cell
+        # the running cell's last outputs, until post_run_cell, and how many came before them
+        self.current: deque[Shown] | None = None
+        self.earlier = 0
         self.lock = threading.Lock()
 
     def add(self, shown: Shown, update: bool) -> None:
@@ -82,13 +88,15 @@ class _Record:
             if update:
                 self._replace(shown)
             elif self.current is not None:
+                if len(self.current) == self.current.maxlen:
+                    self.earlier += 1
                 self.current.append(shown)
 
     def _replace(self, shown: Shown) -> None:
         """``update_display``: the output with that display id now shows ``shown``."""
         if shown.display_id is None:
             return
-        for outputs in [*self.cells.values(), self.current or []]:
+        for outputs in [*self.cells.values(), self.current or deque()]:
             for i, old in enumerate(outputs):
                 if old.display_id == shown.display_id:
                     outputs[i] = shown
@@ -96,9 +104,15 @@ class _Record:
 
     def settle(self, number: int | None) -> None:
         with self.lock:
-            outputs, self.current = self.current, None
-            if number is None or not outputs:
+            kept, self.current = self.current, None
+            earlier, self.earlier = self.earlier, 0
+            if number is None or not kept:
                 return
+            outputs = list(kept)
+            if earlier:
+                outputs.insert(
+                    0, Shown(text=f"[… {earlier:,} earlier outputs of this cell not kept]")
+                )
             self.cells[number] = outputs
             self.cells.move_to_end(number)
             while len(self.cells) > MAX_CELLS:
@@ -144,7 +158,7 @@ def watch_outputs(shell: Any) -> None:
     def begin(*_: Any) -> None:
         _wrap(shell, record)  # again: a publisher swapped in since is wrapped too
         with record.lock:
-            record.current = []
+            record.current, record.earlier = deque(maxlen=MAX_OUTPUTS), 0
 
     def end(result: Any = None) -> None:
         number = getattr(result, "execution_count", None)
