@@ -58,7 +58,7 @@ def test_dataframes_are_summarised_with_shape_columns_and_head() -> None:
     assert "k4" in text
     assert "k5" not in text  # only the head
     assert len(text) < 500
-    assert "\n```\nDataFrame with" in text  # multi-line summaries are fenced
+    assert "\n```text\nDataFrame with" in text  # multi-line summaries are fenced, as data
 
 
 def test_short_values_are_not_fenced() -> None:
@@ -103,7 +103,7 @@ def test_out_tables_are_fenced_like_variables() -> None:
     pd = __import__("pytest").importorskip("pandas")
     df = pd.DataFrame({"a": [1, 2]})
     text = interpolate("see {Out[5]}", {"Out": {5: df}}).text
-    assert text.startswith("see \n```\nDataFrame with 2 rows × 1 columns (a):")
+    assert text.startswith("see \n```text\nDataFrame with 2 rows × 1 columns (a):")
 
 
 def test_missing_cells_and_outputs_are_left_and_reported() -> None:

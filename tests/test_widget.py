@@ -3,7 +3,7 @@
 ``comm.create_comm`` is replaced by a recording comm, so the widget's outgoing custom messages
 are captured with the time they were sent, and view messages are delivered as a front end would
 (from any thread). The Python view model (``ViewState``) applies frames with the same rule as
-``static/chat.js``. Real-kernel behaviour is in ``test_widget_kernel.py``.
+the view (``labextension/src/view/``). Real-kernel behaviour is in ``test_widget_kernel.py``.
 """
 
 from __future__ import annotations
@@ -682,7 +682,7 @@ def test_a_closed_chat_widget_is_kept_by_nothing(comms: list[RecordingComm]) -> 
     # anywidget turns an ``_esm`` path into a FileContents whose signal holds every widget made
     # from it (to hot-reload the file): the module and stylesheet are text, shared by all.
     assert isinstance(ChatWidget._esm, str) and "export default" in ChatWidget._esm
-    assert isinstance(ChatWidget._css, str) and ".hnb-chat" in ChatWidget._css
+    assert isinstance(ChatWidget._css, str)
     w = ChatWidget(bot_name="Hermes")
     assert w._esm is ChatWidget._esm
     refs = [weakref.ref(w), weakref.ref(w.layout)]
@@ -691,6 +691,83 @@ def test_a_closed_chat_widget_is_kept_by_nothing(comms: list[RecordingComm]) -> 
     del w
     gc.collect()
     assert [r() for r in refs] == [None, None]
+
+
+def test_a_runs_widget_carries_a_small_loader_not_the_view(comms: list[RecordingComm]) -> None:
+    # Every run's comm_open (and a saved notebook's widget state) carries the widget's state:
+    # the view's code and stylesheet travel once per page, on request, not in it.
+    controller = live("hi", delay=0)
+    settle(controller)
+    state = the_comm(controller).open_data["state"]
+    assert state["_css"] == "" and "highlight_css" not in state
+    assert len(state["_esm"]) < 3_000, len(state["_esm"])
+    assert len(json.dumps(state)) < 4_000, len(json.dumps(state))
+
+
+def _view_module_exports(js: str) -> dict[str, Any]:
+    """What the module ``js`` exports by default, imported by Node.js as a browser would."""
+    import base64
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed (./dev needs it to build the view)")
+    url = "data:text/javascript;base64," + base64.b64encode(js.encode()).decode()
+    script = (
+        f"const m = (await import({json.dumps(url)})).default;"
+        "console.log(JSON.stringify({version: m.version, render: typeof m.render}));"
+    )
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_the_code_message_is_answered_with_the_view_module_and_its_css(
+    comms: list[RecordingComm],
+) -> None:
+    handled: list[Any] = []
+    w = ChatWidget(handler=handled.append)
+    c = w.comm
+    assert isinstance(c, RecordingComm)
+    assert parse_view_msg({"type": "code"}) == {"type": "code"}
+    c.deliver({"type": "code"})
+    (reply,) = [d["content"] for _, d in c.sent if d.get("method") == "custom"]
+    assert set(reply) == {"type", "js", "css"}  # no top-level "id" (ipykernel 7.4 routing)
+    assert reply["type"] == "code"
+    # The stylesheet the extension's style carries: the view's and the code colours.
+    assert ".hnb-chat" in reply["css"] and render.highlight_css() in reply["css"]
+    # The fallback module, built from labextension/src/view/: the protocol's version, render().
+    assert _view_module_exports(reply["js"]) == {"version": 1, "render": "function"}
+    assert handled == []  # the widget's own business, never a run's
+    w.close()
+
+
+def test_without_the_fallback_module_a_view_gets_one_sentence(
+    comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from hermes_nb.view import widget
+
+    monkeypatch.setattr(widget, "VIEW_MODULE", tmp_path / "view.js")
+    widget._view_code.cache_clear()
+    try:
+        w = ChatWidget()
+        c = w.comm
+        assert isinstance(c, RecordingComm)
+        c.deliver({"type": "code"})
+        (reply,) = [d["content"] for _, d in c.sent if d.get("method") == "custom"]
+        assert set(reply) == {"type", "error"}
+        error = reply["error"]
+        assert "view.js is missing" in error and "jlpm build" in error and "\n" not in error
+        assert "Traceback" not in error
+        w.close()
+    finally:
+        widget._view_code.cache_clear()
 
 
 # -- static bundle and plain text -------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The widget protocol through a real ipykernel, talked to the way JupyterLab talks to it.
 
 One kernel serves the module. Each test starts an echo run in it, shows it, and acts as the
-widget front end: it reads frames from iopub, applies them with the rule of ``static/chat.js``
-(``ViewState``), sends replay and Stop as comm messages — on a kernel subshell where the kernel
-supports them, as JupyterLab ≥ 4.4 does — and checks the static bundle that replaces the output.
+widget front end: it reads frames from iopub, applies them with the view's rule
+(``labextension/src/view/``; ``ViewState``), sends replay and Stop as comm messages — on a
+kernel subshell where the kernel supports them, as JupyterLab ≥ 4.4 does — and checks the
+static bundle that replaces the output.
 
 ``HERMES_NB_KERNEL_PYTHON=/path/to/python`` runs the same tests against another ipykernel
 (see docs/kernel-versions.md).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,6 +79,23 @@ def wait_settled_frame(w: WidgetFrontEnd, timeout: float = 30) -> dict[str, Any]
 
 def subshell_or_none(k: KernelHarness) -> str | None:
     return k.create_subshell() if k.supports_subshells() else None
+
+
+def test_a_runs_comm_open_carries_no_view_code_and_a_code_request_gets_the_module(
+    kernel: KernelHarness,
+) -> None:
+    ((_, w),) = start(kernel, "coded", "delay=0")
+    # The state every run sends (and a saved notebook keeps): a loader, no stylesheet.
+    assert w.state["_css"] == "" and "highlight_css" not in w.state
+    assert len(w.state["_esm"]) < 3_000
+    # A page without the extension asks once; the answer comes on the widget's comm.
+    w.send({"type": "code"}, subshell_id=subshell_or_none(kernel))
+    reply = w.wait_for(lambda: next((c for c in w.custom if c.get("type") == "code"), None))
+    view_js = Path(__file__).resolve().parents[1] / "hermes_nb" / "view" / "static" / "view.js"
+    assert set(reply) == {"type", "js", "css"}
+    assert reply["js"] == view_js.read_text(encoding="utf-8")
+    assert ".hnb-chat" in reply["css"]
+    wait_settled_frame(w)
 
 
 def test_stream_reassembles_and_settles_into_the_static_bundle(kernel: KernelHarness) -> None:

@@ -260,7 +260,7 @@ def describe_failure(failure: Failure, *, max_lines: int = 60) -> str:
             parts.append(as_code(failure.source).strip("\n"))
     else:
         parts.append("\nIt was not raised by a notebook cell's own code.")
-    parts.append("\nTraceback:\n```\n" + trim_middle(failure.traceback, max_lines) + "\n```")
+    parts.append("\nTraceback:\n```text\n" + trim_middle(failure.traceback, max_lines) + "\n```")
     for n, src in failure.other_cells.items():
         parts.append(f"\nCell In[{n}], also in the traceback:")
         parts.append(as_code(trim_middle(src, 40, 3000)).strip("\n"))
@@ -305,7 +305,7 @@ def describe_value(name: str, value: Any, limit: int = 1200) -> str:
             ).strip("\n")
     text = redact_text(summarise(value, limit))
     if "\n" in text:
-        return f"`{name}` ({kind}):\n```\n{text}\n```"
+        return f"`{name}` ({kind}):\n```text\n{text}\n```"
     return f"`{name}` ({kind}): {text}"
 
 
@@ -350,7 +350,7 @@ def failure_prompt(shell: Any, mode: Literal["fix", "explain"]) -> str:
     parts = [f"Running {where} raised {failure.headline}"]
     if failure.source is not None:
         parts.append("\nThe cell:\n" + _fence(trim_middle(failure.source, 200, 12_000)))
-    parts.append("\nThe traceback:\n```\n" + trim_middle(failure.traceback, 60, 6000) + "\n```")
+    parts.append("\nThe traceback:\n```text\n" + trim_middle(failure.traceback, 60, 6000) + "\n```")
     for n, src in failure.other_cells.items():
         parts.append(f"\nCell In[{n}], also in the traceback:\n" + _fence(trim_middle(src, 60)))
     if failure.source is not None:

@@ -147,14 +147,16 @@ def _fenced(text: str) -> str:
     fence = "```"
     while fence in text:
         fence += "`"
-    return f"\n{fence}\n{text}\n{fence}\n"
+    # ``text``: data, not code, so the chat view offers no Copy / Insert below on it.
+    return f"\n{fence}text\n{text}\n{fence}\n"
 
 
 def _as_prompt_text(value: Any) -> str:
     text = summarise(value)
     if "\n" in text and not isinstance(value, str):
-        # a table or array keeps its lines (and reads as data, not prose) in a fence
-        return f"\n```\n{text}\n```\n"
+        # a table or array keeps its lines (and reads as data, not prose) in a ``text`` fence:
+        # the chat view offers no Copy / Insert below on it
+        return f"\n```text\n{text}\n```\n"
     return text
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.events import RunState
-from . import render
 from ._blocks import Transcript
 from ._live_runs import _forget, _pumps, _reaper
 from ._protocol import BlockMsg, FrameMeta, FrameMsg, ViewMsg, frame
@@ -89,7 +88,6 @@ class _Controller:
             status=self._status,
             bot_name=self.bot_name,
             model=self.model,
-            highlight_css=render.highlight_css(),
         )
 
     # -- view messages (any thread) -----------------------------------------------------------

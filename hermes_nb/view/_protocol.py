@@ -20,6 +20,14 @@ settled, that a page no longer shows the live view, so it may close the widget. 
 ``{"type": "sight", "view", "seen"}``: view ``view``'s end (its status line) came on or went off
 screen; while every view that said so is off screen, the kernel sends frames less often.
 
+The view's code (a page without hermes_nb's JupyterLab extension, once per page): the widget's
+module is a small loader (``static/loader.js``); where the extension did not register the view,
+the loader sends ``{"type": "code"}`` and the kernel answers on the same comm with
+``{"type": "code", "js", "css"}`` — the fallback module built from the extension's TypeScript
+(``static/view.js``) and the view's stylesheet (``chat.css`` and the code colours) — or with
+``{"type": "code", "error"}``, one sentence the view shows (the module was never built). The
+widget answers it itself (``view/widget.py``); it never reaches a run's handler.
+
 Open prompts are blocks like any other (kind ``ask``, id ``ask:<prompt id>``): the card with its
 controls while the prompt is open, the same id upserted with the decision once it is answered,
 so a replay shows an open card exactly once and every view shows the decision after it.
@@ -47,6 +55,8 @@ __all__ = [
     "BlockKind",
     "BlockMsg",
     "CancelMsg",
+    "CodeMsg",
+    "CodeReplyMsg",
     "FrameMeta",
     "FrameMsg",
     "RemovedMsg",
@@ -183,7 +193,24 @@ class SightMsg(TypedDict):
     seen: bool
 
 
-ViewMsg = ReplayMsg | CancelMsg | AnswerMsg | RemovedMsg | SightMsg
+class CodeMsg(TypedDict):
+    """View → kernel: send the view's code (this page has no view registered by the extension).
+    Sent once per page, by the first view that needs it; answered with :class:`CodeReplyMsg`."""
+
+    type: Literal["code"]
+
+
+class CodeReplyMsg(TypedDict):
+    """Kernel → view: the fallback module's text (``js``) and the stylesheet it needs (``css``),
+    or ``error``, one sentence saying why there is no view to send."""
+
+    type: Literal["code"]
+    js: NotRequired[str]
+    css: NotRequired[str]
+    error: NotRequired[str]
+
+
+ViewMsg = ReplayMsg | CancelMsg | AnswerMsg | RemovedMsg | SightMsg | CodeMsg
 
 
 def frame(
@@ -216,6 +243,8 @@ def parse_view_msg(content: Any) -> ViewMsg | None:
         return {"type": "cancel"}
     if kind == "removed":
         return {"type": "removed"}
+    if kind == "code":
+        return {"type": "code"}
     if kind == "replay":
         after, rid = content.get("after"), content.get("rid")
         if (

@@ -1,13 +1,22 @@
 """The chat widget: an anywidget model whose views render frames sent by the kernel.
 
-The class holds the front-end code (``static/chat.js``, ``static/chat.css``), a few synced traits
-that a reloaded page can show before its replay arrives, and the dispatch of view messages to a
-handler. Rendering, the pump thread and replay live in :mod:`hermes_nb.view`; the wire format in
-:mod:`hermes_nb.view._protocol`.
+The class holds the widget's module, a few synced traits that a reloaded page can show before its
+replay arrives, and the dispatch of view messages to a handler. Rendering, the pump thread and
+replay live in :mod:`hermes_nb.view`; the wire format in :mod:`hermes_nb.view._protocol`.
+
+Every run is a widget, and every widget's ``comm_open`` carries its module and stylesheet (and a
+saved notebook's widget state keeps them): so the module is only a loader (``static/loader.js``,
+about 2 KB) and the stylesheet is empty. The view itself is TypeScript (``labextension/src/view/``)
+built twice: into hermes_nb's JupyterLab / Notebook 7 extension, which registers it on the page
+(its stylesheet too), and into the self-contained fallback module ``static/view.js``, which the
+kernel sends once per page where the extension is absent (VS Code, Colab): the loader asks with
+``{"type": "code"}`` and the widget answers with the module and the CSS it needs
+(:func:`_code_reply`, read when first asked, not at import).
 """
 
 from __future__ import annotations
 
+import functools
 import pathlib
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +24,8 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ._protocol import FrameMsg, ViewMsg, parse_view_msg
+from . import render
+from ._protocol import CodeReplyMsg, FrameMsg, ViewMsg, parse_view_msg
 
 __all__ = ["ChatWidget"]
 
@@ -29,18 +39,17 @@ class ChatWidget(anywidget.AnyWidget):
     closed view: not ipywidgets' registry, not anywidget.
     """
 
-    # Text, read once, not paths: anywidget turns a path into a FileContents whose ``changed``
+    # Text, read once, not a path: anywidget turns a path into a FileContents whose ``changed``
     # signal holds every widget ever made (a closure over it, to hot-reload the file), so no
     # widget could be freed; and the string is shared by all of them.
-    _esm = (_STATIC / "view.js").read_text(encoding="utf-8")
-    _css = (_STATIC / "chat.css").read_text(encoding="utf-8")
+    _esm = (_STATIC / "loader.js").read_text(encoding="utf-8")
+    # The extension's style has the view's stylesheet; the fallback gets it with its code.
+    _css = ""
 
     run_id = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Unicode("queued").tag(sync=True)
     bot_name = traitlets.Unicode("Hermes").tag(sync=True)
     model = traitlets.Unicode("").tag(sync=True)
-    #: Pygments CSS for highlighted code blocks (light and dark themes); views add it once.
-    highlight_css = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, handler: Callable[[ViewMsg], None] | None = None, **traits: Any) -> None:
         super().__init__(**traits)
@@ -63,12 +72,44 @@ class ChatWidget(anywidget.AnyWidget):
 
     def _on_view_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         msg = parse_view_msg(content)
-        if msg is not None and self._handler is not None:
+        if msg is None:
+            return
+        if msg["type"] == "code":
+            # The page has no view of its own: on this comm, so only this run's views (and
+            # pages) hear the answer, and each page's loader takes the first one.
+            self.send(_code_reply())
+        elif self._handler is not None:
             self._handler(msg)
 
     def __repr__(self) -> str:
         # Stable text/plain (nbval compares it): no model id, no address, no live status.
         return f"ChatWidget(bot_name={self.bot_name!r}, model={self.model!r})"
+
+
+#: Where the fallback module is built (``jlpm build:view``; the wheel carries it).
+VIEW_MODULE = _STATIC / "view.js"
+
+
+def _code_reply() -> CodeReplyMsg:
+    """The view's fallback module and its CSS, or the one sentence saying why there is none."""
+    try:
+        return _view_code()
+    except OSError:
+        # Not cached: building it (./dev, jlpm build) mends a running kernel's next page.
+        return {
+            "type": "code",
+            "error": (
+                f"The chat view cannot be shown: {VIEW_MODULE.name} is missing from hermes_nb "
+                "(build it with `cd labextension && jlpm build`, or reinstall hermes-nb)."
+            ),
+        }
+
+
+@functools.cache
+def _view_code() -> CodeReplyMsg:
+    # chat.css and the code colours, as the extension's style has them.
+    css = (_STATIC / "chat.css").read_text(encoding="utf-8") + "\n" + render.highlight_css()
+    return {"type": "code", "js": VIEW_MODULE.read_text(encoding="utf-8"), "css": css}
 
 
 def _route_to_sender(comm: Any) -> None:

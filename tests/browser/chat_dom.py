@@ -1,13 +1,13 @@
 """Reading hermes_nb's chat view from the DOM of a notebook cell.
 
-The contract (``static/chat.js`` builds it live; ``view.static_html`` freezes it for saved
-notebooks): a root ``.hnb-chat`` with ``data-state`` (queued, streaming, waiting, done, stopped,
-error), ``.hnb-prompt``, ``.hnb-reasoning`` (a ``<details>``), the conversation in ``.hnb-flow``
-as segments ``.hnb-seg[data-seg]`` each holding ``.hnb-reply`` (rendered Markdown blocks),
-``.hnb-tools`` (``.hnb-tool``) and ``.hnb-asks`` (prompt cards ``.hnb-ask[data-state]``), then
-``.hnb-error``, ``.hnb-notice``, ``.hnb-status`` and a ``.hnb-stop`` button shown while the run
-is live. Once settled, the output is replaced by the same markup with ``.hnb-chat.hnb-static``.
-``reply`` below is the text of every segment's reply, in order.
+The contract (the view, ``labextension/src/view/``, builds it live; ``view.static_html`` freezes
+it for saved notebooks): a root ``.hnb-chat`` with ``data-state`` (queued, streaming, waiting,
+done, stopped, error), ``.hnb-prompt``, ``.hnb-reasoning`` (a ``<details>``), the conversation
+in ``.hnb-flow`` as segments ``.hnb-seg[data-seg]`` each holding ``.hnb-reply`` (rendered
+Markdown blocks), ``.hnb-tools`` (``.hnb-tool``) and ``.hnb-asks`` (prompt cards
+``.hnb-ask[data-state]``), then ``.hnb-error``, ``.hnb-notice``, ``.hnb-status`` and a ``.hnb-stop``
+button shown while the run is live. Once settled, the output is replaced by the same markup with
+``.hnb-chat.hnb-static``. ``reply`` below is the text of every segment's reply, in order.
 
 :class:`ChatView` reads a cell's views at once (:meth:`~ChatView.views`), waits on them, and can
 keep a *history*: a MutationObserver in the page records every change of state, of the reply's
@@ -23,7 +23,15 @@ from typing import Any
 
 from jupyter_harness import NotebookPage
 
-__all__ = ["CANCEL_NOTICE", "FOLLOW_JS", "LIVE", "SETTLED", "ChatView", "words"]
+__all__ = [
+    "CANCEL_NOTICE",
+    "FOLLOW_JS",
+    "LIVE",
+    "SETTLED",
+    "ChatView",
+    "code_requests",
+    "words",
+]
 
 LIVE = ("queued", "streaming", "waiting")
 SETTLED = ("done", "stopped", "error")
@@ -224,7 +232,7 @@ class ChatView:
     def follow(self, every_ms: int = 100) -> None:
         """Keep the live view's end (its status line) in view until the run settles, as a
         person reading along scrolls: a view whose end is off screen draws its updates only
-        every few seconds (``static/chat.js``), and nobody would see them."""
+        every few seconds (``labextension/src/view/render.ts``), and nobody would see them."""
         self.page.evaluate(FOLLOW_JS, [self.page.evaluate_handle(self._cell_js()), every_ms])
 
     def now(self) -> float:
@@ -243,3 +251,26 @@ def set_theme(page: Any, name: str) -> None:
         f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=15_000
     )
     page.wait_for_timeout(300)  # the theme's stylesheet applied
+
+
+# A view's request for the view's code, as it crosses the kernel's websocket (JSON in a text
+# frame, or in the binary v1 protocol's message part).
+_CODE_REQUEST = '"content":{"type":"code"}'
+
+
+def code_requests(page: Any) -> list[str]:
+    """A list that collects every ``{type: "code"}`` message the page sends to a kernel from
+    now on (call it before the page opens the notebook): the loader's request for the
+    fallback view, which a page should send at most once, and never with the extension."""
+    sent: list[str] = []
+
+    def on_socket(ws: Any) -> None:
+        def on_frame(payload: Any) -> None:
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+            if _CODE_REQUEST in text:
+                sent.append(ws.url)
+
+        ws.on("framesent", on_frame)
+
+    page.on("websocket", on_socket)
+    return sent

@@ -190,6 +190,9 @@ class JupyterServer:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    #: Front-end extensions this server's pages do not load (as ``jupyter labextension
+    #: disable NAME`` would, in the server's own config): e.g. ``("hermes-nb",)``.
+    disabled_extensions: tuple[str, ...] = ()
 
     @property
     def root_dir(self) -> Path:
@@ -243,6 +246,13 @@ class JupyterServer:
         (dirs["config"] / "jupyter_server_config.json").write_text(
             json.dumps(config), encoding="utf-8"
         )
+        if self.disabled_extensions:
+            labconfig = dirs["config"] / "labconfig"
+            labconfig.mkdir(exist_ok=True)
+            disabled = dict.fromkeys(self.disabled_extensions, True)
+            (labconfig / "page_config.json").write_text(
+                json.dumps({"disabledExtensions": disabled}), encoding="utf-8"
+            )
         env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
         env.update(
             JUPYTER_CONFIG_DIR=str(dirs["config"]),
@@ -265,7 +275,8 @@ class JupyterServer:
         env = self._prepare()
         module, app_cls = _APPS[self.ui]
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.log_path = ARTIFACTS / f"server-{self.ui}.log"
+        bare = "-without-" + "-".join(self.disabled_extensions) if self.disabled_extensions else ""
+        self.log_path = ARTIFACTS / f"server-{self.ui}{bare}.log"
         for attempt in range(3):
             self.port = _free_port()
             argv = [

@@ -4,8 +4,12 @@
   (``hermes-nb:insert-cell``, detail ``{code}``; ``hermes-nb:probe`` to ask whether it would be
   handled) and the command ``hermes-nb:insert-cell-below`` does the same: a code cell below,
   exactly that code, the active cell, not run.
+* The extension registers the chat view on the page (``hermes-nb:chat-view``), and the widget's
+  loader renders with it: no run sends the view's code (``test_view_without_extension.py`` is
+  the page without it).
 * A settled run's static output gets Copy and Insert below on its code blocks; so do the code
-  blocks of the live chat view (``chat.js``), Copy only where the extension is absent.
+  blocks of the live chat view (``labextension/src/view/``), Copy only where the extension is
+  absent; a block fenced as ``text`` (a DataFrame's summary put in the prompt) gets neither.
 * A reloaded page keeps hermes_nb outputs attached to their display ids: an output restored
   from the file whose metadata carries ``hermes_nb.display_id`` is replaced by a kernel's
   ``update_display_data`` for that id, which JupyterLab alone drops. The kernel writes that id
@@ -24,7 +28,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from chat_dom import ChatView, set_theme, words
+from chat_dom import ChatView, code_requests, set_theme, words
 from jupyter_harness import NotebookPage, poll
 from nbformat.sign import NotebookNotary
 
@@ -33,7 +37,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 BOTH_UIS = pytest.mark.parametrize("ui", ["lab", "notebook7"], indirect=True)
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-PLUGINS = ["hermes-nb:insert-cell", "hermes-nb:display-ids", "hermes-nb:static-code-actions"]
+LIVE_STATES = ("queued", "streaming", "waiting")
+PLUGINS = [
+    "hermes-nb:chat-view",
+    "hermes-nb:insert-cell",
+    "hermes-nb:display-ids",
+    "hermes-nb:static-code-actions",
+]
 
 # Code with everything that could be mangled on the way: quotes, backslashes, braces, tabs,
 # a blank line, trailing spaces, non-ASCII, no final newline.
@@ -51,6 +61,7 @@ _ACTIVE_JS = """
   const app = window.jupyterapp;
   return {
     contract: document.body.dataset.hermesNbExtension || null,
+    view: (window.__hermes_nb_view__ || {}).version || null,
     command: app.commands.hasCommand('hermes-nb:insert-cell-below'),
     plugins: plugins.filter((id) => app.isPluginActivated(id)),
   };
@@ -110,7 +121,7 @@ def assert_inserted_below(nb: NotebookPage, index: int, code: str, before: int) 
 
 def assert_active(nb: NotebookPage) -> None:
     state = nb.page.evaluate(_ACTIVE_JS, PLUGINS)
-    assert state == {"contract": "1", "command": True, "plugins": PLUGINS}, (
+    assert state == {"contract": "1", "view": 1, "command": True, "plugins": PLUGINS}, (
         f"the hermes-nb labextension is not active ({state}); ./dev links labextension/build "
         "into the venv (jupyter labextension list)"
     )
@@ -544,6 +555,53 @@ def test_live_view_offers_copy_only_without_the_extension(ui, open_notebook, pag
     nb.cell(0).locator(".hnb-code-actions").nth(0).get_by_role("button", name="Copy code").click()
     assert poll(lambda: page.evaluate("() => window.__hnb_copies"), 5) == [CODE]
     screenshot(f"live-code-copy-only-{ui}", nb.cell(0))
+
+
+DATA_CELL = "import pandas as pd\ndf = pd.DataFrame({'city': ['Oslo', 'Rome'], 'temp': [4, 18]})"
+# The DataFrame's summary goes into the prompt as a ``text`` fence; the echo model repeats it.
+DATA_PROMPT = "%%hermes -o delay=0.05\nWhat is in {df}?\n\n```python\ndf.describe()\n```\n"
+
+# Per <pre> of cell 2's live or static view: "python" / "text", and the buttons before it.
+_PRE_ACTIONS_JS = """
+([path, root]) => {
+  const cell = window.__hnb_panel(path).content.widgets[2].node;
+  return [...cell.querySelectorAll(root + ' .hnb-reply pre')].map((pre) => {
+    const bar = pre.previousElementSibling;
+    const ours = !!bar && /hnb-(code|ext)-actions/.test(bar.className);
+    const text = !!pre.querySelector(':scope > code.language-text');
+    return [text ? 'text' : 'python', ours ? [...bar.querySelectorAll('button')]
+      .map((b) => b.dataset.action) : [], pre.textContent];
+  });
+}
+"""
+
+
+def pre_actions(nb: NotebookPage, root: str) -> dict[str, list[str]]:
+    """{"python": its buttons, "text": its buttons} once both blocks are complete, else {}."""
+    shown = nb.page.evaluate(_PRE_ACTIONS_JS, [nb.path, root])
+    done = len(shown) == 2 and "df.describe()" in shown[-1][2]
+    return {kind: actions for kind, actions, _ in shown} if done else {}
+
+
+@pytest.mark.parametrize("ui", ["lab"], indirect=True)
+def test_a_data_block_is_not_code_no_copy_or_insert_on_it(ui, open_notebook, page, screenshot):
+    """Issue 26: a DataFrame's summary interpolated into a prompt is data, not code: neither the
+    live view nor the settled output offers Copy / Insert below on it; a Python block still
+    gets both. And the view comes from the extension: the page never asks for its code."""
+    requests = code_requests(page)
+    nb = open_notebook([DATA_CELL, "%load_ext hermes_nb", DATA_PROMPT])
+    assert_active(nb)
+    nb.run(0)
+    nb.run(1)
+    nb.run(2)
+    live = poll(lambda: pre_actions(nb, ".hnb-chat:not(.hnb-static)"), 30)
+    assert ChatView(nb, 2).view()["state"] in LIVE_STATES, "settled before it was read live"
+    assert live == {"python": ["copy", "insert"], "text": []}, live
+    ChatView(nb, 2).wait_settled(static=True)
+    settled = poll(lambda: (got := pre_actions(nb, ".hnb-static")) and got["python"] and got, 15)
+    assert settled == {"python": ["copy", "insert"], "text": []}, settled
+    assert requests == [], "a page with the extension asked the kernel for the view's code"
+    screenshot("data-block-no-code-actions", nb.cell(2))
 
 
 @pytest.mark.parametrize("ui", ["lab"], indirect=True)

@@ -1,0 +1,120 @@
+"""The chat view on a page without hermes_nb's extension: what VS Code and Colab do.
+
+A JupyterLab whose page config disables the ``hermes-nb`` extension (as ``jupyter labextension
+disable hermes-nb`` would) loads anywidget but not our view. The widget's module, a small loader
+(``hermes_nb/view/static/loader.js``), then asks the kernel for the fallback module built from
+the same TypeScript (``{type: "code"}``), once per page: every other view, of the same run or
+another, awaits the same answer. The view renders, streams and settles as with the extension,
+with its stylesheet (it came with the code), and Copy (no Insert below: that needs the
+extension).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from chat_dom import ChatView, code_requests
+from jupyter_harness import INIT_SCRIPT, JupyterServer, PageWatch, poll
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+
+# About four seconds of streaming: time to read the live view.
+TAIL = " ".join(f"t{i:03d}" for i in range(1, 121))
+PROMPT = (
+    f"%%hermes -o delay=0.02 -o chunk_size=3\nStream check\n\n```python\nprint('hi')\n```\n\n{TAIL}"
+)
+
+# The live view of cell 2: whether chat.css applies, its code block's buttons, and how many
+# stylesheets of the view the page's head holds (a saved answer's own <style> is in its output).
+_LIVE_JS = """
+(path) => {
+  const root = window.__hnb_panel(path).content.widgets[2].node
+    .querySelector('.hnb-chat:not(.hnb-static)');
+  if (!root || root.dataset.state !== 'streaming' || !root.querySelector('.hnb-code-actions')) {
+    return null;
+  }
+  return {
+    display: getComputedStyle(root).display,
+    actions: [...root.querySelectorAll('.hnb-code-action')].map((b) => b.dataset.action),
+    sheets: [...document.head.querySelectorAll('style')]
+      .filter((s) => s.textContent.includes('.hnb-chat .hnb-hl')).length,
+  };
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def bare_server(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    """``jupyter lab`` with the hermes-nb extension disabled."""
+    server = JupyterServer(
+        tmp_path_factory.mktemp("jupyter-bare"), ui="lab", disabled_extensions=("hermes-nb",)
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def bare_context(browser: Any, bare_server: JupyterServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(30_000)
+    context.add_init_script(INIT_SCRIPT)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def server(bare_server: JupyterServer) -> JupyterServer:
+    """This module's server, for the suite's ``open_notebook``."""
+    return bare_server
+
+
+@pytest.fixture
+def page(bare_context: Any) -> Iterator[Any]:
+    pg = bare_context.new_page()
+    watch = PageWatch()
+    watch.attach(pg)
+    pg.watch = watch
+    yield pg
+    pg.close()
+
+
+def test_without_the_extension_the_view_comes_once_from_the_kernel_and_streams(
+    open_notebook, page, screenshot
+):
+    requests = code_requests(page)
+    nb = open_notebook(["%load_ext hermes_nb", PROMPT, PROMPT.replace("check", "again")])
+    # Nothing of the extension on this page: no contract, no view registered.
+    assert page.evaluate(
+        "() => [document.body.dataset.hermesNbExtension ?? null, typeof window.__hermes_nb_view__]"
+    ) == [None, "undefined"]
+    nb.run(0)
+    first = ChatView(nb, 1)
+    nb.run(1, wait=False)
+    first.watch()
+    nb.wait_cell_done(1)
+    first.wait_live(min_chars=1)
+    final = first.wait_settled(static=True)
+    assert final["state"] == "done" and "Stream check" in final["reply"], final
+
+    history = first.history()
+    streaming = [e for e in history if e["state"] == "streaming" and not e["static"]]
+    steps = sum(1 for a, b in itertools.pairwise(streaming) if b["len"] > a["len"])
+    assert steps >= 3, f"the reply grew in {steps} steps while streaming: {history}"
+
+    second = ChatView(nb, 2)
+    nb.run(2, wait=False)
+    # Styled (chat.css and the code colours came with the code, added once), Copy only.
+    live = poll(lambda: page.evaluate(_LIVE_JS, nb.path), 30)
+    assert live == {"display": "flex", "actions": ["copy"], "sheets": 1}, live
+    assert second.wait_settled(static=True)["state"] == "done"
+    assert requests and len(requests) == 1, f"code requested {len(requests)} times: {requests}"
+    assert page.watch.errors == []
+    screenshot("view-without-extension", nb.cell(1))
