@@ -100,7 +100,8 @@ class _Record:
             for i, old in enumerate(outputs):
                 if old.display_id == shown.display_id:
                     outputs[i] = shown
-        self._trim()
+        if shown.image is not None:
+            self._trim()
 
     def settle(self, number: int | None) -> None:
         with self.lock:
