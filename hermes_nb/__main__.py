@@ -28,6 +28,7 @@ EXAMPLES = (
     "python-api.ipynb",
     "prompts.ipynb",
     "tools.ipynb",
+    "document.ipynb",
     "mcp.ipynb",
 )
 #: How the notebooks link to the documentation in a checkout (``notebooks/`` beside ``docs/``),

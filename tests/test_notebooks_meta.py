@@ -15,7 +15,16 @@ import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-EXPECTED = ("quickstart", "sessions", "providers", "python-api", "prompts", "tools", "mcp")
+EXPECTED = (
+    "quickstart",
+    "sessions",
+    "providers",
+    "python-api",
+    "prompts",
+    "tools",
+    "document",
+    "mcp",
+)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 #: nbval's markers live in the cells' tags, out of a reader's sight (never comments in the code).
 IGNORE = "nbval-ignore-output"

@@ -219,8 +219,11 @@ def image_marker(mime: str, data: Any, metadata: Any = None, *, full_length: Any
     if mime == "image/svg+xml":
         size = len(text.encode("utf-8"))
         return f"[image: SVG, {_bytes(size)}]"
-    length = full_length if isinstance(full_length, int) else len(text.replace("\n", ""))
-    size = length * 3 // 4
+    if isinstance(full_length, int):
+        size = full_length * 3 // 4
+    else:
+        raw = text.replace("\n", "").strip()
+        size = len(raw) * 3 // 4 - raw[-2:].count("=")
     dims = _dimensions(text)
     if dims is None and isinstance(metadata, Mapping):
         width, height = metadata.get("width"), metadata.get("height")
