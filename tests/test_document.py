@@ -118,3 +118,21 @@ def test_an_outline_names_each_cell_and_redacts_keys() -> None:
     assert "sk-abcdefghijklmnopqrstuvwxyz012345" not in text
     assert "- result (text/plain):\n    3" in text
     assert "### Cell 3 · no id (nbformat < 4.5) · code, not run\n(empty)" in text
+
+
+def test_a_diff_is_read_by_its_hunk_counts_and_names_its_files_when_several() -> None:
+    # A removed line "-- note" and an added "++ x" look like a file header; the counts say not.
+    one = "--- a\n+++ b\n@@ -1,2 +1,2 @@\n--- note\n++++ x\n keep\n"
+    html = detail_html(one)
+    assert 'data-op="del"><span class="hnb-ask-diff-mark">−</span>-- note</del>' in html
+    assert 'data-op="add"><span class="hnb-ask-diff-mark">+</span>+++ x</ins>' in html
+    assert 'data-op="file"' not in html
+    two = (
+        "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n\\ No newline at end of file\n"
+        "--- /dev/null\n+++ b/y.py\n@@ -0,0 +1 @@\n+new\n"
+    )
+    html = detail_html(two)
+    files = [part.split("</span>")[0] for part in html.split('data-op="file">')[1:]]
+    assert files == ["b/x.py", "b/y.py"]
+    assert 'data-op="note">\\ No newline at end of file' in html
+    assert "Changes: 1 line removed, 2 lines added" in html
