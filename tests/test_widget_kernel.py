@@ -325,10 +325,11 @@ def test_a_settled_run_closes_its_widget_once_its_view_left_and_the_kernel_keeps
             " delay=0.005)\nshow(rr)\n"
             "_c = weakref.ref(view._controllers[rr.run_id])\n"
             "_w = weakref.ref(_c().widget)\n"
-            "_ids = [_w().model_id, _w().layout.model_id]\n"
-            "print(json.dumps(_ids))"
+            "_ids = [_w().model_id]\n"
+            "print(json.dumps([_w().model_id, _w().layout]))"
         )
-        model_id, layout_id = json.loads(result.stdout())
+        model_id, layout = json.loads(result.stdout())
+        assert layout is None  # one model per run: no Layout widget
         [(did, w)] = kernel.widget_views(result)
         assert w.comm_id == model_id
         mark = kernel.mark()
@@ -339,7 +340,7 @@ def test_a_settled_run_closes_its_widget_once_its_view_left_and_the_kernel_keeps
         assert not [m for m in kernel.iopub_since(mark) if m["msg_type"] == "comm_close"]
         out = kernel.execute("print(json.dumps([_c().dormant, _c().released]))")
         assert json.loads(out.stdout()) == [True, False]
-        # The page applied the update: the view left it, and says so (chat.js, on removal).
+        # The page applied the update: the view left it, and says so (the view, on removal).
         w.send({"type": "removed"})
         closed = [
             kernel.wait_iopub(
@@ -347,7 +348,7 @@ def test_a_settled_run_closes_its_widget_once_its_view_left_and_the_kernel_keeps
                 timeout=15,
                 start=mark,
             )
-            for cid in (model_id, layout_id)
+            for cid in (model_id,)
         ]
         update_at = next(
             i

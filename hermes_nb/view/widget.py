@@ -23,6 +23,7 @@ from typing import Any
 
 import anywidget
 import traitlets
+from ipywidgets import Layout, widget_serialization
 
 from . import render
 from ._protocol import CodeReplyMsg, FrameMsg, ViewMsg, parse_view_msg
@@ -32,19 +33,30 @@ __all__ = ["ChatWidget"]
 _STATIC = pathlib.Path(__file__).parent / "static"
 
 
+def _compact(source: str) -> str:
+    """``source`` (the hand-written loader) without its comment lines and indentation: every
+    run's comm_open carries it. Safe for that file: no string spans lines."""
+    lines = (line.strip() for line in source.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("//"))
+
+
 class ChatWidget(anywidget.AnyWidget):
     """One model per run; every view of it shows the same transcript.
 
-    Closing it (:meth:`close`) closes its layout's comm too, so nothing in the kernel keeps a
-    closed view: not ipywidgets' registry, not anywidget.
+    Closing it (:meth:`close`) closes its only comm (it has no layout widget), so nothing in the
+    kernel keeps a closed view: not ipywidgets' registry, not anywidget.
     """
 
     # Text, read once, not a path: anywidget turns a path into a FileContents whose ``changed``
     # signal holds every widget ever made (a closure over it, to hot-reload the file), so no
     # widget could be freed; and the string is shared by all of them.
-    _esm = (_STATIC / "loader.js").read_text(encoding="utf-8")
+    _esm = _compact((_STATIC / "loader.js").read_text(encoding="utf-8"))
     # The extension's style has the view's stylesheet; the fallback gets it with its code.
     _css = ""
+    #: No layout widget: a DOMWidget makes a ``Layout`` of its own, one more comm_open (1.8 KB
+    #: on iopub for every run) and a model that the page and ipywidgets keep, for styles nothing
+    #: here sets. The front end renders a view without one.
+    layout = traitlets.Instance(Layout, allow_none=True).tag(sync=True, **widget_serialization)
 
     run_id = traitlets.Unicode("").tag(sync=True)
     status = traitlets.Unicode("queued").tag(sync=True)
@@ -56,15 +68,6 @@ class ChatWidget(anywidget.AnyWidget):
         self._handler = handler
         self.on_msg(self._on_view_msg)
         _route_to_sender(self.comm)
-
-    def close(self) -> None:
-        """Close the comm (every view of this model goes away) and the layout's: a DOMWidget
-        makes a ``Layout`` widget of its own that ipywidgets would otherwise keep for good."""
-        layout = self.layout
-        super().close()
-        close = getattr(layout, "close", None)
-        if callable(close):
-            close()
 
     def send_frame(self, msg: FrameMsg) -> None:
         """Send one frame to every open view (safe from any thread: iopub is)."""
