@@ -78,6 +78,7 @@ class Bridge:
         self._replies: dict[str, concurrent.futures.Future[dict[str, Any]]] = {}
         self._numbers = itertools.count(1)
         self._greeted = threading.Event()
+        self._hello = ""  # the req of the current comm's hello: a closed comm's late one is not
         #: The source of each cell as the agent last read or wrote it (by cell id): an edit of
         #: a cell that has changed since is refused.
         self.seen: dict[str, str] = {}
@@ -112,10 +113,11 @@ class Bridge:
             from comm import create_comm
         except ImportError:  # pragma: no cover - ipykernel always brings it
             return False
-        hello = {"op": "hello", "req": self._req(), "v": PROTOCOL, "path": _session_path()}
+        req = self._req()
+        hello = {"op": "hello", "req": req, "v": PROTOCOL, "path": _session_path()}
         self._greeted.clear()
         with self._lock:
-            old, self._pages = self._comm, {}
+            old, self._pages, self._hello = self._comm, {}, req
         if old is not None:
             try:
                 old.close()
@@ -198,11 +200,12 @@ class Bridge:
                 ops=tuple(str(o) for o in result.get("ops") or ()),
                 ui=str(result.get("ui") or ""),
             )
-            if page.page and page.version >= PROTOCOL:
-                with self._lock:
-                    self._pages.pop(page.page, None)
-                    self._pages[page.page] = page
-                self._greeted.set()
+            with self._lock:
+                if not page.page or page.version < PROTOCOL or data.get("req") != self._hello:
+                    return  # an older protocol, or the hello of a comm since replaced
+                self._pages.pop(page.page, None)
+                self._pages[page.page] = page
+            self._greeted.set()
             return
         with self._lock:
             future = self._replies.get(str(data.get("req")))

@@ -17,12 +17,24 @@ import json
 import pytest
 from chat_dom import ChatView, set_theme
 from jupyter_harness import NotebookPage
+from kernel_envs import EXTRA_KERNELS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
 BOTH_UIS = pytest.mark.parametrize(
     ("ui", "kernel"),
     [pytest.param("lab", None, id="lab"), pytest.param("notebook7", None, id="notebook7")],
+    indirect=True,
+)
+# The first scenario also on each other documented ipykernel (6.x: no subshells, so the page's
+# replies are handled between cells, which they are: the turn's cell has returned).
+ALL_KERNELS = pytest.mark.parametrize(
+    ("ui", "kernel"),
+    [
+        pytest.param("lab", None, id="lab"),
+        pytest.param("notebook7", None, id="notebook7"),
+        *(pytest.param("lab", v, id=f"lab-ipykernel{v}") for v in EXTRA_KERNELS),
+    ],
     indirect=True,
 )
 BUTTONS = ["Accept", "Accept all from this run", "Reject"]
@@ -84,7 +96,7 @@ def wait_extension(nb: NotebookPage) -> None:
     nb.page.wait_for_timeout(300)
 
 
-@BOTH_UIS
+@ALL_KERNELS
 def test_read_sees_an_unsaved_edit_then_accept_an_edit_and_undo_it(
     ui, kernel, open_notebook, page, screenshot
 ):
@@ -119,8 +131,10 @@ def test_read_sees_an_unsaved_edit_then_accept_an_edit_and_undo_it(
         "ns => ns.map(n => getComputedStyle(n).backgroundColor)"
     )
     assert colours[1] != colours[2] and colours[2] == colours[3]
+    if kernel is not None:
+        ui = f"{ui}-ipykernel{kernel.version}"
     screenshot(f"doc-edit-card-light-{ui}", nb.cell(0))
-    if ui == "lab":
+    if ui in ("lab", "notebook7"):
         set_theme(page, "JupyterLab Dark")
         screenshot(f"doc-edit-card-dark-{ui}", nb.cell(0))
         set_theme(page, "JupyterLab Light")
