@@ -244,3 +244,44 @@ def test_an_unknown_id_and_a_cell_changed_since_it_was_read_are_refused(
     assert "Traceback" not in reply
     assert sources(nb)[1] == "x = 100  # the person's"
     assert sources(nb)[-1] == "# a note"
+
+
+@pytest.mark.parametrize(("ui", "kernel"), [pytest.param("lab", None, id="lab")], indirect=True)
+def test_a_large_notebook_reads_through_the_page(ui, kernel, open_notebook, page):
+    """200 cells, each with a 48 KB figure and a line of text (about 10 MB of notebook): the
+    page sends each image's header only, so reading it on the page costs about what reading
+    the same notebook from its file does. Prints both times."""
+    nb = open_notebook(["import hermes_nb, json, time"] + [f"plot({i})" for i in range(200)])
+    nb.run(0)
+    nb._eval(
+        """p => {
+            const head = 'iVBORw0KGgoAAAANSUhEUgAAAoAAAAHgCAYAAAA';  // a 640×480 PNG's header
+            const png = head + 'A'.repeat(64000 - head.length);
+            p.content.widgets.slice(1).forEach((c, i) => c.model.outputs.add({
+                output_type: 'display_data', metadata: {},
+                data: {'image/png': png, 'text/plain': `<Figure ${i}>`},
+            }));
+        }"""
+    )
+    nb.save()
+    nb.set_source(
+        0,
+        "run = hermes_nb.chat('go', profile='echo', delay=0, tools=['notebook'],"
+        " tool_calls=[{'name': 'read_notebook'}]).wait(120)\n"
+        "from hermes_nb.notebook._document import notebook_path, outline, read_saved\n"
+        "t = time.perf_counter(); text = outline(read_saved(notebook_path(get_ipython())), '')\n"
+        "file_ms = (time.perf_counter() - t) * 1000\n"
+        "[end] = [e.data for e in run.events() if e.event == 'tool_end']\n"
+        "print(json.dumps([end['duration_ms'], file_ms, end['result'][:200], len(text)]))",
+    )
+    nb.run(0, timeout=120_000)
+    page_ms, file_ms, head, size = json.loads(
+        nb.output(0, "application/vnd.jupyter.stdout").inner_text()
+    )
+    assert head.startswith("The notebook ") and "as it is on the page" in head, head
+    assert size > 20_000
+    print(
+        f"read_notebook, 200 cells with a 48 KB figure each: page {page_ms:.0f} ms,"
+        f" file {file_ms:.0f} ms"
+    )
+    assert page_ms < 5_000
