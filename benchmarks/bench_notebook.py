@@ -5,16 +5,26 @@ Printed figures (targets from the issue "the view's code travels once", in brack
 * iopub bytes per short interactive run after the first (a real kernel through jupyter_client,
   as JupyterLab drives it: ``%hermes`` returning at once, its live view streaming and settling),
   counted as the JSON of every iopub message the run caused                         [≤ 8 KB]
+* the widget state an interactive save keeps per run: what JupyterLab's "save widget state"
+  writes for each model a run opened (its ``comm_open`` state: the ChatWidget and its Layout)
+                                                                                     [≤ 2 KB]
+* bytes per live frame while a reply streams at 10 tokens a second (4-character tokens), against
+  the reply text each frame brought (the baseline, same run): what a frame carries beyond its
+  envelope — the iopub message with its blocks' HTML emptied and no ``meta``: Jupyter's header,
+  the comm wrapper and the frame's fixed fields (type, seq, prev, status, rid, block id, kind,
+  offset) — over that new text                                                        [≤ 2×]
 * a notebook of 10 short ``%hermes`` cells executed by ``jupyter nbconvert --execute``: its size
   against its outputs (the saved answers) + 5 KB                                   [≤ 1.5×]
-* the widget state that notebook carries, per cell                                   [≤ 2 KB]
+* the widget state that notebook carries, per cell (a headless run makes no widget) [≤ 2 KB]
+* for information: the CSS a short saved answer carries, against the whole stylesheet
+  (``chat.css`` shortened) it is taken from, measured in this process.
 
-The first figure is measured against no baseline (it is bytes, not time); the second against the
-outputs the same run saved. Run: ``.venv/bin/python benchmarks/bench_notebook.py``
+Run: ``.venv/bin/python benchmarks/bench_notebook.py``
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -22,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _common import Report, median, use_tests_dir
 
@@ -31,23 +42,99 @@ from kernel_harness import KernelHarness  # noqa: E402  (tests/ is on the path n
 
 RUNS = 8
 CELLS = 10
+TOKENS_PER_S = 10
+SLOW_REPLY = (
+    "Streaming replies arrive a few characters at a time, and each frame carries what came. " * 2
+    + "\n\nA second paragraph follows, with `inline code` and **bold** words in it.\n\n"
+    + "- a list item that grows\n- and another one\n"
+)
 
 
-def _iopub_bytes_per_run(home: Path) -> list[int]:
-    """Bytes on iopub for each of :data:`RUNS` short interactive runs (the first left out)."""
-    sizes = []
-    with KernelHarness(home) as kernel:
-        kernel.execute("%load_ext hermes_nb")
-        for i in range(RUNS + 1):
-            start = kernel.mark()
-            shown = kernel.execute(f"%hermes -o delay=0 short question {i}?")
-            ((_, view),) = list(kernel.widget_views(shown))
-            view.wait_frame(lambda f: f["status"] in {"done", "error", "stopped"}, timeout=30)
-            time.sleep(0.5)  # the settle's display update and the view's last messages
-            sent = kernel.iopub_since(start)
-            if i:  # the first run also loads what every later one shares
-                sizes.append(sum(len(json.dumps(m, default=str)) for m in sent))
-    return sizes
+def _size(msg: Any) -> int:
+    return len(json.dumps(msg, default=str))
+
+
+def _widget_state(opened: list[dict[str, Any]]) -> int:
+    """The bytes JupyterLab's saved widget state gives these ``comm_open`` messages' models."""
+    saved = {}
+    for msg in opened:
+        state = msg["content"]["data"].get("state", {})
+        saved[msg["content"]["comm_id"]] = {
+            "model_name": state.get("_model_name"),
+            "model_module": state.get("_model_module"),
+            "model_module_version": state.get("_model_module_version"),
+            "state": state,
+        }
+    return len(json.dumps(saved))
+
+
+def _short_runs(kernel: KernelHarness) -> tuple[list[int], list[int]]:
+    """Bytes on iopub, and widget state, for each of :data:`RUNS` short interactive runs (the
+    first left out: it also loads what every later one shares)."""
+    sizes, states = [], []
+    for i in range(RUNS + 1):
+        start = kernel.mark()
+        shown = kernel.execute(f"%hermes -o delay=0 short question {i}?")
+        ((_, view),) = list(kernel.widget_views(shown))
+        view.wait_frame(lambda f: f["status"] in {"done", "error", "stopped"}, timeout=30)
+        time.sleep(0.5)  # the settle's display update and the view's last messages
+        sent = kernel.iopub_since(start)
+        if i:
+            sizes.append(sum(_size(m) for m in sent))
+            states.append(_widget_state([m for m in sent if m["msg_type"] == "comm_open"]))
+    return sizes, states
+
+
+def _slow_frames(kernel: KernelHarness) -> tuple[list[int], int, int]:
+    """Each live frame's iopub bytes while a reply streams at :data:`TOKENS_PER_S`, what they
+    carry beyond their envelope in all, and the reply text they brought in all."""
+    delay = 1 / TOKENS_PER_S
+    shown = kernel.execute(
+        f"import json as _json, hermes_nb as _hnb\n"
+        f"_slow = _hnb.chat('slow', profile='echo', reply={SLOW_REPLY!r}, chunk_size=4,"
+        f" delay={delay})\n_slow"
+    )
+    ((_, view),) = list(kernel.widget_views(shown))
+    view.wait_frame(lambda f: f["status"] in {"done", "error", "stopped"}, timeout=120)
+    tokens = json.loads(
+        kernel.execute(
+            "print(_json.dumps({e.seq: len(e.data['text'].encode()) for e in _slow.events()"
+            " if e.event == 'token'}))"
+        ).stdout()
+    )
+    text_at = {int(k): v for k, v in tokens.items()}
+    sizes, payload, text = [], 0, 0
+    for msg in kernel.iopub:
+        content = msg["content"]
+        data = content.get("data", {}) if msg["msg_type"] == "comm_msg" else {}
+        frame = data.get("content") if content.get("comm_id") == view.comm_id else None
+        if not frame or frame.get("type") != "frame" or frame.get("rid") is not None:
+            continue
+        new = sum(n for seq, n in text_at.items() if frame["prev"] < seq <= frame["seq"])
+        if not new or frame["status"] != "streaming" or not frame["prev"]:
+            continue  # the first frame (the prompt, the head) and the settle: not slow tokens
+        bare = copy.deepcopy(msg)
+        shell = bare["content"]["data"]["content"]
+        shell.pop("meta", None)
+        for block in shell["blocks"]:
+            block["html"] = ""
+        sizes.append(_size(msg))
+        payload += _size(msg) - _size(bare)
+        text += new
+    return sizes, payload, text
+
+
+def _answer_css() -> tuple[int, int]:
+    """The CSS of a short saved answer, and the whole stylesheet shortened (its baseline)."""
+    import re
+
+    import hermes_nb
+    from hermes_nb.view import _static, static_bundle
+    from hermes_nb.view._css_subset import shortened
+
+    html = static_bundle(hermes_nb.chat("hi", profile="echo", delay=0).wait(30))[0]["text/html"]
+    own = re.search(r"<style>(.*?)</style>", html, re.S)
+    return len(own.group(1)) if own else 0, len(shortened(_static._stylesheet()))
 
 
 def _executed_notebook(folder: Path, home: Path) -> tuple[int, int, int]:
@@ -82,10 +169,24 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "home").mkdir()
-        sizes = _iopub_bytes_per_run(root / "home")
+        with KernelHarness(root / "home") as kernel:
+            kernel.execute("%load_ext hermes_nb")
+            sizes, states = _short_runs(kernel)
+            frames, payload, text = _slow_frames(kernel)
         report.figure(
             "iopub bytes per short run (median)", median(sizes) / 1024, "KB", 8,
             f"runs 2-{RUNS + 1}: {', '.join(f'{s / 1024:.1f}' for s in sizes)} KB",
+        )  # fmt: skip
+        report.figure(
+            "widget state an interactive save keeps per run", median(states) / 1024, "KB", 2,
+            "the ChatWidget's and its Layout's comm_open state",
+        )  # fmt: skip
+        report.figure(
+            f"frame bytes beyond envelope / new text ({TOKENS_PER_S} tok/s)",
+            payload / max(text, 1), "x", 2,
+            f"{len(frames)} frames, {median(frames) if frames else 0:.0f} B each as sent (median),"
+            f" {payload / max(len(frames), 1):.0f} B beyond the envelope for"
+            f" {text / max(len(frames), 1):.1f} B of new text",
         )  # fmt: skip
         size, outputs, widgets = _executed_notebook(root, root / "home")
         report.figure(
@@ -96,6 +197,13 @@ def main() -> int:
             "widget state per cell", widgets / CELLS / 1024, "KB", 2,
             f"{widgets / 1024:.1f} KB in all",
         )  # fmt: skip
+        os.environ["HERMES_NB_HOME"] = str(root / "home")
+        css, whole = _answer_css()
+        print(
+            f"(information) a short saved answer's CSS: {css} B, of the {whole} B stylesheet"
+            f" (chat.css shortened); the aim is < 1 KB",
+            flush=True,
+        )
     return report.summary()
 
 

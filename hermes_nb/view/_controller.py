@@ -16,13 +16,14 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..core.events import RunState
+from ..core.events import Event, RunState
 from ._blocks import Transcript
 from ._live_runs import _forget, _pumps, _reaper
 from ._protocol import BlockMsg, FrameMeta, FrameMsg, ViewMsg, frame
 from ._static import bundle, static_bundle
 
 if TYPE_CHECKING:
+    from ..core.journal import JournalEntry
     from ..engine.runtime import Run
     from .widget import ChatWidget
 
@@ -39,8 +40,17 @@ _FRAME_INTERVAL = 1.0 / MAX_FPS + 0.0005  # a hair over: no one-second window ho
 #: grow; each frame still costs the page a message to decode and the kernel a render. A view
 #: coming into sight, or the run settling, ends the wait at once.
 HIDDEN_INTERVAL = 1.0
+#: A frame due with less reply text than this (characters), and nothing else, waits for more
+#: (:meth:`_Controller._gather`), up to :data:`SLOW_WAIT` seconds after the previous frame: at
+#: 5-30 tokens a second a frame then carries a few words, not a few letters, and its bytes are
+#: mostly that text (``benchmarks/bench_notebook.py``); a fast stream is not held back.
+SLOW_TEXT = 16
+SLOW_WAIT = 0.6
+#: The least time between two live frames' token counts while the status stays the same.
+META_EVERY = 3.0
 _MAX_VIEWS = 64  # views whose sight a run remembers (a page reloaded many times: the newest)
-_MIN_PATCH = 64  # a shorter common prefix is sent as a whole block
+#: A shorter common prefix is sent as a whole block (a patch's ``"at": N`` costs ~10 bytes).
+_MIN_PATCH = 16
 
 
 # -- the controller: cache, pump, replay, displays ---------------------------------------------
@@ -66,6 +76,9 @@ class _Controller:
         self._seq = 0
         self._tokens = 0
         self._status = str(run.status)
+        self._sent_meta: FrameMeta = {}  # what the live frames' meta said so far (the pump's)
+        self._sent_status = ""
+        self._tokens_at = 0.0
         self._display_ids: list[str] = []
         self._answered: dict[str, tuple[int, int, float]] = {}  # view -> (after, seq, when)
         self._finalized = False
@@ -162,14 +175,40 @@ class _Controller:
         )
 
     def _meta(self, status: str, tokens: int) -> FrameMeta:
+        """A replay's meta, whole: the elapsed time the view's clock ticks on from, the token
+        count, whether the run is live, and the kernel's clock (for a card's countdown). Not the
+        bot's name and model: they are synced traits."""
         return {
-            "bot_name": self.bot_name,
-            "model": self.model,
-            "elapsed": round(time.time() - self.run.created_at, 3),
+            "elapsed": round(time.time() - self.run.created_at, 1),
             "tokens": tokens,
             "live": not RunState(status).settled,
             "clock": round(time.time(), 3),
         }
+
+    def _live_meta(self, status: str, tokens: int, *, first: bool, cards: bool) -> FrameMeta:
+        """A live frame's meta: only what changed since the previous live frame (a view keeps
+        the rest; every view that applies this frame has applied that one, or a replay after
+        it). At a few tokens a second a frame carries a few bytes of text, and a whole meta in
+        each was most of its bytes (``benchmarks/bench_notebook.py``): the token count goes at
+        most once per :data:`META_EVERY` seconds while the status stays (the view's clock
+        ticks once a second anyway), the elapsed time when the status changes, the kernel's
+        clock with a card. Called on the pump's thread only."""
+        sent, now = self._sent_meta, time.monotonic()
+        moved = first or status != self._sent_status
+        live = not RunState(status).settled
+        meta: FrameMeta = {}
+        if moved:
+            meta["elapsed"] = round(time.time() - self.run.created_at, 1)
+        if sent.get("live") != live:
+            meta["live"] = live
+        if sent.get("tokens") != tokens and (moved or now - self._tokens_at >= META_EVERY):
+            meta["tokens"] = tokens
+            self._tokens_at = now
+        if first or cards:
+            meta["clock"] = round(time.time(), 3)
+        sent.update(meta)
+        self._sent_status = status
+        return meta
 
     # -- the pump -----------------------------------------------------------------------------
 
@@ -205,20 +244,44 @@ class _Controller:
     def _stream(self) -> None:
         run = self.run
         transcript = Transcript(run)  # this thread's alone
-        cursor, last = 0, 0.0
+        cursor, sent, last = 0, 0, 0.0  # the last event consumed; the last frame's seq
         while not transcript.ended:
             run.wait_for_event(cursor)
             self._coalesce(last)
-            entries = run.events(after_seq=cursor)
+            entries = self._gather(cursor, last)
             if not entries:
                 continue
-            seq = entries[-1].seq
-            msg = self._commit(transcript, transcript.consume(entries), cursor, seq)
+            cursor = entries[-1].seq
+            msg = self._commit(transcript, transcript.consume(entries), sent, cursor)
+            if msg is None:
+                continue
             self.widget.send_frame(msg)
-            last = time.monotonic()
+            last, sent = time.monotonic(), cursor
             if msg["status"] != self.widget.status:
                 self.widget.status = msg["status"]
-            cursor = seq
+
+    def _gather(self, cursor: int, last: float) -> list[JournalEntry]:
+        """The events after ``cursor`` for the next frame; while only a little reply text is
+        due, a little later (at most :data:`SLOW_WAIT` after the last frame).
+
+        At a few tokens a second each frame would carry one token (four bytes or so) in a
+        message of a hundred; so while what is due is nothing but tokens with less than
+        :data:`SLOW_TEXT` characters between them, the frame waits for more. Anything else (a
+        tool call, a card, the status) goes at once, as does a run that settles."""
+        run = self.run
+        while True:
+            entries = run.events(after_seq=cursor)
+            due = last + SLOW_WAIT - time.monotonic()
+            if not entries or due <= 0 or run.settled:
+                return entries
+            text = 0
+            for entry in entries:
+                if entry.event != Event.TOKEN:
+                    return entries
+                text += len(entry.data["text"])
+            if text >= SLOW_TEXT:
+                return entries
+            run.wait_for_event(entries[-1].seq, timeout=due)
 
     def _interval(self) -> float:
         """The least time between two frames: :data:`HIDDEN_INTERVAL` while every view that
@@ -241,8 +304,11 @@ class _Controller:
 
     def _commit(
         self, transcript: Transcript, changed: dict[str, tuple[str, str]], prev: int, seq: int
-    ) -> FrameMsg:
-        """Store the changed blocks at ``seq`` and build the live frame for ``(prev, seq]``."""
+    ) -> FrameMsg | None:
+        """Store the changed blocks at ``seq`` and build the live frame for ``(prev, seq]`` —
+        or None when no view would show anything new (a token that changed no block's HTML, as
+        a trailing space does, with nothing for the status line): then nothing is sent, and the
+        replay's seq stays at the last frame sent, so the next frame still follows it."""
         blocks: list[BlockMsg] = []
         with self._lock:
             for key, (kind, html) in changed.items():
@@ -251,12 +317,15 @@ class _Controller:
                     continue
                 self._blocks[key] = _Cached(kind, html, seq)
                 blocks.append(_upsert(key, kind, html, cached.html if cached else ""))
+            status, tokens = transcript.state, transcript.token_count
+            cards = any(b["kind"] == "ask" for b in blocks)
+            meta = self._live_meta(status, tokens, first=prev == 0, cards=cards)
+            self._tokens = tokens
+            if not blocks and not meta and status == self._status and prev:
+                return None
             self._seq = seq
-            self._status = status = transcript.state
-            self._tokens = tokens = transcript.token_count
-        return frame(
-            seq=seq, prev=prev, status=status, blocks=blocks, meta=self._meta(status, tokens)
-        )
+            self._status = status
+        return frame(seq=seq, prev=prev, status=status, blocks=blocks, meta=meta)
 
     def _finalize(self, *, complete: bool) -> None:
         """Replace every display of the run with the static bundle — built from the cache when

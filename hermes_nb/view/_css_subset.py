@@ -32,7 +32,7 @@ from typing import Any
 
 from ._css_match import CannotTell, Page, Selector, parse_selector
 
-__all__ = ["css_subset"]
+__all__ = ["css_subset", "shortened"]
 
 #: The classes of the element JupyterLab renders an HTML output into.
 _HOST_CLASSES = "jp-OutputArea-output jp-RenderedHTMLCommon jp-RenderedHTML"
@@ -262,6 +262,15 @@ def css_subset(css: str, html: str) -> str:
     return "".join(_write(item, refs, idents) for item in _merged(kept))
 
 
+def shortened(css: str) -> str:
+    """All of ``css``, shortened as :func:`css_subset` writes it (what a subset is measured
+    against: ``benchmarks/bench_notebook.py``)."""
+    kept = [_keep(node, None) for node in _parsed(css)]
+    items = [item for item in kept if item is not None]
+    refs, idents = _reads(items)
+    return "".join(_write(item, refs, idents) for item in _merged(items))
+
+
 @dataclass(frozen=True, slots=True)
 class _KeptRule:
     """A style rule with the selectors the answer uses."""
@@ -281,10 +290,13 @@ class _KeptAt:
 _Kept = _KeptRule | _KeptAt
 
 
-def _keep(node: _Rule | _AtRule, answer: _Answer) -> _Kept | None:
+def _keep(node: _Rule | _AtRule, answer: _Answer | None) -> _Kept | None:
+    """What of ``node`` the answer uses (None: every rule)."""
     if isinstance(node, _Rule):
         selectors = [
-            s for s, m in zip(node.selectors, node.matchers, strict=True) if answer.matches(s, m)
+            s
+            for s, m in zip(node.selectors, node.matchers, strict=True)
+            if answer is None or answer.matches(s, m)
         ]
         return _KeptRule(",".join(selectors), node.decls) if selectors else None
     if node.kind == "group":

@@ -128,7 +128,12 @@ class BlockMsg(TypedDict):
 
 
 class FrameMeta(TypedDict, total=False):
-    """What the status line needs between frames (the elapsed-time ticker runs in the view)."""
+    """What the status line needs between frames (the elapsed-time ticker runs in the view).
+
+    A replay's is whole; a live frame's carries only the keys that changed since the previous
+    live frame, and none at all when nothing did (a view keeps the others: every view that
+    applies a live frame applied the one before it, or a replay after it). The bot's name and
+    model are synced traits, not meta (``bot_name`` and ``model`` are no longer sent)."""
 
     bot_name: str
     model: str
@@ -147,7 +152,7 @@ class FrameMsg(TypedDict):
     status: str
     blocks: list[BlockMsg]
     rid: str | None
-    meta: FrameMeta
+    meta: NotRequired[FrameMeta]  # absent: nothing in it changed (see FrameMeta)
 
 
 class ReplayMsg(TypedDict):
@@ -222,16 +227,18 @@ def frame(
     meta: FrameMeta,
     rid: str | None = None,
 ) -> FrameMsg:
-    """Build a frame message."""
-    return {
+    """Build a frame message (without ``meta`` when it is empty)."""
+    msg: FrameMsg = {
         "type": "frame",
         "seq": seq,
         "prev": prev,
         "status": status,
         "blocks": blocks,
         "rid": rid,
-        "meta": meta,
     }
+    if meta:
+        msg["meta"] = meta
+    return msg
 
 
 def parse_view_msg(content: Any) -> ViewMsg | None:

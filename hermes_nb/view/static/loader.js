@@ -1,7 +1,7 @@
 // hermes_nb chat view loader (every run's comm_open carries it: keep it small; why and how:
 // hermes_nb/view/widget.py). The view is the extension's if it registered this VERSION (= VIEW_PROTOCOL,
 // labextension/src/view/protocol.ts), else the kernel's fallback module, fetched once per page.
-const VERSION = 1;
+const VERSION = 2;
 const RETRY_MS = 10000;
 
 function fallback(model) {

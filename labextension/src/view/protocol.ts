@@ -14,7 +14,7 @@
  * the fallback module the kernel ships. Raise it with any change a kernel of the previous
  * version would not understand (or vice versa), in loader.js too.
  */
-export const VIEW_PROTOCOL = 1;
+export const VIEW_PROTOCOL = 2; // 2: a live frame's meta carries only what changed
 
 /** One transcript part; upserted by id, or patched from UTF-16 offset `at`. */
 export interface IBlock {
@@ -24,7 +24,10 @@ export interface IBlock {
   at?: number;
 }
 
-/** What the status line needs between frames. */
+/**
+ * What the status line needs between frames. A replay's meta is whole; a live frame's carries
+ * only the keys that changed since the kernel's previous live frame (the others keep their value).
+ */
 export interface IFrameMeta {
   bot_name?: string;
   model?: string;

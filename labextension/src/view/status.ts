@@ -34,13 +34,22 @@ export class StatusLine {
     this.stop.addEventListener('click', this.onStop);
   }
 
-  /** A frame was applied: its status and meta (the clock's start). */
+  /**
+   * A frame was applied: its status, and what its meta changed. A live frame's meta carries only
+   * the keys that changed (often none: a few tokens a second would otherwise pay for it in every
+   * frame); `elapsed` restarts the clock from the kernel's count.
+   */
   update(status: string, meta: IFrameMeta | undefined): void {
     this.status = status;
-    this.meta = meta || {};
-    this.metaAt = performance.now();
-    if (typeof this.meta.clock === 'number') {
-      this.cards.clockSkew = this.meta.clock - Date.now() / 1000;
+    if (!meta) {
+      return;
+    }
+    this.meta = { ...this.meta, ...meta };
+    if (typeof meta.elapsed === 'number') {
+      this.metaAt = performance.now();
+    }
+    if (typeof meta.clock === 'number') {
+      this.cards.clockSkew = meta.clock - Date.now() / 1000;
     }
   }
 
