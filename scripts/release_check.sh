@@ -6,7 +6,8 @@
 # 1. builds the sdist and the wheel from this checkout (the labextension must already be built:
 #    ./dev does that) and checks both with twine;
 # 2. installs the wheel -- not the tree -- with its `lab` extra, and nothing else, into a fresh
-#    virtualenv, as the README tells a new user to;
+#    virtualenv, as the README tells a new user to, and checks it carries the chat view's
+#    fallback module (what VS Code and Colab are sent);
 # 3. copies the examples out of the installed wheel (`hermes-nb examples`) into a folder outside
 #    the checkout and executes each one headless (`jupyter nbconvert --execute`, as a person's
 #    Run All would: any error fails it, but in a cell tagged `raises-exception`, which means to
@@ -48,6 +49,13 @@ say "$(basename "$wheel"): $(du -k "$wheel" | cut -f1) KB; sdist $(du -k "$work"
 say "installing the wheel with its [lab] extra (nothing else) into a fresh virtualenv"
 "$PY" -m venv "$work/venv"
 "$work/venv/bin/pip" install "${pip_quiet[@]}" "$wheel[lab]"
+
+say "checking the chat view's fallback module (for pages without the extension) is installed"
+"$work/venv/bin/python" - <<'PY' || fail "the wheel lacks the chat view (hermes_nb/view/static/view.js)"
+from hermes_nb.view.widget import _code_reply
+reply = _code_reply()  # what a page without the extension is sent
+assert "js" in reply and "export" in reply["js"] and ".hnb-chat" in reply["css"], reply
+PY
 
 say "running every example headless, as Run All would, outside the checkout"
 mkdir -p "$work/run" "$work/home" "$work/executed"

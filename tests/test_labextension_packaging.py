@@ -4,8 +4,9 @@
   shared-module versions and the committed ``yarn.lock``.
 * It is installed and enabled where this interpreter's Jupyter looks (``./dev`` builds it and
   links it into the venv; ``pip install -e`` copies it there).
-* A wheel built from this tree ships it prebuilt under ``share/jupyter/labextensions/``, and
-  ``jupyter labextension list`` finds it once that wheel is installed (slow: builds a wheel).
+* A wheel built from this tree ships it prebuilt under ``share/jupyter/labextensions/``, with
+  the chat view's fallback module built from the same source (``hermes_nb/view/static/view.js``),
+  and ``jupyter labextension list`` finds it once that wheel is installed (slow: builds a wheel).
 
 The browser half (the extension active in JupyterLab and Notebook 7, doing its jobs) is
 ``tests/browser/test_labextension.py``.
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXT = ROOT / "labextension"
 NAME = "hermes-nb"
 SHARE = f"share/jupyter/labextensions/{NAME}"
+VIEW_JS = "hermes_nb/view/static/view.js"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -80,6 +82,13 @@ def test_the_declarations_agree():
     kwargs = hatch["hooks"]["jupyter-builder"]["build-kwargs"]
     assert kwargs["path"] == "labextension"
     assert kwargs["build_dir"] == f"labextension/{out_dir}"
+    # The chat view's fallback module: built by the same hook (jlpm build:view), ignored by git,
+    # so the wheel and the sdist must name it to carry it.
+    assert VIEW_JS in hatch["targets"]["wheel"]["artifacts"]
+    assert VIEW_JS in hatch["targets"]["sdist"]["artifacts"]
+    assert VIEW_JS in hatch["hooks"]["jupyter-builder"]["ensured-targets"]
+    for script in ("build", "build:prod"):
+        assert "jlpm build:view" in package["scripts"][script], script
     requires = " ".join(pyproject["build-system"]["requires"])
     assert "hatch-jupyter-builder" in requires
     assert "jupyter-builder" in requires
@@ -147,6 +156,8 @@ def test_a_wheel_ships_the_prebuilt_extension(tmp_path):
         assert prefix + entry in names
         assert prefix + "static/style.js" in names
         assert not [n for n in names if "node_modules" in n or n.endswith(".ts")], names
+        # The chat view's fallback module (for pages without the extension) and its loader.
+        assert {VIEW_JS, "hermes_nb/view/static/loader.js"} <= set(names)
         # The example notebooks, for `hermes-nb examples` (tests/test_pip_user.py).
         assert "hermes_nb/examples/quickstart.ipynb" in names
         metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
