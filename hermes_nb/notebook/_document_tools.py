@@ -30,8 +30,14 @@ from typing import Any, Literal
 from ..core.prompts import Answer, Option
 from ..engine.calls import current_call
 from ..engine.tools import Tool, resolve_tools
-from ._document import cells_from_json, history_outline, notebook_path, outline, output_text
-from ._document import read_saved as read_saved
+from ._document import (
+    cells_from_json,
+    history_outline,
+    notebook_path,
+    outline,
+    output_text,
+    read_saved,
+)
 from ._document_bridge import Bridge, BridgeError, bridge_for
 from ._main_thread import _main
 
@@ -79,9 +85,11 @@ async def _approved(text: str, detail: str) -> tuple[bool, str]:
         return True, ""
     if answer.value in _ONE:
         return True, ""
-    why = {"timeout": "no answer came in time", "stop": "the run was stopped"}.get(
-        answer.by, "the person rejected it"
-    )
+    why = {
+        "timeout": "no answer came in time",
+        "stop": "the run was stopped",
+        "shutdown": "the kernel shut down",
+    }.get(answer.by, "the person rejected it")
     return False, why
 
 
