@@ -231,8 +231,9 @@ def test_context_and_cost_in_the_status_and_in_hermes_usage(
         "import re\nhtml = static_bundle(last_run())[0]['text/html']\n"
         "print(re.search(r'hnb-status-detail\">([^<]*)', html).group(1))"
     ).stdout()
-    # the test server reports 5 prompt tokens a request: 0.5% of eye's 1,000-token window
-    assert "ctx &lt;1%" in status
+    # the test server reports 5 prompt + 5 completion tokens a request: the last request's 10
+    # are 1% of eye's 1,000-token window
+    assert "ctx 1%" in status
     # two turns of 5 prompt + 5 completion tokens at 2.5 / 10 per million
     assert "session 20 tokens" in status
     assert "$0.0001" in status

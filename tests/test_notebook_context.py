@@ -317,8 +317,9 @@ def test_the_status_shows_context_and_cost_only_when_priced() -> None:
     run_.wait(WAIT)
     detail = re.search(r'hnb-status-detail">([^<]*)', static_bundle(run_)[0]["text/html"])
     assert detail is not None
-    prompt = run_.usage["prompt_tokens"]
-    assert f"ctx {100 * prompt / 200:.0f}%" in detail.group(1)
+    context = run_.usage["context_tokens"]  # the last request's prompt + completion
+    assert context == run_.usage["prompt_tokens"] + run_.usage["completion_tokens"]
+    assert f"ctx {100 * context / 200:.0f}%" in detail.group(1)
     assert "$0.0" in detail.group(1)
     plain = hermes_nb.chat("one two", profile=Profile(), delay=0)
     plain.wait(WAIT)

@@ -156,7 +156,12 @@ def test_a_plan_is_a_tool_block_redrawn_with_each_update(profile) -> None:
 
 def test_usage_from_the_prompt_response(profile) -> None:
     run = chat("usage", profile())
-    assert run.usage == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    assert run.usage == {
+        "prompt_tokens": 7,
+        "completion_tokens": 3,
+        "total_tokens": 10,
+        "context_tokens": 10,
+    }
 
 
 def test_a_ten_megabyte_message_arrives_whole(profile) -> None:

@@ -156,6 +156,7 @@ def test_usage_is_reported_by_default_and_can_be_turned_off() -> None:
         "prompt_tokens": 3,
         "completion_tokens": chunks,
         "total_tokens": 3 + chunks,
+        "context_tokens": 3 + chunks,  # the last request's (the run made one)
     }
     quiet = _chat("one two three", usage=False)
     assert _events(quiet, "usage") == []

@@ -157,7 +157,7 @@ def test_usage_is_reported_with_reasoning_tokens(sse_server: SSEServer) -> None:
     sse_server.enqueue(Reply(chunks=[content("ok"), finish(), usage(12, 7, reasoning=3)]))
     run = _chat(sse_server)
     expected = {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}
-    assert run.usage == {**expected, "reasoning_tokens": 3}
+    assert run.usage == {**expected, "reasoning_tokens": 3, "context_tokens": 19}
     assert _events(run, "usage") == [{**expected, "reasoning_tokens": 3}]
 
 

@@ -20,6 +20,7 @@ from sse_server import (  # the ``sse_server`` fixture comes from conftest.py
     content,
     finish,
     tool_call,
+    usage,
 )
 
 import hermes_nb
@@ -486,3 +487,27 @@ def test_bad_tools_are_refused_in_one_sentence_before_anything_is_sent(
     with pytest.raises(HermesError, match="There is no tool or toolset named 'nosuch'"):
         hermes_nb.chat("x", profile=_profile(sse_server), tools=["nosuch"])
     assert sse_server.chat_requests == []
+
+
+def test_a_tool_loop_s_usage_adds_up_its_requests_and_its_context_is_the_last_one(
+    sse_server: SSEServer,
+) -> None:
+    """Each request of a tool loop pays for its prompt again: the run's (and the stored
+    session's) counts are the sum, its ``context_tokens`` the last request's alone."""
+
+    def add(a: int, b: int) -> int:
+        """Add two whole numbers."""
+        return a + b
+
+    first = _calls(("call_1", "add", {"a": 2, "b": 3}))
+    first.chunks.append(usage(100, 10))
+    second = Reply(chunks=[content("5."), finish(), usage(130, 4)])
+    sse_server.enqueue(first, second)
+    session = hermes_nb.Session.new()
+    run = session.chat("2+3?", profile=_profile(sse_server), tools=[add]).wait(WAIT)
+    assert run.status == "done", run.error
+    assert run.usage["prompt_tokens"] == 230 and run.usage["completion_tokens"] == 14
+    assert run.usage["total_tokens"] == 244
+    assert run.usage["context_tokens"] == 134
+    record = session._record()
+    assert record.usage["prompt_tokens"] == 230 and record.usage["context_tokens"] == 134

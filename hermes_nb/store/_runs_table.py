@@ -219,14 +219,18 @@ class _RunRows(_SessionRows):
 
 
 def _add_usage(db: sqlite3.Connection, session_id: str, usage: dict[str, int]) -> None:
-    """Accumulate token counts; ``context_tokens`` is the latest turn's prompt + completion."""
+    """Accumulate token counts; ``context_tokens`` is the latest request's prompt + completion."""
     row = db.execute("SELECT usage FROM sessions WHERE id = ?", (session_id,)).fetchone()
     total: dict[str, int] = json.loads(row[0] or "{}")
     for key in ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens"):
         if isinstance(usage.get(key), int):
             total[key] = total.get(key, 0) + usage[key]
-    context = usage.get("total_tokens") or (
-        usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+    # A run's own ``context_tokens`` is its last request's (its counts are summed over a tool
+    # loop's requests, see ``Run.usage``); a usage from elsewhere has only the counts.
+    context = (
+        usage.get("context_tokens")
+        or usage.get("total_tokens")
+        or (usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0))
     )
     if context:
         total["context_tokens"] = context

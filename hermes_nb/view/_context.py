@@ -32,12 +32,12 @@ def rules_blocks(run: Run) -> dict[str, tuple[str, str]]:
 
 
 def context_parts(run: Run) -> list[str]:
-    """The settled status line's context and cost: the last request's prompt tokens against
+    """The settled status line's context and cost: the last request's tokens against
     the profile's ``context_window`` (``ctx 12%``), the session's tokens, and the cost where
     the profile has prices (the session's in a stored session, else this run's)."""
     parts: list[str] = []
     profile = run.profile
-    prompt = run.usage.get("prompt_tokens")
+    prompt = run.usage.get("context_tokens")
     window = getattr(profile, "context_window", 0)
     if isinstance(prompt, int) and prompt > 0 and window:
         share = 100 * prompt / window
