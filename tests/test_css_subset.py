@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 import hermes_nb
 from hermes_nb import view
-from hermes_nb.view import render
+from hermes_nb.view import _static, render
 from hermes_nb.view._css_subset import css_subset
 
 ANSWER = (
@@ -185,3 +187,20 @@ def test_a_long_answer_is_matched_quickly() -> None:
     took = time.perf_counter() - start
     assert len(html) > 200_000 and ".hnb-chat td" in _style(html)
     assert took < 5, took  # rendering included; the matching alone is a fraction of it
+
+
+def test_should_the_subset_fail_the_answer_carries_the_whole_stylesheet(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(css: str, html: str) -> str:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(_static, "css_subset", broken)
+    _static._css.cache_clear()
+    try:
+        run = hermes_nb.chat("whole", profile="echo", delay=0).wait(30)
+        css = _style(view.static_bundle(run)[0]["text/html"])
+    finally:
+        _static._css.cache_clear()
+    assert css == _static._stylesheet()  # styled, and the run settled
+    assert "could not be subset" in caplog.text
