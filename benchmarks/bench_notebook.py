@@ -68,10 +68,10 @@ def _widget_state(opened: list[dict[str, Any]]) -> int:
     return len(json.dumps(saved))
 
 
-def _short_runs(kernel: KernelHarness) -> tuple[list[int], list[int]]:
+def _short_runs(kernel: KernelHarness) -> tuple[list[int], list[int], int]:
     """Bytes on iopub, and widget state, for each of :data:`RUNS` short interactive runs (the
     first left out: it also loads what every later one shares)."""
-    sizes, states = [], []
+    sizes, states, esm = [], [], 0
     for i in range(RUNS + 1):
         start = kernel.mark()
         shown = kernel.execute(f"%hermes -o delay=0 short question {i}?")
@@ -81,8 +81,10 @@ def _short_runs(kernel: KernelHarness) -> tuple[list[int], list[int]]:
         sent = kernel.iopub_since(start)
         if i:
             sizes.append(sum(_size(m) for m in sent))
-            states.append(_widget_state([m for m in sent if m["msg_type"] == "comm_open"]))
-    return sizes, states
+            opened = [m for m in sent if m["msg_type"] == "comm_open"]
+            states.append(_widget_state(opened))
+            esm = sum(len(json.dumps(m["content"]["data"]["state"].get("_esm"))) for m in opened)
+    return sizes, states, esm
 
 
 def _slow_frames(kernel: KernelHarness) -> tuple[list[int], int, int]:
@@ -171,7 +173,7 @@ def main() -> int:
         (root / "home").mkdir()
         with KernelHarness(root / "home") as kernel:
             kernel.execute("%load_ext hermes_nb")
-            sizes, states = _short_runs(kernel)
+            sizes, states, esm = _short_runs(kernel)
             frames, payload, text = _slow_frames(kernel)
         report.figure(
             "iopub bytes per short run (median)", median(sizes) / 1024, "KB", 8,
@@ -179,7 +181,7 @@ def main() -> int:
         )  # fmt: skip
         report.figure(
             "widget state an interactive save keeps per run", median(states) / 1024, "KB", 2,
-            "the ChatWidget's and its Layout's comm_open state",
+            f"the models' comm_open state; {esm / 1024:.1f} KB of it the widget's module (_esm)",
         )  # fmt: skip
         report.figure(
             f"frame bytes beyond envelope / new text ({TOKENS_PER_S} tok/s)",
