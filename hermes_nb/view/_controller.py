@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The most frames a second one run sends to its views. At most 30 (jupyter_server drops iopub
-#: above its rate limit; DESIGN.md §9); 10, because a view draws at most one update per 150 ms
-#: (``static/chat.js``) and every message costs the page 1-2 ms to receive and decode, whether
-#: it is drawn alone or with the next (``benchmarks/bench_browser.py``).
-MAX_FPS = 10.0
+#: above its rate limit; DESIGN.md §9); 3, because a view draws at most one update per 300 ms
+#: (``labextension/src/view/render.ts``: each update costs a JupyterLab page a style, layout,
+#: paint and compositing pass of 10-25 ms, and a reply read along at three updates a second
+#: reads as well as at ten), and every message costs the page 1-2 ms to receive and decode,
+#: whether it is drawn alone or with the next (``benchmarks/bench_browser.py --follow``).
+MAX_FPS = 3.0
 _FRAME_INTERVAL = 1.0 / MAX_FPS + 0.0005  # a hair over: no one-second window holds one more
 #: Seconds between two frames while every view that has said where it is is off screen
 #: (``{"type": "sight"}``: scrolled away, outputs collapsed, a hidden tab). Nobody sees them

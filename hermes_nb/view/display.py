@@ -4,7 +4,7 @@
 controller (and one widget model, so a second ``show(run)`` is another view of the same model):
 
 * a **pump** (on a kept, reused thread) sleeps on ``run.wait_for_event(cursor)``, wakes at
-  most 10 times a second (:data:`MAX_FPS`; once a second, :data:`HIDDEN_INTERVAL`, while every
+  most 3 times a second (:data:`MAX_FPS`; once a second, :data:`HIDDEN_INTERVAL`, while every
   view says it is off screen), reads ``run.events(after_seq=cursor)``, updates
   the renderers and sends ONE frame holding the blocks that changed — whole, or as the new tail
   of a growing block — tagged with the seq it reflects (DESIGN.md §3, invariants 1, 4 and 5);

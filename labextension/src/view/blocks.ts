@@ -111,7 +111,9 @@ export class Blocks {
     let node = this.nodes.get(id);
     const html = this.htmlById.get(id);
     if (!html) {
-      node?.remove();
+      if (node) {
+        unplace(node);
+      }
       this.nodes.delete(id);
       return;
     }
@@ -131,7 +133,7 @@ export class Blocks {
       node = document.createElement('div') as IBlockNode;
       node.className = 'hnb-block';
       node.dataset.block = id;
-      place(slot!, node, id);
+      place(slot!, node, id, CHUNKED.has(kind));
       this.nodes.set(id, node);
     }
     node.innerHTML = html;
@@ -180,23 +182,74 @@ export class Blocks {
   }
 }
 
-/** Put a block's new element in its slot: by its index among its siblings, else last. */
-function place(slot: HTMLElement, node: HTMLElement, id: string): void {
-  const index = blockIndex(id);
-  if (index !== null) {
-    // Blocks mostly arrive in order: after the last one, without looking at the others.
-    const last = blockIndex((slot.lastElementChild as HTMLElement | null)?.dataset.block || '');
-    if (last === null || last < index) {
-      slot.appendChild(node);
-      return;
+/**
+ * Numbered blocks (a reply's, its reasoning's) go into chunks of this many, in order: a chunk
+ * the last frames did not touch is one child for the browser to step over when a reply's growing
+ * end is styled, laid out and painted, however long the reply. With every block a child of the
+ * slot, each DOM update cost the page time in proportion to the whole reply (2-3 times more at
+ * its end than at its start: benchmarks/bench_browser.py --follow --trace).
+ */
+export const CHUNK = 16;
+/** The kinds whose blocks go into chunks: the long ones. */
+const CHUNKED = new Set(['reply', 'reasoning']);
+
+/** The chunk of `slot` that holds block `index` (made, in order, if it is not there yet). */
+function chunkFor(slot: HTMLElement, index: number): HTMLElement {
+  const n = Math.floor(index / CHUNK);
+  const last = slot.lastElementChild as HTMLElement | null;
+  if (last && Number(last.dataset.chunk) === n) {
+    return last; // the usual case: the reply's growing end
+  }
+  let after: Element | null = null;
+  for (const child of Array.from(slot.children) as HTMLElement[]) {
+    const other = Number(child.dataset.chunk);
+    if (other === n) {
+      return child;
     }
-    for (const sibling of Array.from(slot.children)) {
-      const other = blockIndex((sibling as HTMLElement).dataset.block || '');
-      if (other !== null && other > index) {
-        slot.insertBefore(node, sibling);
-        return;
-      }
+    if (other > n) {
+      after = child;
+      break;
     }
   }
-  slot.appendChild(node);
+  const chunk = document.createElement('div');
+  chunk.className = 'hnb-chunk';
+  chunk.dataset.chunk = String(n);
+  slot.insertBefore(chunk, after);
+  return chunk;
+}
+
+/**
+ * Put a block's new element in its slot: a numbered block by its index among its siblings (in
+ * its chunk if `chunked`), else last.
+ */
+function place(slot: HTMLElement, node: HTMLElement, id: string, chunked: boolean): void {
+  const index = blockIndex(id);
+  if (index === null) {
+    slot.appendChild(node);
+    return;
+  }
+  const chunk = chunked ? chunkFor(slot, index) : slot;
+  // Blocks mostly arrive in order: after the last one, without looking at the others.
+  const last = blockIndex((chunk.lastElementChild as HTMLElement | null)?.dataset.block || '');
+  if (last === null || last < index) {
+    chunk.appendChild(node);
+    return;
+  }
+  for (const sibling of Array.from(chunk.children)) {
+    const other = blockIndex((sibling as HTMLElement).dataset.block || '');
+    if (other !== null && other > index) {
+      chunk.insertBefore(node, sibling);
+      return;
+    }
+  }
+  chunk.appendChild(node);
+}
+
+/** Take a block's element out, and its chunk with it once that is empty. */
+function unplace(node: HTMLElement): void {
+  const parent = node.parentElement;
+  node.remove();
+  if (parent?.classList.contains('hnb-chunk') && !parent.firstElementChild) {
+    parent.remove();
+  }
 }

@@ -10,14 +10,16 @@
  *
  * The DOM follows the frames at most FLUSH_MS apart: a frame's blocks are taken at once, and the
  * elements they change are written in one requestAnimationFrame callback, together with
- * whatever came since. Each DOM update costs the page a style, layout, paint and compositing
- * pass of several milliseconds, however little it changes, so however many frames arrive a
- * streaming reply costs at most one such pass per FLUSH_MS. While the view's end is off screen
- * (sight.ts) updates come HIDDEN_FLUSH_MS apart (sooner when HIDDEN_MAX_CHARS of HTML wait);
- * the first frame after the end comes into view shows everything. A settled status, a prompt
- * card or a replay's answer is written in the next frame, seen or not. Finished reply blocks
- * (all but the last of a reply) skip rendering while off screen (chat.css:
- * content-visibility).
+ * whatever came since. Each DOM update costs a JupyterLab page a style, layout, paint and
+ * compositing pass of 10-25 ms, however little it changes (most of it JupyterLab's page and the
+ * screenful of reply around the change, repainted), so however many frames arrive a streaming
+ * reply costs at most one such pass per FLUSH_MS: three a second, which reads as well as ten
+ * (the kernel sends no more: MAX_FPS in hermes_nb/view/_controller.py). The reply's blocks
+ * come in chunks (blocks.ts), so an update's layout costs the chunk at the reply's end, not the
+ * whole reply. While the view's end is off screen (sight.ts) updates come HIDDEN_FLUSH_MS apart
+ * (sooner when HIDDEN_MAX_CHARS of HTML wait); the first frame after the end comes into view
+ * shows everything. A settled status, a prompt card or a replay's answer is written in the next
+ * frame, seen or not.
  */
 
 import { Blocks } from './blocks';
@@ -29,7 +31,7 @@ import { Replay } from './replay';
 import { pageUnloading, watchSight } from './sight';
 import { StatusLine } from './status';
 
-const FLUSH_MS = 150; // the least time between two DOM updates while a reply streams
+const FLUSH_MS = 300; // the least time between two DOM updates while a reply streams
 const HIDDEN_FLUSH_MS = 3000; // the same while the view's end is off screen
 const HIDDEN_MAX_CHARS = 64000; // ... or once this much new HTML waits (one update stays short)
 

@@ -8,25 +8,57 @@
  */
 
 /**
- * Call `onChange(seen)` whenever `target` comes on or goes off screen. Only the viewport's and
- * the notebook's clipping count (no margin: the implicit root's rootMargin would not reach into
- * the notebook's scroller). Returns what stops watching. Without IntersectionObserver the view
- * counts as seen.
+ * How long the view's end stays off screen before the view counts as unseen. A reply that
+ * grows pushes its end below the window between two scrolls of a person reading along (every
+ * quarter second or so, or JupyterLab's output following): that is still a person watching, and
+ * flipping to unseen and back each time cost the page more than it saved (a `sight` message to
+ * the kernel and back each way, each a kernel busy/idle round that redraws JupyterLab's status
+ * and favicon, and the view's pace switching between its two modes: benchmarks/bench_browser.py
+ * --follow). Coming into view counts at once.
  */
-export function watchSight(target: Element, onChange: (seen: boolean) => void): () => void {
+export const OFF_SCREEN_MS = 1000;
+
+/**
+ * Call `onChange(seen)` whenever `target` comes on screen, or has stayed off screen for
+ * `offMs`. Only the viewport's and the notebook's clipping count (no margin: the implicit
+ * root's rootMargin would not reach into the notebook's scroller). Returns what stops watching.
+ * Without IntersectionObserver the view counts as seen.
+ */
+export function watchSight(
+  target: Element,
+  onChange: (seen: boolean) => void,
+  offMs: number = OFF_SCREEN_MS
+): () => void {
   if (typeof IntersectionObserver !== 'function') {
     return () => undefined;
   }
   let seen = true;
+  let leaving: number | null = null; // the timer that declares the view unseen
+  const settle = () => {
+    if (leaving !== null) {
+      clearTimeout(leaving);
+      leaving = null;
+    }
+  };
   const observer = new IntersectionObserver(entries => {
     const now = entries[entries.length - 1].isIntersecting;
-    if (now !== seen) {
-      seen = now;
-      onChange(seen);
+    settle();
+    if (now && !seen) {
+      seen = true;
+      onChange(true);
+    } else if (!now && seen) {
+      leaving = window.setTimeout(() => {
+        leaving = null;
+        seen = false;
+        onChange(false);
+      }, offMs);
     }
   });
   observer.observe(target);
-  return () => observer.disconnect();
+  return () => {
+    settle();
+    observer.disconnect();
+  };
 }
 
 /**
