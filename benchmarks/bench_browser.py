@@ -43,12 +43,14 @@ shared. Measured in the page (issue 15, section 3):
 
 The page is left where the run started, as the issue measured it: the reply soon grows past the
 window, and the view's end is off screen (the view then draws every 3 s, and the kernel sends a
-frame a second: ``static/chat.js``, ``view/display.py``). ``--follow`` keeps the view's end in
-view instead, scrolled to every 250 ms as a person reading along would: every update is drawn.
+frame a second: ``labextension/src/view/render.ts``, ``view/_controller.py``). ``--follow`` keeps
+the view's end in view instead, scrolled to every 250 ms as a person reading along would (the
+scrolling's own frames are counted): the view stays in sight, and every update is drawn, at most
+one per 300 ms.
 
 Printed figures (targets in brackets):
 
-* main-thread time while streaming / one render of the final HTML                  [≤ 3×]
+* main-thread time while streaming / one render of the final HTML      [≤ 3×; ≤ 5× with --follow]
 * busy fraction while streaming                                                   [reported]
 * long tasks over 50 ms while streaming                                           [0]
 * the longest task while streaming                                                [≤ 50 ms]
@@ -58,7 +60,8 @@ With several runs (``--runs N``, default 2) the medians are checked. ``--trace``
 a full DevTools trace (``devtools.timeline``) and a V8 CPU profile, printed as where the main
 thread's time goes: by kind of task (rendering frames, kernel messages, timers) and kind of work
 (script, HTML parsing, style, layout, paint, compositing, GC), paint by painted layer, and script
-self time by source (the view's ``chat.js``, JupyterLab, ipywidgets, hermes_nb's extension).
+self time by source (JupyterLab, ipywidgets, hermes_nb's extension, which holds the view, or its
+fallback module ``view.js``).
 Tracing slows the page (its figures are not checked); the trace is kept in
 ``artifacts/browser/bench-browser-trace.json`` (DevTools' Performance panel opens it).
 
@@ -595,7 +598,7 @@ def breakdown(events: list[dict[str, Any]], start: float, end: float) -> dict[st
 
 def _source(url: str) -> str:
     if url.startswith("blob:"):
-        return "chat.js"
+        return "view.js (fallback module)"
     for needle, label in (
         ("/extensions/@jupyter-widgets/", "ipywidgets' manager"),
         ("/extensions/anywidget/", "anywidget"),
@@ -1000,7 +1003,7 @@ def main() -> int:
     parser.add_argument(
         "--fps",
         type=float,
-        help="experiment: the kernel sends at most this many frames a second (default 10)",
+        help="experiment: the kernel sends at most this many frames a second (default 3: MAX_FPS)",
     )
     args = parser.parse_args()
     try:
@@ -1057,10 +1060,12 @@ def main() -> int:
     if traced is not None:
         print_detail(traced)
         print(f"  (trace: {TRACE_FILE.relative_to(ROOT)})\n")
-    return check(results) if results else 0
+    return check(results, args.follow) if results else 0
 
 
-def check(results: list[RunResult]) -> int:
+def check(results: list[RunResult], follow: bool = False) -> int:
+    """Print the figures against their targets; with ``follow``, the streaming ratio's is 5×
+    (issue 25: the page draws every update a reader sees, where it started it draws few)."""
     report = Report()
 
     def runs(values: list[float], fmt: str) -> str:
@@ -1071,7 +1076,7 @@ def check(results: list[RunResult]) -> int:
         "main-thread time streaming / one render",
         median(ratios),
         "x",
-        3.0,
+        5.0 if follow else 3.0,
         f"{median([r.stream_busy_s for r in results]) * 1000:.0f} ms vs "
         f"{median([r.base_metrics_s for r in results]) * 1000:.0f} ms; " + runs(ratios, "{:.1f}x"),
     )

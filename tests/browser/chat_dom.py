@@ -41,18 +41,6 @@ CANCEL_NOTICE = (
 )
 
 # Every `.hnb-chat` in one cell, described. `cell` is the cell's DOM node.
-# ``innerText`` leaves out the text of an element whose rendering Chromium skips: the live
-# view's finished blocks off screen (``content-visibility: auto``, chat.css) — text the page
-# shows as soon as it is scrolled to, and that find-in-page and a selection include. While a
-# description is read, a stylesheet renders every block; it goes before the page paints.
-_DESCRIBE = """
-(cell) => {
-  const unskip = document.createElement('style');
-  unskip.textContent = '.hnb-chat .hnb-block { content-visibility: visible !important; }';
-  document.head.appendChild(unskip);
-  try { return describe(cell); } finally { unskip.remove(); }
-}
-"""
 _DESCRIBE_CHAT = """
 (cell) => [...cell.querySelectorAll('.hnb-chat')].map((r) => {
   const q = (s) => r.querySelector(s);
@@ -99,7 +87,7 @@ _DESCRIBE_CHAT = """
   };
 })
 """
-_DESCRIBE = _DESCRIBE.replace("describe(cell)", f"({_DESCRIBE_CHAT.strip()})(cell)")
+_DESCRIBE = _DESCRIBE_CHAT.strip()
 
 # Install a recorder on one cell: an entry per change of (state, static, reply length).
 _WATCH = """
