@@ -87,12 +87,14 @@ def test_at_rules_keep_what_they_wrap_and_what_is_read() -> None:
     @keyframes hnb-spin { from { rotate: 0deg } to { rotate: 360deg } }
     @keyframes hnb-unused { from { opacity: 0 } }
     .hnb-footer { animation: hnb-spin 1s linear infinite }
+    @font-face { font-family: "Hnb Sans"; src: url(hnb.woff2) format("woff2") }
     """
     assert css_subset(css, ANSWER) == (
         "@media (prefers-color-scheme: dark){.hnb-reply p{color:white}}"
         "@supports (display: grid){.hnb-footer{display:grid}}"
         "@keyframes hnb-spin{from{rotate:0deg}to{rotate:360deg}}"
         ".hnb-footer{animation:hnb-spin 1s linear infinite}"
+        '@font-face{font-family:"Hnb Sans";src:url(hnb.woff2) format("woff2")}'  # kept: cannot tell
     )
 
 

@@ -62,7 +62,7 @@ class _Decl:
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
-    """A style rule: its selectors (shortened, and as soupsieve is to match them)."""
+    """A style rule: its selectors (shortened, and as the matcher reads them)."""
 
     selectors: tuple[str, ...]
     matchers: tuple[Selector | None, ...]  # None: the matcher cannot read it
@@ -128,13 +128,16 @@ def _block(content: Sequence[Any]) -> str:
     its declarations, and its rules (a keyframe: ``from{…}``) with theirs."""
     import tinycss2
 
-    parts: list[str] = []
+    out: list[str] = []
+    after_decl = False  # a declaration before this one needs its ";"
     for node in tinycss2.parse_blocks_contents(content, skip_comments=True, skip_whitespace=True):
         if node.type == "declaration":
-            parts.append(_decl(node).text + ";")
+            out.append((";" if after_decl else "") + _decl(node).text)
+            after_decl = True
         elif node.type == "qualified-rule":
-            parts.append(f"{_compact(node.prelude, _SELECTOR_TIGHT)}{{{_block(node.content)}}}")
-    return "".join(parts).replace(";}", "}").removesuffix(";")
+            out.append(f"{_compact(node.prelude, _SELECTOR_TIGHT)}{{{_block(node.content)}}}")
+            after_decl = False
+    return "".join(out)
 
 
 def _split(tokens: Sequence[Any]) -> list[list[Any]]:
