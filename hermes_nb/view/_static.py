@@ -3,9 +3,9 @@
 ``text/html`` is the live view's DOM frozen (the same skeleton and classes as the view
 (``labextension/src/view/``) builds, already sanitised block by block, less its empty
 containers) with the rules of the stylesheet it uses inline (:mod:`._css_subset`), so the saved
-output looks like the live view in any front end that trusts the notebook; ``text/markdown`` and a stable
-``text/plain`` (no ids, times or token counts: nbval compares it) serve everything else, and
-``metadata["hermes_nb"]`` names the session and run.
+output looks like the live view in any front end that trusts the notebook; ``text/markdown``
+and a stable ``text/plain`` (no ids, times or token counts: nbval compares it) serve everything
+else, and ``metadata["hermes_nb"]`` names the session and run.
 """
 
 from __future__ import annotations
