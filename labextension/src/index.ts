@@ -16,9 +16,10 @@
  *   source (`hermes_nb/view/static/view.js`). The view's stylesheet comes with this extension's
  *   style (`style/index.css`).
  *
- * - `hermes-nb:insert-cell` — "Insert below" for the chat view. The view (an anywidget ES
- *   module in an output area, `hermes_nb/view/static/chat.js`) cannot reach JupyterLab's
- *   commands, so it asks through DOM events that bubble from its own element to `document`:
+ * - `hermes-nb:insert-cell` — "Insert below" for the chat view. The view (in an output area,
+ *   rendered through anywidget; the same code is the fallback module where this extension is
+ *   absent) cannot reach JupyterLab's commands, so it asks through DOM events that bubble from
+ *   its own element to `document`:
  *
  *     hermes-nb:insert-cell  CustomEvent, bubbles, cancelable, detail {code: string}
  *         → a new code cell below the notebook cell whose output holds the event's target,
