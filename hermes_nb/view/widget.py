@@ -23,7 +23,7 @@ from typing import Any
 
 import anywidget
 import traitlets
-from ipywidgets import Layout, widget_serialization
+from ipywidgets import Layout, widget_serialization  # type: ignore[import-untyped]
 
 from . import render
 from ._protocol import CodeReplyMsg, FrameMsg, ViewMsg, parse_view_msg
