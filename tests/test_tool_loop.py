@@ -28,6 +28,7 @@ from hermes_nb import Profile, Run
 from hermes_nb.core.exceptions import HermesError
 from hermes_nb.core.prompts import NO_ANSWER
 from hermes_nb.engine import MemoryTranscript
+from hermes_nb.view._static import static_bundle
 
 WAIT = 15.0
 
@@ -509,5 +510,7 @@ def test_a_tool_loop_s_usage_adds_up_its_requests_and_its_context_is_the_last_on
     assert run.usage["prompt_tokens"] == 230 and run.usage["completion_tokens"] == 14
     assert run.usage["total_tokens"] == 244
     assert run.usage["context_tokens"] == 134
+    # the view's status line counts the reply tokens of both requests
+    assert "· 14 tokens" in static_bundle(run)[0]["text/html"]
     record = session._record()
     assert record.usage["prompt_tokens"] == 230 and record.usage["context_tokens"] == 134

@@ -36,6 +36,7 @@ from ..core.events import TRUNCATING_REASONS, Event, RunState
 from ..core.exceptions import RunError
 from ..core.journal import JournalEntry, RunJournal
 from ..core.prompts import Prompt
+from ..core.usage import UsageSum
 from .prompts import PromptBroker
 from .turn import TurnRequest, drive_turn
 
@@ -64,10 +65,9 @@ class Run:
         self.finished_at: float | None = None
         #: Token counts over the whole run: every request of a tool loop added up (what the run
         #: cost), and ``context_tokens`` the last request's prompt + completion (how full the
-        #: context is). See :func:`_summed_usage`.
+        #: context is). See :mod:`hermes_nb.core.usage`.
         self.usage: dict[str, int] = {}
-        self._usage_before: dict[str, int] = {}  # the steps before the current request
-        self._step_usage: dict[str, int] = {}  # the current request, as its provider reports
+        self._usage = UsageSum()
         self.error: dict[str, Any] | None = None
         #: The notice after the reply: the cancel marker once a stop was written back, or the
         #: truncation notice of a reply the provider cut short (see :attr:`truncated`).
@@ -270,12 +270,9 @@ class Run:
                 duration_ms=data.get("duration_ms"),
             )
         elif event == Event.USAGE:
-            # A provider may report a request's usage more than once (updated counts): within
-            # a step the latest wins; a new step's request adds to the earlier ones.
-            self._step_usage.update({k: v for k, v in data.items() if isinstance(v, int)})
-            self.usage = _summed_usage(self._usage_before, self._step_usage)
+            self.usage = self._usage.report(data)
         elif event == Event.STEP:
-            self._usage_before, self._step_usage = dict(self.usage), {}
+            self._usage.next_request()
         elif event == Event.APPERROR:
             self.error = dict(data)
         elif event == Event.CANCEL:
@@ -528,24 +525,3 @@ def get_runtime() -> Runtime:
             _runtime = Runtime()
             atexit.register(_runtime.shutdown)
         return _runtime
-
-
-#: The counts that add up over a tool loop's requests (each request pays for its prompt again).
-_SUMMED = ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens")
-
-
-def _summed_usage(before: dict[str, int], step: dict[str, int]) -> dict[str, int]:
-    """The run's usage: ``before`` (the earlier requests' sums) plus the current request's
-    ``step``. Counts in :data:`_SUMMED` add up; any other count is the current request's (or the
-    last one that reported it); ``context_tokens`` is the current request's prompt + completion
-    (its ``total_tokens``), how full the model's context is now — not a sum."""
-    usage = {**before, **{k: v for k, v in step.items() if k not in _SUMMED}}
-    for key in _SUMMED:
-        if key in step:
-            usage[key] = before.get(key, 0) + step[key]
-    context = step.get("total_tokens") or step.get("prompt_tokens", 0) + step.get(
-        "completion_tokens", 0
-    )
-    if context:
-        usage["context_tokens"] = context
-    return usage

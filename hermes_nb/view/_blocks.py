@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import short
 from ..core.events import Event, RunState
 from ..core.prompts import ANSWERED_BY, APPROVAL_DECISIONS, APPROVAL_LABELS, NO_ANSWER
+from ..core.usage import UsageSum
 from . import render
 from ._context import context_parts, rules_blocks
 from ._diff import detail_html
@@ -171,7 +172,8 @@ class Transcript:
         self.state = RunState.QUEUED.value
         self.ended = False
         self.tokens = 0
-        self.usage: dict[str, int] = {}
+        self.usage: dict[str, int] = {}  # the run's, over its requests (see core.usage)
+        self._usage = UsageSum()
         self.finish_reason: str | None = None
         self.conversation = Conversation()
         self._replies: list[render.MarkdownStream] = []  # one per segment
@@ -204,10 +206,12 @@ class Transcript:
             elif event in (Event.PROMPT, Event.PROMPT_ANSWERED):
                 if segment is not None and data["id"] not in asks:
                     asks.append(data["id"])
-            elif event == Event.STEP and (self._reasoned or "".join(reasoning).strip()):
-                reasoning.append("\n\n")  # the next reply's reasoning: a paragraph of its own
+            elif event == Event.STEP:
+                self._usage.next_request()
+                if self._reasoned or "".join(reasoning).strip():
+                    reasoning.append("\n\n")  # the next reply's reasoning: its own paragraph
             elif event == Event.USAGE:
-                self.usage.update({k: v for k, v in data.items() if isinstance(v, int)})
+                self.usage = self._usage.report(data)
             elif event == Event.STATUS:
                 self.state = str(data["state"])
                 changed["status"] = ("status", self._status_html())
