@@ -41,6 +41,18 @@ CANCEL_NOTICE = (
 )
 
 # Every `.hnb-chat` in one cell, described. `cell` is the cell's DOM node.
+# ``innerText`` leaves out the text of an element whose rendering Chromium skips: the live
+# view's finished chunks of blocks off screen (``content-visibility: auto``, chat.css) — text
+# the page shows as soon as it is scrolled to, and that find-in-page and a selection include.
+# While a description is read, a stylesheet renders every chunk; it goes before the page paints.
+_DESCRIBE = """
+(cell) => {
+  const unskip = document.createElement('style');
+  unskip.textContent = '.hnb-chat .hnb-chunk { content-visibility: visible !important; }';
+  document.head.appendChild(unskip);
+  try { return describe(cell); } finally { unskip.remove(); }
+}
+"""
 _DESCRIBE_CHAT = """
 (cell) => [...cell.querySelectorAll('.hnb-chat')].map((r) => {
   const q = (s) => r.querySelector(s);
@@ -87,7 +99,7 @@ _DESCRIBE_CHAT = """
   };
 })
 """
-_DESCRIBE = _DESCRIBE_CHAT.strip()
+_DESCRIBE = _DESCRIBE.replace("describe(cell)", f"({_DESCRIBE_CHAT.strip()})(cell)")
 
 # Install a recorder on one cell: an entry per change of (state, static, reply length).
 _WATCH = """
