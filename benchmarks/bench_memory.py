@@ -15,8 +15,8 @@ before and after ``--turns`` turns (default 200), in two fresh kernels:
 
 a. **view**: each turn a ``%%hermes --new`` cell (a session per turn, so every turn is the
    same size and no compression runs), shown live; the front end renders the view (replay),
-   applies the settle's ``update_display_data`` and, as ``chat.js`` does when the static bundle
-   replaces it, says its view was removed.
+   applies the settle's ``update_display_data`` and, as the view does when the static bundle
+   replaces it (``labextension/src/view/render.ts``), says its view was removed.
 b. **reference**: the same cells in a kernel whose ``%%hermes`` shows no live view (it waits
    for the run and displays the static answer, as a headless run does): what the run, the
    magic and the store keep of a turn.

@@ -2,7 +2,8 @@
 
 One renderer for both outputs of a run: the live view's pump feeds it a batch of journal entries
 per frame, the static bundle feeds it every event at once, so a live view and a saved notebook
-show the same blocks (the ids are the DOM's ``data-block`` attributes, see ``static/chat.js``).
+show the same blocks (the ids are the DOM's ``data-block`` attributes, see the view's
+``labextension/src/view/blocks.ts``).
 
 The conversation is laid out in segments (:class:`Conversation`): text, then the tool calls and
 the cards (the run's prompts for the person) that followed it; the tool loop's next reply, or
@@ -418,7 +419,7 @@ def ask_html(prompt: dict[str, Any], ended: bool = False) -> str:
     its controls while it is open, or the decision once it has one.
 
     Every value is escaped: the text and detail come from the model or a tool call. The
-    controls carry ``data-prompt`` and ``data-answer``; ``static/chat.js`` wires them (one
+    controls carry ``data-prompt`` and ``data-answer``; the view's ``cards.ts`` wires them (one
     delegated listener) and ticks the countdown to ``data-deadline`` (epoch seconds)."""
     pid = render.escape(str(prompt["id"]))
     kind = "approval" if prompt.get("kind") == "approval" else "question"

@@ -414,9 +414,9 @@ class _Controller:
         self.release()
 
     def release(self) -> None:
-        """Let go of a settled run's live view: close the widget (and its layout), so no page can
-        render it any more and ipywidgets forgets it, and drop the block cache. Every display
-        of the run already shows the static bundle."""
+        """Let go of a settled run's live view: close the widget (its only comm: a run's widget
+        has no Layout widget), so no page can render it any more and ipywidgets forgets it, and
+        drop the block cache. Every display of the run already shows the static bundle."""
         with self._lock:
             if self._released or not self._finalized:
                 return
