@@ -67,7 +67,7 @@ class ExecResult:
 
 @dataclass
 class ViewState:
-    """One widget view, reimplementing the rule in ``static/chat.js`` in Python.
+    """One widget view, reimplementing the rule in ``labextension/src/view/render.ts`` in Python.
 
     Applies a frame iff ``prev <= cursor < seq``; ignores ``seq <= cursor``; on a gap
     (``cursor < prev``, or a patch it cannot apply) records that it must ask for a replay
@@ -374,6 +374,27 @@ class KernelHarness:
             msg["header"]["subshell_id"] = subshell_id
         self._send_shell(msg)
         return msg["header"]["msg_id"]
+
+    def comm_open(
+        self, target: str, data: dict[str, Any], *, subshell_id: str | None = None
+    ) -> str:
+        """Open a comm from the front end to the kernel's ``target``; its comm id."""
+        comm_id = uuid.uuid4().hex
+        content = {"comm_id": comm_id, "target_name": target, "data": data}
+        msg = self.kc.session.msg("comm_open", content)
+        if subshell_id is not None:
+            msg["header"]["subshell_id"] = subshell_id
+        self._send_shell(msg)
+        return comm_id
+
+    def comm_info(self, target: str, *, subshell_id: str | None = None) -> dict[str, Any]:
+        """The kernel's open comms of ``target`` (a ``comm_info_request``, as a page sends it)."""
+        msg = self.kc.session.msg("comm_info_request", {"target_name": target})
+        if subshell_id is not None:
+            msg["header"]["subshell_id"] = subshell_id
+        self._send_shell(msg)
+        reply = self._wait_reply(msg["header"]["msg_id"], 20.0)
+        return dict(reply["content"].get("comms") or {})
 
     # -- subshells (what JupyterLab >= 4.4 does for comms) -----------------------------------
 

@@ -7,8 +7,10 @@ them, as JupyterLab ≥ 4.4 does. So the kernel's half is checked where the brow
 it: the edit tools offered once a page answered; a read answered while a ``%%hermes --wait``
 cell holds the main thread (the reply handled on the subshell it came on); a cell changed
 between the read and the edit refused in one sentence; an accepted edit sent with the source
-it was made from; a page that went away (a reload) replaced by the one that answers a new
-hello. The page itself is tested in ``tests/browser/test_document_view.py``.
+it was made from; a page that reloaded announcing itself on a comm of its own (asked at once,
+no request waits for the old one), and one that could not (a hello finds it, after a timeout);
+a kernel without hermes_nb showing no comm to announce to (so no page opens one there and its
+log stays clean). The page itself is tested in ``tests/browser/test_document_view.py``.
 """
 
 from __future__ import annotations
@@ -71,9 +73,18 @@ class FakePage:
         self._stop.set()
         self._thread.join(5)
 
-    def reload(self) -> None:
-        """The page reloads: it forgets the comm (and answers only a new hello)."""
+    def reload(self, announce: bool = True) -> None:
+        """The page reloads: it forgets the comm, and (as the extension does once the kernel is
+        connected) asks whether hermes_nb's comm is open there and opens its own with its hello;
+        without ``announce`` it answers only a new hello."""
         self.deaf.add(self.comm)
+        if not announce:
+            return
+        assert self.kernel.comm_info(TARGET, subshell_id=self.subshell), "no comm to announce to"
+        self.page = f"p{uuid.uuid4().hex[:8]}"
+        hello = {"page": self.page, "v": 1, "path": "nb.ipynb", "ops": [], "ui": "lab"}
+        data = {"hello": True, "ok": True, "req": "", "result": hello}
+        self.comm = self.kernel.comm_open(TARGET, data, subshell_id=self.subshell)
 
     def _send(self, data: dict[str, Any]) -> None:
         self.kernel.comm_msg(self.comm, data, subshell_id=self.subshell)
@@ -134,6 +145,12 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     with KernelHarness(tmp_path_factory.mktemp("kernel-home")) as k:
         yield k
+
+
+def test_a_kernel_without_hermes_nb_has_no_comm_to_announce_to(kernel: Any) -> None:
+    # First in the file: the ``page`` fixture loads hermes_nb. A page opens its comm only where
+    # this answer is not empty, so a kernel without hermes_nb never sees an unknown target.
+    assert kernel.comm_info(TARGET) == {}
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +244,11 @@ def test_an_unknown_cell_id_is_one_sentence(kernel: Any, page: FakePage) -> None
     assert got == ["Error: BridgeError: There is no cell with id."]
 
 
-def test_after_a_reload_the_new_page_answers(kernel: Any, page: FakePage) -> None:
+def test_after_a_reload_the_page_that_announced_itself_answers_at_once(
+    kernel: Any, page: FakePage
+) -> None:
     page.reload()
+    old_requests = len(page.requests)
     started = time.monotonic()
     got = kernel_json(
         kernel,
@@ -236,5 +256,31 @@ def test_after_a_reload_the_new_page_answers(kernel: Any, page: FakePage) -> Non
     )
     took = time.monotonic() - started
     assert got[0].startswith("The notebook nb.ipynb as it is on the page"), got
-    assert 5 <= took < 9, f"a reload cost {took:.1f} s (one request's timeout, then a hello)"
-    print(f"read_notebook after a reload: {took:.1f} s")
+    assert took < 3, f"a reload cost {took:.1f} s: the request waited for the old page"
+    assert [r["page"] for r in page.requests[old_requests:]] == [page.page]
+    print(f"read_notebook after a reload: {took:.2f} s")
+
+
+def test_a_hello_of_an_older_protocol_is_closed(kernel: Any, page: FakePage) -> None:
+    mark = kernel.mark()
+    data = {"hello": True, "ok": True, "req": "", "result": {"page": "old", "v": 0}}
+    comm = kernel.comm_open(TARGET, data, subshell_id=page.subshell)
+    kernel.wait_iopub(
+        lambda m: m["msg_type"] == "comm_close" and m["content"]["comm_id"] == comm, 20, mark
+    )
+    pages = kernel_json(kernel, "print(json.dumps(list(bridge_for(get_ipython())._pages)))")
+    assert "old" not in pages and pages[-1] == page.page
+
+
+def test_a_page_that_could_not_announce_itself_is_found_by_a_hello(
+    kernel: Any, page: FakePage
+) -> None:
+    page.reload(announce=False)
+    started = time.monotonic()
+    got = kernel_json(
+        kernel,
+        "r = start([('read_notebook', {})])\nr.wait(60)\nprint(json.dumps(results(r)))",
+    )
+    took = time.monotonic() - started
+    assert got[0].startswith("The notebook nb.ipynb as it is on the page"), got
+    assert 5 <= took < 9, f"took {took:.1f} s (one request's timeout, then a hello)"

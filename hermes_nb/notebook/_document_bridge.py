@@ -1,9 +1,16 @@
 """The kernel's line to the notebook on the page: a comm to hermes_nb's front-end extension.
 
-The extension (``labextension/src/document.ts``) registers the comm target
-``hermes_nb.document`` on every notebook panel's kernel connection. The kernel opens a comm to
-it when hermes_nb loads (and again whenever it has lost the page: a reload forgets every comm),
-and each page that has the extension answers the opening ``hello`` with its capabilities. Then:
+Two ways in, so that no request waits for a page that is gone. When hermes_nb loads, the kernel
+registers a comm target ``hermes_nb.document`` of its own and opens a comm to the page's target
+of the same name (``labextension/src/document.ts`` registers it on every notebook panel's kernel
+connection); each page there answers the opening ``hello`` with its capabilities. A page that
+connects later — a reload forgets every comm, a second tab — announces itself instead: it asks
+the kernel (``comm_info``, on its comms' subshell) whether a ``hermes_nb.document`` comm is open,
+and if so opens one to the kernel's target with its hello as the ``comm_open`` data. Asking
+first keeps a kernel without hermes_nb silent (an unknown target would be an error in its log).
+Requests go to the newest page's own comm. Only when that page does not answer (a tab closed, a
+reload while the main shell was busy with a cell) does the kernel greet again: a 5 s wait, once.
+Then:
 
 * requests, kernel → page: ``{op, req, page, ...}`` (``op``: ``read``, ``cell``, ``insert``,
   ``edit``, ``delete``, ``run``; ``page``: the page the request is for, so that a second view
@@ -73,8 +80,10 @@ class Bridge:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self._lock = threading.Lock()
-        self._comm: Any = None
+        self._comm: Any = None  # the comm the kernel opened to every page (its hellos)
         self._pages: dict[str, Page] = {}
+        self._comms: dict[str, Any] = {}  # page id -> the comm that page answers on
+        self._target = False  # whether the kernel-side comm target is registered
         self._replies: dict[str, concurrent.futures.Future[dict[str, Any]]] = {}
         self._numbers = itertools.count(1)
         self._greeted = threading.Event()
@@ -113,11 +122,12 @@ class Bridge:
             from comm import create_comm
         except ImportError:  # pragma: no cover - ipykernel always brings it
             return False
+        self._register_target()
         req = self._req()
         hello = {"op": "hello", "req": req, "v": PROTOCOL, "path": _session_path()}
         self._greeted.clear()
         with self._lock:
-            old, self._pages, self._hello = self._comm, {}, req
+            old, self._pages, self._comms, self._hello = self._comm, {}, {}, req
         if old is not None:
             try:
                 old.close()
@@ -129,11 +139,32 @@ class Bridge:
             log.debug("the document comm could not be opened", exc_info=True)
             return False
         _route_to_sender(comm)
-        comm.on_msg(self._on_msg)
-        comm.on_close(self._on_close)
+        comm.on_msg(lambda msg: self._on_msg(comm, msg))
+        comm.on_close(lambda _msg: self._on_close(comm))
         with self._lock:
             self._comm = comm
         return True
+
+    def _register_target(self) -> None:
+        """Let a page that connects later open its own comm (see the module docstring)."""
+        if self._target:
+            return
+        manager = getattr(getattr(self.shell, "kernel", None), "comm_manager", None)
+        if manager is None or not callable(getattr(manager, "register_target", None)):
+            return
+        manager.register_target(TARGET, self._on_page_open)
+        self._target = True
+
+    def _on_page_open(self, comm: Any, msg: dict[str, Any]) -> None:
+        """A page announced itself (``comm_open`` to the kernel's target, its hello as data)."""
+        page = _page_from((msg.get("content") or {}).get("data"))
+        if page is None:
+            comm.close()  # not a page of this protocol: it is told, quietly
+            return
+        _route_to_sender(comm)
+        comm.on_msg(lambda reply: self._on_msg(comm, reply))
+        comm.on_close(lambda _msg: self._on_close(comm))
+        self._add(page, comm)
 
     async def greet(self, timeout: float = HELLO_TIMEOUT) -> Page | None:
         """Open a fresh comm and wait up to ``timeout`` for a page to answer; the page."""
@@ -157,8 +188,10 @@ class Bridge:
             future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
             with self._lock:
                 self._replies[req] = future
-                comm = self._comm
+                comm = self._comms.get(page.page)
             try:
+                if comm is None:  # its comm closed meanwhile
+                    raise TimeoutError
                 comm.send({"op": op, "req": req, "page": page.page, **fields})
                 reply = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
             except TimeoutError:
@@ -187,35 +220,59 @@ class Bridge:
     def _req(self) -> str:
         return f"d{next(self._numbers)}"
 
-    def _on_msg(self, msg: dict[str, Any]) -> None:
+    def _on_msg(self, comm: Any, msg: dict[str, Any]) -> None:
         data = (msg.get("content") or {}).get("data") or {}
         if not isinstance(data, dict):
             return
-        result = data.get("result")
-        if data.get("hello") and isinstance(result, dict):
-            page = Page(
-                page=str(result.get("page") or ""),
-                path=str(result.get("path") or ""),
-                version=int(result.get("v") or 0),
-                ops=tuple(str(o) for o in result.get("ops") or ()),
-                ui=str(result.get("ui") or ""),
-            )
+        if data.get("hello"):
+            page = _page_from(data)
             with self._lock:
-                if not page.page or page.version < PROTOCOL or data.get("req") != self._hello:
-                    return  # an older protocol, or the hello of a comm since replaced
-                self._pages.pop(page.page, None)
-                self._pages[page.page] = page
-            self._greeted.set()
+                current = comm is self._comm and data.get("req") == self._hello
+            if page is not None and current:  # not the hello of a comm since replaced
+                self._add(page, comm)
             return
         with self._lock:
             future = self._replies.get(str(data.get("req")))
         if future is not None and not future.done():
             future.set_result(data)
 
-    def _on_close(self, _msg: Any) -> None:
+    def _add(self, page: Page, comm: Any) -> None:
+        """``page`` answered on ``comm``: the newest page, the one requests go to."""
         with self._lock:
-            self._comm = None
-            self._pages = {}
+            self._pages.pop(page.page, None)
+            self._pages[page.page] = page
+            self._comms[page.page] = comm
+        self._greeted.set()
+
+    def _on_close(self, comm: Any) -> None:
+        """Forget the pages that answered on ``comm`` (all of them, for the kernel's own)."""
+        with self._lock:
+            if comm is self._comm:
+                self._comm = None
+            gone = [p for p, c in self._comms.items() if c is comm]
+            for page in gone:
+                self._pages.pop(page, None)
+                self._comms.pop(page, None)
+
+
+def _page_from(data: Any) -> Page | None:
+    """The page a hello describes (``{hello: true, result: {page, v, path, ops, ui}}``), or
+    ``None`` for one without an id or of an older protocol."""
+    result = data.get("result") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not data.get("hello") or not isinstance(result, dict):
+        return None
+    try:
+        version = int(result.get("v") or 0)
+    except (TypeError, ValueError):
+        return None
+    page = Page(
+        page=str(result.get("page") or ""),
+        path=str(result.get("path") or ""),
+        version=version,
+        ops=tuple(str(o) for o in result.get("ops") or ()),
+        ui=str(result.get("ui") or ""),
+    )
+    return page if page.page and page.version >= PROTOCOL else None
 
 
 def _session_path() -> str:

@@ -3,11 +3,15 @@
  * changes included) and changes it where the person accepted a change.
  *
  * Every notebook panel's kernel connection gets the comm target `hermes_nb.document`. The
- * kernel opens a comm to it when hermes_nb loads (and again when it lost the page, after a
- * reload); this page answers the opening `hello` and then the requests addressed to it:
+ * kernel opens a comm to it when hermes_nb loads; this page answers the opening `hello`. A page
+ * that connects to a kernel where hermes_nb is already loaded (a reload, a second tab, a
+ * notebook opened later) announces itself: it asks the kernel (`comm_info`) whether a
+ * `hermes_nb.document` comm is open and, if so, opens its own comm to the kernel's target of
+ * that name with its hello as the data — so no request waits for a page that reloaded. Then
+ * it answers the requests addressed to it, on the comm they came on:
  *
  *   kernel → page  {op, req, page, ...}          op: hello | read | cell | insert | edit | delete | run
- *   page → kernel  {req, ok: true, result}       (a hello's reply also has `hello: true`)
+ *   page → kernel  {req, ok: true, result}       (a hello, answered or announced, also has `hello: true`)
  *                  {req, ok: false, error, message}
  *
  * `page` is this panel's random id, given in the hello's reply: a second page on the same
@@ -26,7 +30,7 @@ import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application'
 import { Cell, CodeCell, MarkdownCell } from '@jupyterlab/cells';
 import * as nbformat from '@jupyterlab/nbformat';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
-import { Kernel, KernelMessage } from '@jupyterlab/services';
+import { CommsOverSubshells, Kernel, KernelMessage } from '@jupyterlab/services';
 import { JSONObject } from '@lumino/coreutils';
 
 const TARGET = 'hermes_nb.document';
@@ -219,36 +223,85 @@ class DocumentPage {
   }
 }
 
-function connect(panel: NotebookPanel, kernel: Kernel.IKernelConnection): void {
+/** Answer the kernel's requests for `page` on `comm` (one the kernel opened, or this page's own). */
+function serve(page: DocumentPage, comm: Kernel.IComm): void {
+  const reply = (data: JSONObject) => {
+    if (!comm.isDisposed) {
+      comm.send(data);
+    }
+  };
+  comm.onMsg = msg => {
+    const request = msg.content.data as Request;
+    if (!request || request.page !== page.page) {
+      return; // another page's request
+    }
+    page.handle(request).then(
+      result => reply({ req: request.req, ok: true, result }),
+      (error: unknown) =>
+        reply({
+          req: request.req,
+          ok: false,
+          error: error instanceof Refusal ? error.code : 'failed',
+          message:
+            error instanceof Refusal
+              ? error.message
+              : `The notebook page could not do it (${String((error as Error)?.message ?? error)}).`
+        })
+    );
+  };
+}
+
+/**
+ * Tell the kernel this page is here, if hermes_nb is loaded in it: it has a
+ * `hermes_nb.document` comm open then. Asked on the subshell this target's comms use (so a
+ * running cell does not hold it back), and only then is a comm opened: a kernel without
+ * hermes_nb would log an unknown comm target as an error.
+ */
+async function announce(page: DocumentPage, kernel: Kernel.IKernelConnection): Promise<void> {
+  // JupyterLab's comm (CommHandler) says which subshell it uses; IComm does not declare it.
+  let comm: Kernel.IComm & { subshellStarted?: Promise<void>; subshellId?: string | null };
+  try {
+    comm = kernel.createComm(TARGET);
+  } catch {
+    return; // a connection that does not handle comms
+  }
+  try {
+    await kernel.info;
+    const sub = comm.commsOverSubshells !== CommsOverSubshells.Disabled && kernel.supportsSubshells;
+    if (sub && comm.subshellStarted) {
+      await comm.subshellStarted.catch(() => undefined); // none: the main shell answers
+    }
+    const ask = KernelMessage.createMessage({
+      msgType: 'comm_info_request',
+      channel: 'shell',
+      session: kernel.clientId,
+      username: kernel.username,
+      subshellId: comm.subshellId ?? kernel.subshellId,
+      content: { target_name: TARGET }
+    });
+    const info = (await kernel.sendShellMessage(ask, true, true).done) as KernelMessage.ICommInfoReplyMsg;
+    const comms = info.content.status === 'ok' ? info.content.comms : {};
+    if (comm.isDisposed || kernel.isDisposed || !Object.keys(comms).length) {
+      comm.dispose(); // hermes_nb is not loaded there (it greets this page when it loads)
+      return;
+    }
+    serve(page, comm);
+    comm.open({ hello: true, ok: true, req: '', result: page.hello() });
+  } catch {
+    // A kernel going away or restarting: it greets this page when hermes_nb loads in it.
+    if (!comm.isDisposed) {
+      comm.dispose();
+    }
+  }
+}
+
+function connect(page: DocumentPage, kernel: Kernel.IKernelConnection): void {
   kernel.registerCommTarget(TARGET, (comm, open) => {
-    const page = new DocumentPage(panel);
     const hello = open.content.data as Request;
-    const reply = (data: JSONObject) => {
-      if (!comm.isDisposed) {
-        comm.send(data);
-      }
-    };
-    reply({ req: String(hello.req ?? ''), ok: true, hello: true, result: page.hello() });
-    comm.onMsg = msg => {
-      const request = msg.content.data as Request;
-      if (!request || request.page !== page.page) {
-        return; // another page's request
-      }
-      page.handle(request).then(
-        result => reply({ req: request.req, ok: true, result }),
-        (error: unknown) =>
-          reply({
-            req: request.req,
-            ok: false,
-            error: error instanceof Refusal ? error.code : 'failed',
-            message:
-              error instanceof Refusal
-                ? error.message
-                : `The notebook page could not do it (${String((error as Error)?.message ?? error)}).`
-          })
-      );
-    };
+    serve(page, comm);
+    comm.send({ req: String(hello.req ?? ''), ok: true, hello: true, result: page.hello() });
   });
+  void announce(page, kernel);
 }
 
 const documentPlugin: JupyterFrontEndPlugin<void> = {
@@ -258,10 +311,13 @@ const documentPlugin: JupyterFrontEndPlugin<void> = {
   requires: [INotebookTracker],
   activate: (_app: JupyterFrontEnd, tracker: INotebookTracker) => {
     const watch = (panel: NotebookPanel) => {
+      const page = new DocumentPage(panel);
+      let connected: Kernel.IKernelConnection | null = null;
       const hook = () => {
-        const kernel = panel.sessionContext.session?.kernel;
-        if (kernel) {
-          connect(panel, kernel);
+        const kernel = panel.sessionContext.session?.kernel ?? null;
+        if (kernel && kernel !== connected && !kernel.isDisposed) {
+          connected = kernel;
+          connect(page, kernel);
         }
       };
       panel.sessionContext.kernelChanged.connect(hook);

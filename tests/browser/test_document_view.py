@@ -285,3 +285,35 @@ def test_a_large_notebook_reads_through_the_page(ui, kernel, open_notebook, page
         f" file {file_ms:.0f} ms"
     )
     assert page_ms < 5_000
+
+
+@BOTH_UIS
+def test_a_reloaded_page_announces_itself_and_a_kernel_without_hermes_nb_is_not_asked(
+    ui, kernel, open_notebook, page, server
+):
+    """A reload forgets every comm: the page tells the kernel it is there (its own comm, opened
+    once the kernel is connected), so the first request after it is answered at once — no 5 s
+    wait for the page that went away. Before hermes_nb is loaded the page opens nothing, so the
+    kernel never logs an unknown comm target. Prints the read's time after the reload."""
+    nb = open_notebook(["x = 1", "import hermes_nb, json"])
+    nb.run(0)  # a kernel without hermes_nb
+    nb.reload()
+    nb.run(0)
+    nb.run(1)  # the kernel opens its comm; the page answers
+    nb.page.wait_for_timeout(300)
+    nb.reload()  # hermes_nb stays loaded in the kernel; the page forgot its comm
+    nb.set_source(
+        1,
+        "run = hermes_nb.chat('go', profile='echo', delay=0, tools=['notebook'],"
+        " tool_calls=[{'name': 'read_notebook'}]).wait(60)\n"
+        "[end] = [e.data for e in run.events() if e.event == 'tool_end']\n"
+        "print(json.dumps([end['duration_ms'], end['result'][:200]]))",
+    )
+    nb.run(1, timeout=60_000)
+    took_ms, head = json.loads(nb.output(1, "application/vnd.jupyter.stdout").inner_text())
+    assert "as it is on the page" in head, head
+    print(f"read_notebook, first request after a reload: {took_ms:.0f} ms")
+    assert took_ms < 2_000, f"{took_ms:.0f} ms: the request waited for the page that went away"
+    log = server.log_path.read_text(errors="replace") if server.log_path else ""
+    assert "No such comm target registered: hermes_nb.document" not in log
+    assert not [c for c in page.watch.console if "omm" in c and "[error]" in c], page.watch.console
