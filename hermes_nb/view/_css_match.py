@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
-__all__ = ["CannotTell", "Page", "Selector", "parse_selector"]
+__all__ = ["CannotTell", "Page", "Selector", "parse_selector", "split_selectors", "strip_blank"]
 
 _VOID = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
@@ -256,7 +256,9 @@ def _pseudo(token: Any) -> Callable[[_Node, _Node | None], bool]:
             return lambda n, _a: simple(n)
     elif _is(token, "function") and token.lower_name in ("not", "is", "where", "has"):
         negate, relative = token.lower_name == "not", token.lower_name == "has"
-        group = [tuple(_complex(part, relative=relative)) for part in _split(token.arguments)]
+        group = [
+            tuple(_complex(part, relative=relative)) for part in split_selectors(token.arguments)
+        ]
         if relative:
             return lambda n, _a: any(_has(n, parts) for parts in group)
         if negate:
@@ -265,14 +267,29 @@ def _pseudo(token: Any) -> Callable[[_Node, _Node | None], bool]:
     raise CannotTell("a pseudo-class this matcher does not read")
 
 
-def _split(tokens: Sequence[Any]) -> list[list[Any]]:
+def split_selectors(tokens: Sequence[Any]) -> list[list[Any]]:
+    """A selector list at its top-level commas, each selector without outer whitespace.
+
+    Shared with _css_subset, which cuts a rule's prelude the same way; empty
+    parts are dropped, and stripping lets :not( > .x) fail as a leading combinator.
+    """
     parts: list[list[Any]] = [[]]
     for token in tokens:
         if token.type == "literal" and token.value == ",":
             parts.append([])
         else:
             parts[-1].append(token)
-    return [p for p in parts if any(t.type not in ("whitespace", "comment") for t in p)]
+    return [strip_blank(p) for p in parts if strip_blank(p)]
+
+
+def strip_blank(tokens: Sequence[Any]) -> list[Any]:
+    """The tokens without leading and trailing whitespace or comments."""
+    tokens = list(tokens)
+    while tokens and tokens[0].type in ("whitespace", "comment"):
+        tokens.pop(0)
+    while tokens and tokens[-1].type in ("whitespace", "comment"):
+        tokens.pop()
+    return tokens
 
 
 _PSEUDO_CLASSES: dict[str, Callable[[_Node], bool]] = {

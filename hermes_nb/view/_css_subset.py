@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from ._css_match import CannotTell, Page, Selector, parse_selector
+from ._css_match import CannotTell, Page, Selector, parse_selector, split_selectors, strip_blank
 
 __all__ = ["css_subset", "shortened"]
 
@@ -93,7 +93,7 @@ def _rules(nodes: Iterable[Any]) -> Iterable[_Rule | _AtRule]:
 
     for node in nodes:
         if node.type == "qualified-rule":
-            parts = _split(node.prelude)
+            parts = split_selectors(node.prelude)
             body = tinycss2.parse_blocks_contents(
                 node.content, skip_comments=True, skip_whitespace=True
             )
@@ -140,31 +140,11 @@ def _block(content: Sequence[Any]) -> str:
     return "".join(out)
 
 
-def _split(tokens: Sequence[Any]) -> list[list[Any]]:
-    """A selector list at its top-level commas, each selector without outer whitespace."""
-    parts: list[list[Any]] = [[]]
-    for token in tokens:
-        if token.type == "literal" and token.value == ",":
-            parts.append([])
-        else:
-            parts[-1].append(token)
-    return [_strip(p) for p in parts if _strip(p)]
-
-
-def _strip(tokens: Sequence[Any]) -> list[Any]:
-    tokens = list(tokens)
-    while tokens and tokens[0].type in ("whitespace", "comment"):
-        tokens.pop(0)
-    while tokens and tokens[-1].type in ("whitespace", "comment"):
-        tokens.pop()
-    return tokens
-
-
 def _decl(decl: Any) -> _Decl:
     refs: set[str] = set()
     idents: set[str] = set()
     _scan(decl.value, refs, idents)
-    value = _compact(_strip(decl.value), _VALUE_TIGHT)
+    value = _compact(strip_blank(decl.value), _VALUE_TIGHT)
     text = f"{decl.name}:{value}" + ("!important" if decl.important else "")
     return _Decl(text, decl.name, frozenset(refs), frozenset(idents))
 
@@ -200,14 +180,14 @@ def _compact(tokens: Sequence[Any], tight: frozenset[str] | tuple[()]) -> str:
             continue
         text: str
         if kind == "function":
-            inner = _compact(_strip(token.arguments), tight)
+            inner = _compact(strip_blank(token.arguments), tight)
             text = f"{tinycss2.serializer.serialize_identifier(token.name)}({inner})"
         elif kind == "() block":
-            text = f"({_compact(_strip(token.content), tight)})"
+            text = f"({_compact(strip_blank(token.content), tight)})"
         elif kind == "[] block":
-            text = f"[{_compact(_strip(token.content), tight)}]"
+            text = f"[{_compact(strip_blank(token.content), tight)}]"
         elif kind == "{} block":
-            text = f"{{{_compact(_strip(token.content), tight)}}}"
+            text = f"{{{_compact(strip_blank(token.content), tight)}}}"
         else:
             text = token.serialize()
         is_tight = kind == "literal" and token.value in tight
