@@ -24,11 +24,11 @@ import pytest
 from jupyter_harness import (
     ARTIFACTS,
     CHROMIUM_ARGS,
-    INIT_SCRIPT,
     JupyterServer,
     NotebookPage,
     PageWatch,
     Ui,
+    browser_context,
     shoot,
     tripwire_hits,
 )
@@ -107,12 +107,8 @@ def browser(chromium: Path) -> Iterator[Any]:
 
 
 def _server(factory: pytest.TempPathFactory, ui: Ui) -> Iterator[JupyterServer]:
-    server = JupyterServer(factory.mktemp(f"jupyter-{ui}"), ui=ui)
-    server.start()
-    try:
+    with JupyterServer(factory.mktemp(f"jupyter-{ui}"), ui=ui).running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -172,33 +168,30 @@ def kernel(
     return env
 
 
-def _context(browser: Any, server: JupyterServer) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(30_000)
-    context.add_init_script(INIT_SCRIPT)
-    try:
-        yield context
-    finally:
-        # Before the server stops: it waits for open connections to close.
-        context.close()
-
-
 @pytest.fixture(scope="session")
 def lab_context(browser: Any, lab_server: JupyterServer) -> Iterator[Any]:
     """The browser context for JupyterLab pages (one per session: a warm HTTP cache)."""
-    yield from _context(browser, lab_server)
+    with browser_context(browser) as context:  # needs lab_server: closed before it stops
+        yield context
 
 
 @pytest.fixture(scope="session")
 def nb7_context(browser: Any, nb7_server: JupyterServer) -> Iterator[Any]:
     """The browser context for Notebook 7 pages."""
-    yield from _context(browser, nb7_server)
+    with browser_context(browser) as context:
+        yield context
 
 
 @pytest.fixture
-def page(server: JupyterServer, request: pytest.FixtureRequest) -> Iterator[Any]:
+def context(server: JupyterServer, request: pytest.FixtureRequest) -> Any:
+    """The browser context for ``server``'s pages; a module with a server of its own overrides
+    this (and ``server``) to get the suite's ``page`` and ``open_notebook`` on it."""
+    return request.getfixturevalue("lab_context" if server.ui == "lab" else "nb7_context")
+
+
+@pytest.fixture
+def page(context: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh page with the XSS tripwire; ``page.watch`` records dialogs, popups, errors."""
-    context = request.getfixturevalue("lab_context" if server.ui == "lab" else "nb7_context")
     pg = context.new_page()
     watch = PageWatch()
     watch.attach(pg)

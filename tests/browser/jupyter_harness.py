@@ -312,6 +312,15 @@ class JupyterServer:
             f"jupyter {self.ui} did not start; see {self.log_path}:\n{self.log_tail()}"
         )
 
+    @contextlib.contextmanager
+    def running(self) -> Iterator[JupyterServer]:
+        """Started for the ``with`` block and stopped after it, even when the block fails."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
     def _wait_ready(self, timeout: float) -> bool:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
@@ -445,6 +454,20 @@ class JupyterServer:
             prefix = f"/lab/workspaces/{quote(workspace)}" if workspace else "/lab"
             return f"{self.url}{prefix}/tree/{quoted}?token={self.token}"
         return f"{self.url}/notebooks/{quoted}?token={self.token}"
+
+
+@contextlib.contextmanager
+def browser_context(browser: Any) -> Iterator[Any]:
+    """A Playwright context as every test page wants it: 1280x1000, 30 s timeouts, the XSS
+    tripwire (``INIT_SCRIPT``) before any script. Close it before its server stops: the server
+    waits for open connections to close."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(30_000)
+    context.add_init_script(INIT_SCRIPT)
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from chat_dom import ChatView, code_requests
-from jupyter_harness import INIT_SCRIPT, JupyterServer, PageWatch, poll
+from jupyter_harness import JupyterServer, browser_context, poll
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -49,41 +49,27 @@ _LIVE_JS = """
 @pytest.fixture(scope="module")
 def bare_server(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """``jupyter lab`` with the hermes-nb extension disabled."""
-    server = JupyterServer(
-        tmp_path_factory.mktemp("jupyter-bare"), ui="lab", disabled_extensions=("hermes-nb",)
-    )
-    server.start()
-    try:
+    base = tmp_path_factory.mktemp("jupyter-bare")
+    with JupyterServer(base, ui="lab", disabled_extensions=("hermes-nb",)).running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def bare_context(browser: Any, bare_server: JupyterServer) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(30_000)
-    context.add_init_script(INIT_SCRIPT)
-    try:
+    with browser_context(browser) as context:  # needs bare_server: closed before it stops
         yield context
-    finally:
-        context.close()
 
 
 @pytest.fixture
 def server(bare_server: JupyterServer) -> JupyterServer:
-    """This module's server, for the suite's ``open_notebook``."""
+    """This module's server, for the suite's ``page`` and ``open_notebook``."""
     return bare_server
 
 
 @pytest.fixture
-def page(bare_context: Any) -> Iterator[Any]:
-    pg = bare_context.new_page()
-    watch = PageWatch()
-    watch.attach(pg)
-    pg.watch = watch
-    yield pg
-    pg.close()
+def context(bare_context: Any) -> Any:
+    """This module's browser context, for the suite's ``page``."""
+    return bare_context
 
 
 def test_without_the_extension_the_view_comes_once_from_the_kernel_and_streams(
