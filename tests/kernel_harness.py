@@ -28,7 +28,22 @@ from typing import Any
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import KernelManager
 
-__all__ = ["ExecResult", "KernelHarness", "ViewState", "WidgetFrontEnd"]
+__all__ = ["TOOL_CALLS_SETUP", "ExecResult", "KernelHarness", "ViewState", "WidgetFrontEnd"]
+
+#: Kernel code for the tool tests: ``start(("tool", {args}), ...)`` begins a run of the offline
+#: echo model scripted to call those tools (the "notebook" set offered), and ``results(run)``
+#: is each call's ``tool_end`` data, in order. Test modules add their own helpers after it.
+TOOL_CALLS_SETUP = """
+import json, os, time
+import hermes_nb
+
+def start(*calls):
+    return hermes_nb.chat("go", profile="echo", tools=["notebook"], delay=0,
+                          tool_calls=[{"name": n, "arguments": a} for n, a in calls])
+
+def results(run):
+    return [e.data for e in run.events() if e.event == "tool_end"]
+"""
 
 WIDGET_TARGET = "jupyter.widget"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

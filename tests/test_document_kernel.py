@@ -19,6 +19,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from kernel_harness import TOOL_CALLS_SETUP, KernelHarness
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 
@@ -57,24 +58,11 @@ def saved_notebook(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-SETUP = """
-import json, os, time
-import hermes_nb
-from hermes_nb.engine.tools import resolve_tools
-
-def start(*calls):
-    return hermes_nb.chat("go", profile="echo", tools=["notebook"], delay=0,
-                          tool_calls=[{"name": n, "arguments": a} for n, a in calls])
-
-def results(run):
-    return [e.data for e in run.events() if e.event == "tool_end"]
-"""
+SETUP = TOOL_CALLS_SETUP + "from hermes_nb.engine.tools import resolve_tools\n"
 
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from kernel_harness import KernelHarness
-
     folder = tmp_path_factory.mktemp("nb-folder")
     saved_notebook(folder / "sales.ipynb")
     (folder / "broken.ipynb").write_text("{not json", encoding="utf-8")

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from kernel_harness import TOOL_CALLS_SETUP, KernelHarness
 
 import hermes_nb
 from hermes_nb.core.exceptions import HermesError
@@ -331,17 +332,11 @@ def answer_all(run: Any, count: int) -> None:
 
 # -- kernel tests --------------------------------------------------------------------------------
 
-SETUP = """
-import json, os, threading, time
-import hermes_nb
+SETUP = (
+    TOOL_CALLS_SETUP
+    + """
+import threading
 from hermes_nb.notebook import tools as nbtools   # importing it registers "notebook"
-
-def start(*calls):
-    return hermes_nb.chat("go", profile="echo", tools=["notebook"], delay=0,
-                          tool_calls=[{"name": n, "arguments": a} for n, a in calls])
-
-def results(run):
-    return [e.data for e in run.events() if e.event == "tool_end"]
 
 def approve(run, timeout=20):
     deadline = time.monotonic() + timeout
@@ -356,12 +351,11 @@ def until_queued(run, timeout=20):
         assert time.monotonic() < deadline and not run.settled, "run_python was never queued"
         time.sleep(0.005)
 """
+)
 
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from kernel_harness import KernelHarness
-
     home = tmp_path_factory.mktemp("kernel-home")
     with KernelHarness(home) as k:
         k.execute(SETUP)
