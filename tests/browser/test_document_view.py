@@ -13,10 +13,11 @@ notebook's model, the card's DOM, and the tools' results the echo model repeats 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from chat_dom import ChatView, set_theme
-from jupyter_harness import NotebookPage
+from jupyter_harness import NotebookPage, poll
 from kernel_envs import EXTRA_KERNELS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -66,6 +67,11 @@ def sources(nb: NotebookPage) -> list[str]:
     return nb._eval("p => p.content.widgets.map(c => c.model.sharedModel.getSource())")
 
 
+def wait_sources(nb: NotebookPage, check: Callable[[list[str]], bool]) -> None:
+    """Until the cells' sources on the page pass ``check``: an undo lands a moment later."""
+    poll(lambda: check(sources(nb)), 10)
+
+
 def said(view: dict) -> str:
     """What the tools returned (their blocks) and the model's reply: what the model was told."""
     return "\n".join([*view["tools"], view["reply"]])
@@ -90,19 +96,20 @@ def start(nb: NotebookPage, *steps: list[tuple[str, dict]]) -> ChatView:
     return chat
 
 
-def wait_extension(nb: NotebookPage) -> None:
-    """The kernel's comm reached the page: the extension answered its hello."""
+def open_document(open_notebook: Callable[..., NotebookPage]) -> tuple[NotebookPage, list[str]]:
+    """CELLS opened once the kernel's comm reached the page (the extension answered its
+    hello), and the cells' ids."""
+    nb = open_notebook(CELLS)
     nb.run(0)  # import hermes_nb: the kernel opens the comm
     nb.page.wait_for_timeout(300)
+    return nb, ids(nb)
 
 
 @ALL_KERNELS
 def test_read_sees_an_unsaved_edit_then_accept_an_edit_and_undo_it(
     ui, kernel, open_notebook, page, screenshot
 ):
-    nb = open_notebook(CELLS)
-    wait_extension(nb)
-    cell = ids(nb)
+    nb, cell = open_document(open_notebook)
     nb.set_source(1, "x = 2  # typed, not saved")  # an edit on the page, not saved
     chat = start(
         nb,
@@ -153,19 +160,12 @@ def test_read_sees_an_unsaved_edit_then_accept_an_edit_and_undo_it(
     # Undo in the cell's editor brings the old source back.
     nb.cell(1).locator(".cm-content").click()
     page.keyboard.press("Control+z")
-    page.wait_for_function(
-        "([path]) => window.__hnb_panel(path).content.widgets[1].model.sharedModel"
-        ".getSource() === 'x = 2  # typed, not saved'",
-        arg=[nb.path],
-        timeout=10_000,
-    )
+    wait_sources(nb, lambda src: src[1] == "x = 2  # typed, not saved")
 
 
 @BOTH_UIS
 def test_reject_leaves_the_cell_and_the_model_is_told(ui, kernel, open_notebook, screenshot):
-    nb = open_notebook(CELLS)
-    wait_extension(nb)
-    cell = ids(nb)
+    nb, cell = open_document(open_notebook)
     chat = start(nb, [("delete_cell", {"cell_id": cell[3]})])
     view = open_card(chat)
     assert f"Delete cell 4 (id {cell[3]})?" in view["asks"][0]["text"]
@@ -184,9 +184,7 @@ def test_reject_leaves_the_cell_and_the_model_is_told(ui, kernel, open_notebook,
 def test_insert_after_a_cell_delete_and_run_with_accept_all(
     ui, kernel, open_notebook, page, screenshot
 ):
-    nb = open_notebook(CELLS)
-    wait_extension(nb)
-    cell = ids(nb)
+    nb, cell = open_document(open_notebook)
     chat = start(
         nb,
         [("insert_cell", {"source": "z = 40 + 2", "after": cell[1]})],
@@ -212,21 +210,14 @@ def test_insert_after_a_cell_delete_and_run_with_accept_all(
     # Z in command mode undoes the delete: the cell is back.
     nb._select(1)
     page.keyboard.press("z")
-    page.wait_for_function(
-        "([path]) => window.__hnb_panel(path).content.widgets.some("
-        "c => c.model.sharedModel.getSource() === 'doomed = True')",
-        arg=[nb.path],
-        timeout=10_000,
-    )
+    wait_sources(nb, lambda src: "doomed = True" in src)
 
 
 @pytest.mark.parametrize(("ui", "kernel"), [pytest.param("lab", None, id="lab")], indirect=True)
 def test_an_unknown_id_and_a_cell_changed_since_it_was_read_are_refused(
     ui, kernel, open_notebook, page
 ):
-    nb = open_notebook(CELLS)
-    wait_extension(nb)
-    cell = ids(nb)
+    nb, cell = open_document(open_notebook)
     chat = start(
         nb,
         [("edit_cell", {"cell_id": "no-such-cell", "source": "x = 0"}), ("read_notebook", {})],
