@@ -109,24 +109,28 @@ def test_out_n_is_the_displays_and_the_value_with_its_images(shell: InteractiveS
     assert info is not None and f"[image 1: {info.describe()}" in result.text
 
 
-def test_the_chat_view_itself_is_not_a_cells_output(shell: InteractiveShell) -> None:
-    n = run(
-        shell,
-        "from IPython.display import display\n"
-        "display({'text/plain': 'the view'}, raw=True, metadata={'hermes_nb': {}})\n"
-        "display({'text/plain': 'mine'}, raw=True)",
-    )
-    assert [s.text for s in cell_outputs(shell, n)] == ["mine"]
-
-
-def test_an_updated_display_is_kept_as_it_ends(shell: InteractiveShell) -> None:
-    n = run(
-        shell,
-        "from IPython.display import display, update_display\n"
-        "display({'text/plain': 'step 1'}, raw=True, display_id='progress')\n"
-        "update_display({'text/plain': 'all done'}, raw=True, display_id='progress')",
-    )
-    assert [s.text for s in cell_outputs(shell, n)] == ["all done"]
+@pytest.mark.parametrize(
+    ("code", "kept"),
+    [
+        pytest.param(
+            "display({'text/plain': 'the view'}, raw=True, metadata={'hermes_nb': {}})\n"
+            "display({'text/plain': 'mine'}, raw=True)",
+            ["mine"],
+            id="the chat view itself is not a cell's output",
+        ),
+        pytest.param(
+            "display({'text/plain': 'step 1'}, raw=True, display_id='progress')\n"
+            "update_display({'text/plain': 'all done'}, raw=True, display_id='progress')",
+            ["all done"],
+            id="an updated display is kept as it ends",
+        ),
+    ],
+)
+def test_a_cells_outputs_are_what_it_left_on_the_page(
+    shell: InteractiveShell, code: str, kept: list[str]
+) -> None:
+    n = run(shell, "from IPython.display import display, update_display\n" + code)
+    assert [s.text for s in cell_outputs(shell, n)] == kept
 
 
 def test_kept_images_are_capped_oldest_first(
