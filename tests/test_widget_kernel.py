@@ -156,7 +156,8 @@ def test_replay_returns_exactly_the_blocks_changed_after_k(kernel: KernelHarness
 
 
 def test_a_view_that_drops_frames_repairs_itself_by_gap_replay(kernel: KernelHarness) -> None:
-    [(_, w)] = start(kernel, "r3", "chunk_size=2, delay=0.003")
+    # long enough for several live frames at MAX_FPS (3 a second), two in three of them missed
+    [(_, w)] = start(kernel, "r3", "chunk_size=2, delay=0.01, repeat=3")
     lossy = ViewState()
     seen = 0
     while True:
