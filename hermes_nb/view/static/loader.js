@@ -1,60 +1,55 @@
-// hermes_nb chat view loader (every run's comm_open carries it: keep it small; why and how:
-// hermes_nb/view/widget.py). The view is the extension's if it registered this VERSION (= VIEW_PROTOCOL,
-// labextension/src/view/protocol.ts), else the kernel's fallback module, fetched once per page.
-const VERSION = 2;
-const RETRY_MS = 10000;
-
-function fallback(model, signal) {
-  const pages = (globalThis.__hermes_nb_fallback__ ??= {});
-  const entry = (pages[VERSION] ??= { sentAt: -Infinity, done: false });
-  entry.promise ??= new Promise((resolve, reject) => Object.assign(entry, { resolve, reject }));
+// hermes_nb's chat view loader: every run's comm_open carries it, compacted (no comments, no
+// indentation: hermes_nb/view/widget.py), so it is kept short. The view is the extension's if
+// it registered this version V (= VIEW_PROTOCOL, labextension/src/view/protocol.ts); else the
+// kernel's fallback module, fetched once per page: the first view sends {type: "code"} (again
+// every 10 s while none came), the kernel answers on the widget's comm with the module (js) and
+// its stylesheet (css), or with a sentence (error) when it has none; every view awaits the one
+// promise kept on globalThis, and gives up waiting when it is removed (signal).
+const V = 2;
+const g = globalThis;
+function fallback(m, signal) {
+  const e = ((g.__hermes_nb_fallback__ ??= {})[V] ??= {});
+  e.p ??= new Promise((ok, no) => Object.assign(e, { ok, no }));
   const ask = () => {
-    if (entry.done || performance.now() - entry.sentAt < RETRY_MS - 100) return;
-    entry.sentAt = performance.now();
+    if (e.done || performance.now() - (e.at ?? -1e9) < 9900) return;
+    e.at = performance.now();
+    // A view that is closing cannot send: another view asks.
     try {
-      model.send({ type: "code" });
-    } catch (err) {} // closing: another view asks
+      m.send({ type: "code" });
+    } catch {}
   };
-  const onCode = async (msg) => {
-    if (msg?.type !== "code" || entry.done) return;
-    entry.done = true;
+  const on = async (msg) => {
+    if (msg?.type !== "code" || e.done) return;
+    e.done = 1;
     try {
-      if (typeof msg.js !== "string") throw new Error(msg.error || "No chat view came.");
+      if (typeof msg.js != "string") throw Error(msg.error || "No chat view came.");
       const url = URL.createObjectURL(new Blob([msg.js], { type: "text/javascript" }));
       const view = (await import(url)).default;
       URL.revokeObjectURL(url);
-      if (view?.version !== VERSION) throw new Error("The kernel's chat view does not match this widget: reinstall hermes-nb.");
-      const style = document.createElement("style");
-      style.textContent = msg.css ?? "";
-      document.head.appendChild(style);
-      entry.resolve(view);
+      if (view?.version !== V) throw Error("This chat view does not match its kernel: reinstall hermes-nb.");
+      document.head.append(Object.assign(document.createElement("style"), { textContent: msg.css ?? "" }));
+      e.ok(view);
     } catch (err) {
-      entry.reject(err);
+      e.no(err);
     }
   };
-  const timer = setInterval(ask, RETRY_MS);
-  const stop = () => {
-    clearInterval(timer);
-    model.off("msg:custom", onCode);
-  };
-  signal?.addEventListener("abort", stop); // the view was removed while it waited
-  model.on("msg:custom", onCode);
+  const timer = setInterval(ask, 1e4);
+  const stop = () => (clearInterval(timer), m.off("msg:custom", on));
+  signal?.addEventListener("abort", stop);
+  m.on("msg:custom", on);
   ask();
-  return entry.promise.finally(stop);
+  return e.p.finally(stop);
 }
-
-async function render(props) {
-  const own = globalThis.__hermes_nb_view__;
-  if (own?.version === VERSION) return own.render(props);
+async function render(p) {
+  const own = g.__hermes_nb_view__;
+  if (own?.version === V) return own.render(p);
   try {
-    const view = await fallback(props.model, props.signal);
-    if (!props.signal?.aborted) return view.render(props);
+    const view = await fallback(p.model, p.signal);
+    if (!p.signal?.aborted) return view.render(p);
   } catch (err) {
-    const line = document.createElement("div");
-    line.className = "hnb-chat-unavailable";
+    const line = Object.assign(document.createElement("div"), { className: "hnb-chat-unavailable" });
     line.textContent = err?.message ?? String(err);
-    props.el.replaceChildren(line);
+    p.el.replaceChildren(line);
   }
 }
-
 export default { render };
