@@ -708,6 +708,60 @@ def test_a_runs_widget_carries_a_small_loader_not_the_view(comms: list[Recording
     assert len(json.dumps(state)) < 4_000, len(json.dumps(state))
 
 
+_LOADER_DRIVE = """
+const sent = [], listeners = {}, styles = [], rendered = [];
+globalThis.document = {head: {append: (s) => styles.push(s.textContent)},
+  createElement: () => ({})};
+const model = {send: (m) => sent.push(m), on: (k, f) => (listeners[k] = f), off: () => {}};
+// Node.js imports no blob: URL; a data: URL of the same text stands in for it.
+globalThis.Blob = class { constructor(parts) { this.text = parts.join(""); } };
+URL.createObjectURL = (blob) =>
+  "data:text/javascript;base64," + Buffer.from(blob.text).toString("base64");
+URL.revokeObjectURL = () => {};
+const loader = (await import(LOADER)).default;
+const done = loader.render({model, el: {}});
+const view = "export default {version: VERSION, render: (p) => globalThis.RENDERED.push(p.el)};";
+globalThis.RENDERED = rendered;
+await listeners["msg:custom"]({type: "code", js: view, css: ".x{}"});
+await done;
+console.log(JSON.stringify({sent, styles, rendered: rendered.length}));
+"""
+
+
+def test_the_compacted_loader_still_fetches_imports_and_renders_the_fallback() -> None:
+    # What every run sends is _compact(loader.js): run exactly that in Node.js with a fake
+    # model and document — it asks for the code once, adds the stylesheet, renders the view.
+    import base64
+    import re
+    import shutil
+    import subprocess
+
+    from hermes_nb.view.widget import _squeeze
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed (./dev needs it to build the view)")
+    assert _squeeze('x = "a , b" + - y') == 'x="a , b"+ -y'  # strings and "+ -" kept
+    esm = ChatWidget._esm
+    version = re.search(r"const V=(\d+);", esm)
+    assert version is not None, esm[:80]
+    url = "data:text/javascript;base64," + base64.b64encode(esm.encode()).decode()
+    script = _LOADER_DRIVE.replace("LOADER", json.dumps(url))
+    script = script.replace("VERSION", version.group(1))
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == {
+        "sent": [{"type": "code"}],
+        "styles": [".x{}"],
+        "rendered": 1,
+    }
+
+
 def _view_module_exports(js: str) -> dict[str, Any]:
     """What the module ``js`` exports by default, imported by Node.js as a browser would."""
     import base64

@@ -34,10 +34,40 @@ _STATIC = pathlib.Path(__file__).parent / "static"
 
 
 def _compact(source: str) -> str:
-    """``source`` (the hand-written loader) without its comment lines and indentation: every
-    run's comm_open carries it. Safe for that file: no string spans lines."""
+    """``source`` (the hand-written loader) without its comment lines, indentation and the
+    spaces beside punctuation: every run's comm_open carries it (and a saved notebook's widget
+    state). Safe for that file, which :func:`_squeeze` explains; line ends stay, so automatic
+    semicolon insertion reads it as before."""
     lines = (line.strip() for line in source.splitlines())
-    return "\n".join(line for line in lines if line and not line.startswith("//"))
+    return "\n".join(_squeeze(line) for line in lines if line and not line.startswith("//"))
+
+
+def _squeeze(line: str) -> str:
+    """``line`` less every space outside a string literal that does not stand between two
+    word characters (``return x``) or two of ``+``/``-`` (``a - -b``). The loader has no regular
+    expression literal and no string that spans lines, which this would misread."""
+    out: list[str] = []
+    quote = ""
+    escaped = False
+    for i, ch in enumerate(line):
+        if quote:
+            out.append(ch)
+            quote = "" if ch == quote and not escaped else quote
+            escaped = ch == "\\" and not escaped
+        elif ch in "\"'`":
+            quote = ch
+            out.append(ch)
+        elif ch != " ":
+            out.append(ch)
+        else:
+            before, after = out[-1] if out else "", line[i + 1 : i + 2]
+            if (_word(before) and _word(after)) or (before + after in ("++", "+-", "-+", "--")):
+                out.append(ch)
+    return "".join(out)
+
+
+def _word(ch: str) -> bool:
+    return bool(ch) and (ch.isalnum() or ch in "_$")
 
 
 class ChatWidget(anywidget.AnyWidget):
