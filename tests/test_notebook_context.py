@@ -151,6 +151,18 @@ def test_kept_images_are_capped_oldest_first(
     assert not result.images
 
 
+def test_a_cell_number_used_again_shows_nothing_of_the_cell_it_had_before(
+    shell: InteractiveShell,
+) -> None:
+    # A new history session (IPython's reset(new_session=True)) numbers cells from 1 again.
+    shell.user_ns["png"] = _png(30, 20)
+    n = run(shell, "from IPython.display import Image, display\ndisplay(Image(png))")
+    assert cell_outputs(shell, n)
+    shell.execution_count = n
+    assert run(shell, "x = 1") == n
+    assert cell_outputs(shell, n) == []
+
+
 def test_a_huge_image_is_left_out_with_the_reason(shell: InteractiveShell) -> None:
     shell.user_ns["huge"] = _png(9000, 10)
     n = run(shell, "from IPython.display import Image, display\ndisplay(Image(huge))")

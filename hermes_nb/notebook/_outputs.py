@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -107,7 +108,10 @@ class _Record:
         with self.lock:
             kept, self.current = self.current, None
             earlier, self.earlier = self.earlier, 0
-            if number is None or not kept:
+            if number is None:
+                return
+            if not kept:  # a number used again (a new history session) shows nothing old
+                self.cells.pop(number, None)
                 return
             outputs = list(kept)
             if earlier:
@@ -131,14 +135,18 @@ class _Record:
             shown.image = None
 
 
-_records: dict[int, _Record] = {}
+# By the shell itself, weakly: an id() of a shell that is gone can be a new shell's, which would
+# then read the old one's cells (and the records of shells that are gone would stay, images and
+# all).
+_records: weakref.WeakKeyDictionary[Any, _Record] = weakref.WeakKeyDictionary()
 _records_lock = threading.Lock()
 
 
 def cell_outputs(shell: Any, n: int) -> list[Shown]:
     """The display outputs cell ``n`` showed (empty when it showed none, or they were not
     kept: the cell ran before hermes_nb was imported, or too long ago)."""
-    record = _records.get(id(shell))
+    with _records_lock:
+        record = _records.get(shell)
     if record is None:
         return []
     with record.lock:
@@ -152,9 +160,9 @@ def watch_outputs(shell: Any) -> None:
     if events is None or getattr(shell, "display_pub", None) is None:
         return
     with _records_lock:
-        if id(shell) in _records:
+        if shell in _records:
             return
-        record = _records[id(shell)] = _Record()
+        record = _records[shell] = _Record()
 
     def begin(*_: Any) -> None:
         _wrap(shell, record)  # again: a publisher swapped in since is wrapped too
