@@ -23,6 +23,7 @@ The extension must be installed in the environment the server runs from (``./dev
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -119,9 +120,20 @@ def assert_inserted_below(nb: NotebookPage, index: int, code: str, before: int) 
     assert new["text"].splitlines()[0] == code.splitlines()[0]
 
 
+def _loader_version() -> int:
+    """The view version every run's loader asks for (what the extension must register, or the
+    page fetches the kernel's fallback module instead)."""
+    from hermes_nb.view.widget import ChatWidget
+
+    found = re.search(r"const V=(\d+);", ChatWidget._esm)
+    assert found is not None, ChatWidget._esm[:80]
+    return int(found.group(1))
+
+
 def assert_active(nb: NotebookPage) -> None:
     state = nb.page.evaluate(_ACTIVE_JS, PLUGINS)
-    assert state == {"contract": "1", "view": 1, "command": True, "plugins": PLUGINS}, (
+    view = _loader_version()
+    assert state == {"contract": "1", "view": view, "command": True, "plugins": PLUGINS}, (
         f"the hermes-nb labextension is not active ({state}); ./dev links labextension/build "
         "into the venv (jupyter labextension list)"
     )
@@ -559,7 +571,12 @@ def test_live_view_offers_copy_only_without_the_extension(ui, open_notebook, pag
 
 DATA_CELL = "import pandas as pd\ndf = pd.DataFrame({'city': ['Oslo', 'Rome'], 'temp': [4, 18]})"
 # The DataFrame's summary goes into the prompt as a ``text`` fence; the echo model repeats it.
-DATA_PROMPT = "%%hermes -o delay=0.05\nWhat is in {df}?\n\n```python\ndf.describe()\n```\n"
+# Words after the code keep the run streaming while the test reads the live view (it draws
+# three times a second).
+DATA_PROMPT = (
+    "%%hermes -o delay=0.1\nWhat is in {df}?\n\n```python\ndf.describe()\n```\n\n"
+    + "Then a few more words, so that the reply goes on streaming for a while. " * 3
+)
 
 # Per <pre> of cell 2's live or static view: "python" / "text", and the buttons before it.
 _PRE_ACTIONS_JS = """
