@@ -174,6 +174,10 @@ class ChatView:
     def _cell_js(self) -> str:
         return f"window.__hnb_panel({json.dumps(self.nb.path)}).content.widgets[{self.index}].node"
 
+    def cell(self) -> Any:
+        """The notebook cell's node, as a handle for ``page.evaluate``."""
+        return self.page.evaluate_handle(self._cell_js())
+
     def views(self) -> list[dict[str, Any]]:
         """Every ``.hnb-chat`` in the cell, described (state, texts, notices, …)."""
         return self.page.evaluate(f"() => ({_DESCRIBE})({self._cell_js()})")
@@ -238,6 +242,21 @@ class ChatView:
     def now(self) -> float:
         """The page's ``performance.now()`` (the history's clock)."""
         return self.page.evaluate("() => performance.now()")
+
+
+def stream_live(open_notebook: Any, prompt: str, reply: str, **options: Any) -> ChatView:
+    """A new notebook whose cell 1 streams ``reply`` (``hermes_nb.chat(prompt, reply=...,
+    **options)``), its view recorded (:meth:`ChatView.watch`) and already showing some of it."""
+    call = ", ".join([repr(prompt), "reply=REPLY", *(f"{k}={v!r}" for k, v in options.items())])
+    nb = open_notebook(
+        [f"import hermes_nb\nREPLY = {reply!r}", f"run = hermes_nb.chat({call})\nrun"]
+    )
+    chat = ChatView(nb, 1)
+    nb.run(0)
+    chat.watch()
+    nb.run(1)
+    chat.wait_live(min_chars=20)
+    return chat
 
 
 def set_theme(page: Any, name: str) -> None:

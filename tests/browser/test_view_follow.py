@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 import pytest
-from chat_dom import ChatView, words
+from chat_dom import stream_live, words
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -67,18 +67,8 @@ def test_a_reader_following_the_reply_keeps_the_view_in_sight_and_at_its_pace(
         ws.on("framesent", on_frame)
 
     page.on("websocket", on_socket)
-    nb = open_notebook(
-        [
-            f"import hermes_nb\nREPLY = {REPLY!r}",
-            "run = hermes_nb.chat('Follow check.', reply=REPLY, chunk_size=4, delay=0.01)\nrun",
-        ]
-    )
-    chat = ChatView(nb, 1)
-    nb.run(0)
-    chat.watch()
-    nb.run(1)
-    chat.wait_live(min_chars=20)
-    cell = page.evaluate_handle(chat._cell_js())
+    chat = stream_live(open_notebook, "Follow check.", REPLY, chunk_size=4, delay=0.01)
+    cell = chat.cell()
     before = len(sent)
     start = chat.now()
     chat.follow(READER_MS)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from chat_dom import ChatView, words
+from chat_dom import ChatView, stream_live, words
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -43,18 +43,8 @@ def _lengths(history: list[dict[str, Any]], start: float, end: float) -> list[fl
 
 
 def test_a_view_off_screen_updates_rarely_and_catches_up_when_seen(open_notebook, page):
-    nb = open_notebook(
-        [
-            f"import hermes_nb\nREPLY = {REPLY!r}",
-            "run = hermes_nb.chat('Off screen check.', reply=REPLY, chunk_size=3, delay=0.02)\nrun",
-        ]
-    )
-    chat = ChatView(nb, 1)
-    nb.run(0)
-    chat.watch()
-    nb.run(1)
-    chat.wait_live(min_chars=20)
-    cell = page.evaluate_handle(chat._cell_js())
+    chat = stream_live(open_notebook, "Off screen check.", REPLY, chunk_size=3, delay=0.02)
+    cell = chat.cell()
     # The reply grows past the bottom of the page: its status line leaves the screen.
     page.wait_for_function(f"(cell) => ({_FOOTER_SEEN})(cell) === false", arg=cell, timeout=30_000)
     # The view has heard of it (an IntersectionObserver) and counts as unseen once its end has
