@@ -731,51 +731,36 @@ console.log(JSON.stringify({sent, styles, rendered: rendered.length}));
 def test_the_compacted_loader_still_fetches_imports_and_renders_the_fallback() -> None:
     # What every run sends is _compact(loader.js): run exactly that in Node.js with a fake
     # model and document — it asks for the code once, adds the stylesheet, renders the view.
-    import base64
     import re
-    import shutil
-    import subprocess
 
     from hermes_nb.view.widget import _squeeze
 
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("Node.js is not installed (./dev needs it to build the view)")
     assert _squeeze('x = "a , b" + - y') == 'x="a , b"+ -y'  # strings and "+ -" kept
     esm = ChatWidget._esm
     version = re.search(r"const V=(\d+);", esm)
     assert version is not None, esm[:80]
-    url = "data:text/javascript;base64," + base64.b64encode(esm.encode()).decode()
-    script = _LOADER_DRIVE.replace("LOADER", json.dumps(url))
-    script = script.replace("VERSION", version.group(1))
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert json.loads(done.stdout) == {
+    script = _LOADER_DRIVE.replace("LOADER", json.dumps(_module_url(esm)))
+    assert _node(script.replace("VERSION", version.group(1))) == {
         "sent": [{"type": "code"}],
         "styles": [".x{}"],
         "rendered": 1,
     }
 
 
-def _view_module_exports(js: str) -> dict[str, Any]:
-    """What the module ``js`` exports by default, imported by Node.js as a browser would."""
+def _module_url(js: str) -> str:
     import base64
+
+    return "data:text/javascript;base64," + base64.b64encode(js.encode()).decode()
+
+
+def _node(script: str) -> Any:
+    """What the ES module ``script`` prints (JSON), run by Node.js."""
     import shutil
     import subprocess
 
     node = shutil.which("node")
     if node is None:
         pytest.skip("Node.js is not installed (./dev needs it to build the view)")
-    url = "data:text/javascript;base64," + base64.b64encode(js.encode()).decode()
-    script = (
-        f"const m = (await import({json.dumps(url)})).default;"
-        "console.log(JSON.stringify({version: m.version, render: typeof m.render}));"
-    )
     done = subprocess.run(
         [node, "--input-type=module", "-e", script],
         capture_output=True,
@@ -784,6 +769,14 @@ def _view_module_exports(js: str) -> dict[str, Any]:
         check=True,
     )
     return json.loads(done.stdout)
+
+
+def _view_module_exports(js: str) -> dict[str, Any]:
+    """What the module ``js`` exports by default, imported by Node.js as a browser would."""
+    return _node(  # type: ignore[no-any-return]
+        f"const m = (await import({json.dumps(_module_url(js))})).default;"
+        "console.log(JSON.stringify({version: m.version, render: typeof m.render}));"
+    )
 
 
 def test_the_code_message_is_answered_with_the_view_module_and_its_css(
