@@ -9,7 +9,7 @@ import-linter contracts check both).
 from __future__ import annotations
 
 from . import config, events, exceptions, journal, profiles
-from ._text import log_tail, md_table, short
+from ._text import log_tail, md_table, money, short
 
 __all__ = [
     "config",
@@ -18,6 +18,7 @@ __all__ = [
     "journal",
     "log_tail",
     "md_table",
+    "money",
     "profiles",
     "short",
 ]

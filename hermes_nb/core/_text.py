@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["log_tail", "md_table", "short"]
+__all__ = ["log_tail", "md_table", "money", "short"]
 
 
 def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -19,6 +19,12 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
         cells = ("" if c is None else str(c).replace("|", escaped) for c in row)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def money(cost: float) -> str:
+    """A cost in US dollars as people read one: four decimals below a cent (``$0.0042``), two
+    above (``$1,234.50``). The status line and ``%hermes usage`` say the same figure alike."""
+    return f"${cost:.4f}" if cost < 0.01 else f"${cost:,.2f}"
 
 
 def short(text: str, limit: int = 60) -> str:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..core import md_table, short
+from ..core import md_table, money, short
 from ._help import _md
 from ._options import _no_args
 
@@ -35,9 +35,7 @@ def notebook_folder(namespace: Any = None) -> Path:
 
 
 def _money(cost: float | None) -> str:
-    if cost is None:
-        return "—"
-    return f"${cost:.4f}" if cost < 0.01 else f"${cost:,.2f}"
+    return "—" if cost is None else money(cost)
 
 
 def usage_command(magics: Any, arg: str) -> Any:

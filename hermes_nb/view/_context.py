@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..core import money
 from . import render
 
 if TYPE_CHECKING:
@@ -47,10 +48,5 @@ def context_parts(run: Run) -> list[str]:
         parts.append(f"session {spend.tokens:,} tokens")
     cost = spend.cost if spend is not None else profile.cost(run.usage)
     if cost is not None:
-        parts.append(_money(cost))
+        parts.append(money(cost))
     return parts
-
-
-def _money(cost: float) -> str:
-    """``$0.0042``: four decimals below a cent, two above."""
-    return f"${cost:.4f}" if cost < 0.01 else f"${cost:,.2f}"
