@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..core.exceptions import StoreError
+from ..core.usage import SUMMED
 from ._messages_table import _insert_messages
 from ._owner import PROCESS_TOKEN, owner_alive
 from ._records import _RUN_COLUMNS, NewMessage, RunRecord, SessionRecord, _dumps, _loads, _run
@@ -222,7 +223,7 @@ def _add_usage(db: sqlite3.Connection, session_id: str, usage: dict[str, int]) -
     """Accumulate token counts; ``context_tokens`` is the latest request's prompt + completion."""
     row = db.execute("SELECT usage FROM sessions WHERE id = ?", (session_id,)).fetchone()
     total: dict[str, int] = json.loads(row[0] or "{}")
-    for key in ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens"):
+    for key in SUMMED:  # the counts a run adds up over its requests add up over its runs
         if isinstance(usage.get(key), int):
             total[key] = total.get(key, 0) + usage[key]
     # A run's own ``context_tokens`` is its last request's (its counts are summed over a tool
