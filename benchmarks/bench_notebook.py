@@ -89,9 +89,16 @@ def _short_runs(kernel: KernelHarness) -> tuple[list[int], list[int], int, int]:
                 raise RuntimeError(f"{early} runs settled before they were shown: no live view")
             time.sleep(0.5)  # its messages, before the next run's mark
             continue
-        ((_, view),) = views
-        view.wait_frame(lambda f: f["status"] in {"done", "error", "stopped"}, timeout=30)
-        time.sleep(0.5)  # the settle's display update and the view's last messages
+        ((display_id, _),) = views
+        kernel.wait_iopub(
+            lambda m, did=display_id: (
+                m["msg_type"] == "update_display_data"
+                and m["content"]["transient"].get("display_id") == did
+            ),
+            timeout=30,
+            start=start,
+        )  # the settle: the static answer replaces the view
+        time.sleep(0.5)  # the view's last messages
         sent = kernel.iopub_since(start)
         if i:
             sizes.append(sum(_size(m) for m in sent))

@@ -141,6 +141,7 @@ class WidgetFrontEnd:
         self.comm_id = comm_id
         self.state = dict(state)
         self.custom: list[dict[str, Any]] = []
+        self.asked: str | None = None  # the rid of the replay asked by :meth:`ask`
         self._cond = threading.Condition()
 
     def _on_msg(self, data: dict[str, Any]) -> None:
@@ -178,6 +179,19 @@ class WidgetFrontEnd:
         return self.harness.comm_msg(
             self.comm_id, {"method": "custom", "content": content}, subshell_id=subshell_id
         )
+
+    def ask(self) -> str:
+        """Ask for the replay after 0 without waiting, as a view does when it renders (a
+        run's live frames wait for a view to ask: ``view._controller.LISTEN_WAIT``); the
+        answer, tagged :attr:`asked`, is the first frame such a view applies."""
+        self.asked = f"{self.comm_id[:8]}:1"
+        self.send({"type": "replay", "after": 0, "rid": self.asked})
+        return self.asked
+
+    def view_frames(self) -> list[dict[str, Any]]:
+        """The frames the view that :meth:`ask` ed takes, in order: its answer and the live
+        ones (not the answers to other replays)."""
+        return [f for f in self.frames() if f["rid"] is None or f["rid"] == self.asked]
 
     def replay(self, after: int, *, subshell_id: str | None = None, timeout: float = 20.0):
         """Ask for a replay and return the answering frame."""
@@ -447,10 +461,17 @@ class KernelHarness:
                 self._cond.wait(min(left, 0.2))
             return self.widgets[model_id]
 
-    def widget_views(self, result: ExecResult) -> Iterator[tuple[str, WidgetFrontEnd]]:
-        """``(display_id, widget)`` for every widget view a cell displayed."""
+    def widget_views(
+        self, result: ExecResult, *, ask: bool = True
+    ) -> Iterator[tuple[str, WidgetFrontEnd]]:
+        """``(display_id, widget)`` for every widget view a cell displayed; with ``ask``, each
+        widget asks for its replay once (:meth:`WidgetFrontEnd.ask`), as its first view does
+        when it renders."""
         for msg in result.displays():
             view = msg["content"]["data"].get(WIDGET_VIEW)
             if view:
                 display_id = msg["content"].get("transient", {}).get("display_id", "")
-                yield display_id, self.widget(view["model_id"])
+                widget = self.widget(view["model_id"])
+                if ask and widget.asked is None:
+                    widget.ask()
+                yield display_id, widget

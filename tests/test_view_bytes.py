@@ -50,7 +50,7 @@ def _size(msg: Any) -> int:
 
 def _stream(kernel: KernelHarness, name: str, delay: float) -> tuple[Any, list[dict[str, Any]]]:
     """Start an echo run streaming :data:`REPLY` in 4-character tokens ``delay`` apart, show
-    it; its widget and the iopub messages of its live frames, once it settled."""
+    it; its widget and the iopub messages of the frames its view took, once it settled."""
     shown = kernel.execute(
         f"{name} = hermes_nb.chat('x', profile='echo', reply={REPLY!r}, chunk_size=4,"
         f" delay={delay})\nshow({name})"
@@ -63,8 +63,8 @@ def _stream(kernel: KernelHarness, name: str, delay: float) -> tuple[Any, list[d
         if m["msg_type"] == "comm_msg"
         and m["content"]["comm_id"] == w.comm_id
         and m["content"]["data"].get("content", {}).get("type") == "frame"
-        and m["content"]["data"]["content"]["rid"] is None
-    ]
+        and m["content"]["data"]["content"]["rid"] in (None, w.asked)
+    ]  # what the view takes: the answer to the replay it asked as it rendered, the live frames
     return w, messages
 
 

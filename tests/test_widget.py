@@ -23,7 +23,7 @@ import pytest
 from kernel_harness import ViewState
 
 import hermes_nb
-from hermes_nb.view import _live_runs, render
+from hermes_nb.view import _controller, _live_runs, render
 from hermes_nb.view import display as view
 from hermes_nb.view._blocks import Transcript
 from hermes_nb.view._protocol import parse_view_msg, segment_of
@@ -88,6 +88,9 @@ def comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
         return c
 
     monkeypatch.setattr(comm, "create_comm", create_comm)
+    # Live frames go out at once, as they do once a view has asked for its replay: these tests
+    # read every live frame (a view's replay is not the point here; the gate's tests set it).
+    monkeypatch.setattr(_controller, "LISTEN_WAIT", 0.0)
     yield made
     view._reaper.end_all()  # this test's settled runs let go while their comms are ours
 
@@ -277,6 +280,66 @@ def test_a_run_that_settles_unseen_is_not_held_back(comms: list[RecordingComm]) 
     last = live_frames(controller)[-1]
     assert last[1]["status"] == "done"
     assert last[0] - settled_at < 0.3, "the last frame waited out the off-screen pace"
+
+
+# -- live frames wait for a view to ask ----------------------------------------------------------
+
+#: The kernel's own wait (the ``comms`` fixture sets 0 for the tests that read every frame).
+LISTEN_WAIT = _controller.LISTEN_WAIT
+
+
+@pytest.fixture
+def asked_first(comms: list[RecordingComm], monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
+    """The ``comms`` fixture with the kernel's wait for a view's replay request."""
+    monkeypatch.setattr(_controller, "LISTEN_WAIT", LISTEN_WAIT)
+    return comms
+
+
+def test_a_reply_settled_before_any_view_asked_costs_no_frame(
+    asked_first: list[RecordingComm], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    displays = Displays(monkeypatch)
+    controller = live("x", reply="short reply " * 10, chunk_size=4, delay=0.002)
+    controller.display()
+    settle(controller)
+    assert the_comm(controller).frames() == [], "no view asked: no frame could be shown"
+    assert displays.updated_ids() == displays.live_ids(), "the settle's update shows the answer"
+
+
+def test_a_view_that_asks_gets_its_answer_then_live_frames_that_follow_it(
+    asked_first: list[RecordingComm],
+) -> None:
+    controller = slow()
+    time.sleep(LISTEN_WAIT / 3)
+    c = the_comm(controller)
+    assert c.frames() == [], "held while no view has asked"
+    c.deliver({"type": "replay", "after": 0, "rid": "view:1"})
+    settle(controller)
+    frames = [f for _, f in c.frames()]
+    assert frames[0]["rid"] == "view:1" and frames[0]["prev"] == 0
+    assert len(frames) > 2, "live frames followed the answer"
+    state = ViewState()
+    for f in frames:
+        assert state.apply(f) != "gap"
+    assert state.status == "done" and state.visible() == final_blocks(controller.run)
+
+
+def test_unasked_frames_go_out_after_the_wait_the_first_one_whole(
+    asked_first: list[RecordingComm],
+) -> None:
+    # A view whose request waits behind a busy shell (ipykernel 6, a --wait cell) still sees
+    # the reply grow: after LISTEN_WAIT the frames go out, the first from prev=0 with every block.
+    started = time.monotonic()
+    controller = live("x", reply="slow words " * 250, chunk_size=4, delay=0.004)
+    settle(controller)
+    timed = live_frames(controller)
+    assert timed[0][0] - started >= LISTEN_WAIT * 0.9 and len(timed) > 2
+    first = timed[0][1]
+    assert first["prev"] == 0 and {"prompt", "status", "reply:0"} <= {
+        b["id"] for b in first["blocks"]
+    }
+    state = reassembled([f for _, f in timed])
+    assert state.visible() == final_blocks(controller.run)
 
 
 # -- replay, cancel, blocks ---------------------------------------------------------------------
@@ -555,6 +618,12 @@ def test_a_replay_after_the_settle_replaces_every_display_again(
     first = list(displays.updates)
     assert len(first) == 2
     c = the_comm(controller)
+    # A view rendered from the same messages as the update (which replaced it already): its
+    # answer, and no second update.
+    c.deliver({"type": "replay", "after": 0, "rid": "raced:1"})
+    raced = next(f for _, f in c.frames() if f["rid"] == "raced:1")
+    assert raced["status"] == "done" and displays.updates == first
+    time.sleep(_controller.SETTLE_RACE)  # a reload takes longer than that
     c.deliver({"type": "replay", "after": 0, "rid": "reloaded:1"})
     answer = next(f for _, f in c.frames() if f["rid"] == "reloaded:1")
     assert answer["status"] == "done" and not answer["meta"]["live"]
@@ -617,6 +686,7 @@ def test_a_run_settled_while_no_page_showed_it_stays_dormant_until_a_view_comes_
     # "Error displaying widget: model not found" when it is opened again.
     displays = Displays(monkeypatch)
     monkeypatch.setattr(_live_runs, "SETTLED_GRACE", 0.2)
+    monkeypatch.setattr(_controller, "SETTLE_RACE", 0.1)  # the reopening below comes later
     controller = slow()
     controller.display()
     own = the_comm(controller)

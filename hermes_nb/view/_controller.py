@@ -53,6 +53,21 @@ META_EVERY = 3.0
 _MAX_VIEWS = 64  # views whose sight a run remembers (a page reloaded many times: the newest)
 #: A shorter common prefix is sent as a whole block (a patch's ``"at": N`` costs ~10 bytes).
 _MIN_PATCH = 16
+#: Seconds a run's live frames wait for a view to ask for its replay. Every view asks when it
+#: renders (``labextension/src/view/replay.ts``) and takes all it needs from the answer, so a
+#: frame sent before any view asked reaches none: a short reply that settles before its view
+#: renders costs no frame at all, only the settle's display update (``bench_notebook.py``).
+#: After this wait frames go out unasked (the first one whole, from ``prev=0``): a view whose
+#: request queues behind a busy shell (ipykernel 6, a ``--wait`` cell, a front end without
+#: subshells) still sees the reply grow.
+LISTEN_WAIT = 0.5
+#: A view asking for its replay sooner than this (seconds) after the settle was rendered from
+#: the same iopub stream that carried the settle's display update, which has replaced it already
+#: (JupyterLab renders a widget view even when its output was replaced while its model was
+#: being made: a short reply's view does, measured): it gets its answer, and the displays are not
+#: sent again (3.8 KB for a short answer). A page that missed the update (reloaded, reopened)
+#: takes seconds to connect and render its views.
+SETTLE_RACE = 1.0
 
 
 # -- the controller: cache, pump, replay, displays ---------------------------------------------
@@ -87,6 +102,10 @@ class _Controller:
         self._complete = False  # the cache holds the final render (the static bundle's blocks)
         self._shown = False  # displayed live
         self._viewed = False  # a view rendered it (asked for a replay) before the settle
+        self._heard = False  # live frames go out: a view asked, or LISTEN_WAIT passed
+        self._held = False  # a frame was committed but not sent (no view had asked yet)
+        self._listen_until = 0.0  # when the pump stops waiting for a view to ask
+        self._settled_at = 0.0  # when the pump finalized the run (time.monotonic())
         self._removed = False  # a page said a view of the settled run left it
         self._dormant = False  # settled, still shown somewhere (maybe), the cache dropped
         self._released = False
@@ -121,12 +140,15 @@ class _Controller:
             with self._lock:
                 finalized = self._finalized
                 self._viewed = True  # counted at the settle only if it came before
+                # Frames from now on follow this answer's seq (the cache's, under this lock):
+                # none held before it needs sending.
+                self._heard, self._held = True, False
             if finalized:
                 self._shown_again()
             self.widget.send_frame(self.replay(msg["after"], msg["rid"]))
-            if self._finalized:
-                # A view rendered after the settle: its page missed the update (a reload), so
-                # every display of the run is replaced again (the extension finds the output
+            if self._finalized and time.monotonic() - self._settled_at >= SETTLE_RACE:
+                # A view rendered well after the settle: its page missed the update (a reload),
+                # so every display of the run is replaced again (the extension finds the output
                 # by the display id in its metadata).
                 self._update_displays()
         elif msg["type"] == "removed":
@@ -222,6 +244,7 @@ class _Controller:
             if self._started:
                 return
             self._started = True
+            self._listen_until = time.monotonic() + LISTEN_WAIT
             ctx = contextvars.copy_context()
         _pumps.submit(lambda: ctx.run(self._pump))
 
@@ -257,10 +280,27 @@ class _Controller:
             msg = self._commit(transcript, transcript.consume(entries), sent, cursor)
             if msg is None:
                 continue
-            self.widget.send_frame(msg)
             last, sent = time.monotonic(), cursor
-            if msg["status"] != self.widget.status:
-                self.widget.status = msg["status"]
+            msg = self._outgoing(msg)
+            if msg is not None:
+                self.widget.send_frame(msg)
+
+    def _outgoing(self, msg: FrameMsg) -> FrameMsg | None:
+        """The frame to send for the committed ``msg``: None while no view has asked for a
+        replay (for :data:`LISTEN_WAIT`; nothing would show it, and the view's replay brings it
+        all); the whole transcript from ``prev=0`` for the first frame sent after frames were
+        held, so a view that could not ask (its cursor 0) applies it; else ``msg`` itself.
+
+        Not the status trait: the frames carry the status, and a trait update was one more
+        message (700 bytes) at every change of status of every run."""
+        with self._lock:
+            if not self._heard:
+                if time.monotonic() < self._listen_until:
+                    self._held = True
+                    return None
+                self._heard = True
+            held, self._held = self._held, False
+        return self.replay(0) if held else msg
 
     def _gather(self, cursor: int, last: float) -> list[JournalEntry]:
         """The events after ``cursor`` for the next frame; while only a little reply text is
@@ -335,6 +375,7 @@ class _Controller:
         let go of the widget once its grace is over."""
         with self._lock:
             self._finalized = True
+            self._settled_at = time.monotonic()
             self._complete = complete
             # Never displayed live, or no view ever rendered it (no front end: a headless run;
             # or the settle's update replaced the output before its view rendered): nothing

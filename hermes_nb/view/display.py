@@ -7,7 +7,10 @@ controller (and one widget model, so a second ``show(run)`` is another view of t
   most 3 times a second (:data:`MAX_FPS`; once a second, :data:`HIDDEN_INTERVAL`, while every
   view says it is off screen), reads ``run.events(after_seq=cursor)``, updates
   the renderers and sends ONE frame holding the blocks that changed — whole, or as the new tail
-  of a growing block — tagged with the seq it reflects (DESIGN.md §3, invariants 1, 4 and 5);
+  of a growing block — tagged with the seq it reflects (DESIGN.md §3, invariants 1, 4 and 5).
+  Frames go out once a view has asked for its replay (every view asks as it renders), or
+  :data:`LISTEN_WAIT` seconds after the run was shown (a view whose request waits behind a busy
+  shell): a short reply that settles before its view renders sends no frame at all;
 * a **cache** of rendered blocks, each with the seq at which it last changed, answers replay
   requests (``after=k`` → every block changed after ``k``) without re-rendering the run;
 * **Stop** (``{"type": "cancel"}``) calls ``run.cancel()`` and an **answer** to one of the
@@ -34,8 +37,10 @@ Then the live view lets go of the kernel's memory, but only once nothing shows i
   before it settled (never displayed, no front end, a reply faster than its view) needs no word;
 * a view rendered after the settle (a page reloaded as the run settled, or opened later from a
   file saved mid-reply) asks for its replay: a page shows it again, whatever an earlier view
-  said. It gets the settled frame, and every display of the run gets the update again (the
-  extension finds the restored output by its display id), which removes that view in turn;
+  said. It gets the settled frame, and, asking :data:`SETTLE_RACE` seconds or more after the
+  settle, every display of the run gets the update again (the extension finds the restored
+  output by its display id), which removes that view in turn. A view asking sooner was rendered
+  from the same messages as the update, which has replaced it already;
 * a run settled while no page showed it (the tab closed mid-reply) keeps its widget, *dormant*:
   after the grace its cache is dropped, but a page opened later still renders the view, whose
   replay (rendered again from the run) brings the static bundle — where a closed model would
@@ -62,7 +67,9 @@ import sys
 from typing import TYPE_CHECKING
 
 from ._controller import HIDDEN_INTERVAL as HIDDEN_INTERVAL
+from ._controller import LISTEN_WAIT as LISTEN_WAIT
 from ._controller import MAX_FPS as MAX_FPS
+from ._controller import SETTLE_RACE as SETTLE_RACE
 from ._controller import _Controller as _Controller
 from ._live_runs import MAX_SETTLED as MAX_SETTLED
 from ._live_runs import SETTLED_GRACE as SETTLED_GRACE
@@ -78,8 +85,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HIDDEN_INTERVAL",
+    "LISTEN_WAIT",
     "MAX_FPS",
     "SETTLED_GRACE",
+    "SETTLE_RACE",
     "show",
     "static_bundle",
     "stream_plain",
