@@ -338,9 +338,10 @@ def _streaming(open_notebook: Any, *, delay: float, then: str) -> tuple[Notebook
 
 
 def widgets_held(nb: NotebookPage, index: int) -> list[str]:
-    """Run cell ``index`` (``_VIEW_STATE``): the classes of the widgets the kernel holds."""
+    """Run cell ``index`` (``_VIEW_STATE``): the classes of the widgets the kernel holds,
+    besides its one ``_ViewLoader`` (hermes_nb/view/widget.py: kept for the kernel's life)."""
     nb.run(index)
-    return json.loads(nb.output_text(index))
+    return [name for name in json.loads(nb.output_text(index)) if name != "_ViewLoader"]
 
 
 @BOTH_UIS

@@ -1,10 +1,12 @@
-// hermes_nb's chat view loader: every run's comm_open carries it, compacted (no comments, no
-// indentation: hermes_nb/view/widget.py), so it is kept short. The view is the extension's if
-// it registered this version V (= VIEW_PROTOCOL, labextension/src/view/protocol.ts); else the
-// kernel's fallback module, fetched once per page: the first view sends {type: "code"} (again
-// every 10 s while none came), the kernel answers on the widget's comm with the module (js) and
-// its stylesheet (css), or with a sentence (error) when it has none; every view awaits the one
-// promise kept on globalThis, and gives up waiting when it is removed (signal).
+// hermes_nb's chat view loader: the module of the kernel's one loader widget (_ViewLoader,
+// hermes_nb/view/widget.py), so it reaches a page once per kernel, not with every run. A run's
+// widget (static/stub.js) renders with the extension's view when it registered this version V;
+// else it calls render() from this widget's exports (anywidget's initialize result, which
+// host.getWidget hands to the run's widget). The fallback module is fetched once per page: the
+// first view sends {type: "code"} on this widget's comm (again every 10 s while none came), the
+// kernel answers with the module (js) and its stylesheet (css), or with a sentence (error) when it
+// has none; every view awaits the one promise kept on globalThis, and gives up waiting when it is
+// removed (signal).
 const V = 2;
 const g = globalThis;
 function fallback(m, signal) {
@@ -13,7 +15,7 @@ function fallback(m, signal) {
   const ask = () => {
     if (e.done || performance.now() - (e.at ?? -1e9) < 9900) return;
     e.at = performance.now();
-    // A view that is closing cannot send: another view asks.
+    // A loader that is closing cannot send: another view asks.
     try {
       m.send({ type: "code" });
     } catch {}
@@ -40,16 +42,18 @@ function fallback(m, signal) {
   ask();
   return e.p.finally(stop);
 }
-async function render(p) {
-  const own = g.__hermes_nb_view__;
-  if (own?.version === V) return own.render(p);
-  try {
-    const view = await fallback(p.model, p.signal);
-    if (!p.signal?.aborted) return view.render(p);
-  } catch (err) {
-    const line = Object.assign(document.createElement("div"), { className: "hnb-chat-unavailable" });
-    line.textContent = err?.message ?? String(err);
-    p.el.replaceChildren(line);
-  }
+function initialize({ model }) {
+  return {
+    async render(p) {
+      try {
+        const view = await fallback(model, p.signal);
+        if (!p.signal?.aborted) return view.render(p);
+      } catch (err) {
+        const line = Object.assign(document.createElement("div"), { className: "hnb-chat-unavailable" });
+        line.textContent = err?.message ?? String(err);
+        p.el.replaceChildren(line);
+      }
+    },
+  };
 }
-export default { render };
+export default { initialize };
