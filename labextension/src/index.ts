@@ -4,17 +4,17 @@
  *
  * - `hermes-nb:chat-view` — the chat view itself (`./view/`, plain DOM, no JupyterLab import),
  *   so that a run's widget carries state, not code. The widget's anywidget module is a small
- *   loader (`hermes_nb/view/static/loader.js`); on activation this plugin registers the view
- *   for the page:
+ *   stub (`hermes_nb/view/static/stub.js`); on activation this plugin registers the view for
+ *   the page:
  *
  *     globalThis.__hermes_nb_view__ = {version: VIEW_PROTOCOL, render}
  *         version  a number: the widget protocol's version (`view/protocol.ts`)
  *         render   anywidget's render: ({model, el}) => cleanup
  *
- *   The loader renders with it iff `version` equals its own; otherwise (no extension, or one
- *   from another hermes_nb) it asks the kernel for the fallback module built from the same
- *   source (`hermes_nb/view/static/view.js`). The view's stylesheet comes with this extension's
- *   style (`style/index.css`).
+ *   The stub renders with it iff `version` equals its own; otherwise (no extension, or one
+ *   from another hermes_nb) the kernel's loader widget (`static/loader.js`) asks the kernel for
+ *   the fallback module built from the same source (`hermes_nb/view/static/view.js`). The
+ *   view's stylesheet comes with this extension's style (`style/index.css`).
  *
  * - `hermes-nb:insert-cell` — "Insert below" for the chat view. The view (in an output area,
  *   rendered through anywidget; the same code is the fallback module where this extension is
@@ -134,7 +134,7 @@ function insertBelow(panel: NotebookPanel, index: number, code: string): boolean
   return true;
 }
 
-/** Where the page's chat view is registered for the widget's loader. */
+/** Where the page's chat view is registered for a run widget's stub. */
 const VIEW_KEY = '__hermes_nb_view__';
 
 const chatView: JupyterFrontEndPlugin<void> = {
