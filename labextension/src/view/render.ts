@@ -4,17 +4,18 @@
  * The kernel sends frames {type: "frame", seq, prev, status, blocks: [{id, kind, html, at?}],
  * rid, meta}. Each view keeps its own cursor (the seq of what it applied) and applies a frame
  * iff prev <= cursor < seq; it ignores frames with seq <= cursor and asks for a replay
- * after=cursor when cursor < prev (a gap) (replay.ts, blocks.ts). A view removed from a live
- * page sends {type: "removed"}: once the run has settled, the kernel may then close the widget
- * (hermes_nb/view/display.py).
+ * after=cursor when cursor < prev (a gap) (replay.ts, blocks.ts). A view that asked, removed
+ * from a live page, sends {type: "removed"}: once the run has settled, the kernel may then close
+ * the widget (hermes_nb/view/display.py).
  *
- * The DOM follows the frames at most FLUSH_MS apart: a frame's blocks are taken at once, and the
- * elements they change are written in one requestAnimationFrame callback, together with
- * whatever came since. Each DOM update costs a JupyterLab page a style, layout, paint and
- * compositing pass of 10-25 ms, however little it changes (most of it JupyterLab's page and the
- * screenful of reply around the change, repainted), so however many frames arrive a streaming
- * reply costs at most one such pass per FLUSH_MS: three a second, which reads as well as ten
- * (the kernel sends no more: MAX_FPS in hermes_nb/view/_controller.py). The reply's blocks
+ * The DOM follows the frames at most FLUSH_MS apart (pace.ts): a frame's blocks are taken at
+ * once, and the elements they change are written in one requestAnimationFrame callback, together
+ * with whatever came since. Each DOM update costs a JupyterLab page a style, layout, paint and
+ * compositing pass of 15-25 ms, however little it changes (JupyterLab's page, the chunk that
+ * grew, the cell re-measured, a reader's scroll after it), so however many frames arrive a
+ * streaming reply costs at most one such pass per FLUSH_MS: three a second, which reads as well
+ * as ten (the kernel sends no more: MAX_FPS in hermes_nb/view/_controller.py), or two while
+ * each update grows the view by a third of the window or more (FAST_FLUSH_MS). The reply's blocks
  * come in chunks (blocks.ts), so an update's layout costs the chunk at the reply's end, not the
  * whole reply. While the view's end is off screen (sight.ts) updates come HIDDEN_FLUSH_MS apart
  * (sooner when HIDDEN_MAX_CHARS of HTML wait); the first frame after the end comes into view
@@ -26,14 +27,15 @@ import { Blocks } from './blocks';
 import { Cards } from './cards';
 import { codeAction, insertable } from './codeActions';
 import { announce, LIVE, SKELETON, uid } from './layout';
+import { Pace } from './pace';
 import { Cleanup, IFrame, IRenderProps, trySend } from './protocol';
 import { Replay } from './replay';
 import { pageUnloading, watchSight } from './sight';
 import { StatusLine } from './status';
 
-const FLUSH_MS = 300; // the least time between two DOM updates while a reply streams
 const HIDDEN_FLUSH_MS = 3000; // the same while the view's end is off screen
 const HIDDEN_MAX_CHARS = 64000; // ... or once this much new HTML waits (one update stays short)
+const ATTACH_POLL_MS = 100; // how often a view not yet on the page looks again
 
 export function render({ model, el }: IRenderProps): Cleanup {
   const viewId = uid();
@@ -54,6 +56,12 @@ export function render({ model, el }: IRenderProps): Cleanup {
   const cards = new Cards(root, model, viewId.slice(0, 8), say);
   const blocks = new Blocks(root, (node, wasOpen) => cards.onCard(node, wasOpen));
   const replay = new Replay(model, viewId, () => cursor);
+  const pace = new Pace(root);
+  let asked = false; // the kernel counts this view once it asked for a replay
+  const ask = () => {
+    asked = true;
+    replay.request();
+  };
   const line = new StatusLine(
     root,
     model,
@@ -81,8 +89,8 @@ export function render({ model, el }: IRenderProps): Cleanup {
     line.paint();
   }
 
-  // An update in the next frame if `now` (or FLUSH_MS after the last one), else at most
-  // FLUSH_MS after the last.
+  // An update in the next frame if `now` (or the pace's time after the last one), else at most
+  // that long after the last (pace.ts).
   function schedule(now: boolean) {
     if (flushFrame) {
       return;
@@ -93,7 +101,7 @@ export function render({ model, el }: IRenderProps): Cleanup {
     } else if (flushTimer !== null) {
       return;
     }
-    const wait = now ? 0 : lastFlush + (seen ? FLUSH_MS : HIDDEN_FLUSH_MS) - performance.now();
+    const wait = now ? 0 : lastFlush + (seen ? pace.ms : HIDDEN_FLUSH_MS) - performance.now();
     const frame = () => {
       flushTimer = null;
       flushFrame = requestAnimationFrame(flush);
@@ -116,7 +124,7 @@ export function render({ model, el }: IRenderProps): Cleanup {
       return; // already applied
     }
     if (msg.prev > cursor || !blocks.patchable(msg, cursor)) {
-      replay.request(); // a gap: something between cursor and prev never reached this view
+      ask(); // a gap: something between cursor and prev never reached this view
       return;
     }
     for (const block of msg.blocks) {
@@ -185,10 +193,22 @@ export function render({ model, el }: IRenderProps): Cleanup {
   root.addEventListener('keydown', onKey);
 
   line.paint();
-  replay.request(); // a fresh view (first render, page reload, second view) starts after=0
+  // A fresh view (first render, page reload, second view) asks after=0 once it is on the page.
+  // JupyterLab renders a widget view even when the settle's update replaced its output while
+  // the model was being made (a short reply): that view is never attached, and neither asks
+  // (the kernel would answer it) nor says it left (each message costs the kernel a busy/idle).
+  let attachTimer = 0;
+  const whenAttached = () => {
+    if (root.isConnected) {
+      ask();
+    } else {
+      attachTimer = window.setTimeout(whenAttached, ATTACH_POLL_MS);
+    }
+  };
+  whenAttached();
 
   return () => {
-    if (!pageUnloading()) {
+    if (asked && !pageUnloading()) {
       // This view leaves a live page (its output replaced by the static bundle, cleared,
       // deleted): nothing here shows the run now. The kernel counts it once the run settled.
       // Told in a task of its own: the one that removes the view also renders what replaces
@@ -203,8 +223,10 @@ export function render({ model, el }: IRenderProps): Cleanup {
     cards.dispose();
     replay.dispose();
     line.dispose();
+    pace.dispose();
     unwatch();
     clearTimeout(flushTimer ?? undefined);
+    clearTimeout(attachTimer);
     cancelAnimationFrame(flushFrame);
   };
 }
