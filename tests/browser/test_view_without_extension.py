@@ -1,12 +1,14 @@
 """The chat view on a page without hermes_nb's extension: what VS Code and Colab do.
 
 A JupyterLab whose page config disables the ``hermes-nb`` extension (as ``jupyter labextension
-disable hermes-nb`` would) loads anywidget but not our view. The widget's module, a small loader
-(``hermes_nb/view/static/loader.js``), then asks the kernel for the fallback module built from
-the same TypeScript (``{type: "code"}``), once per page: every other view, of the same run or
-another, awaits the same answer. The view renders, streams and settles as with the extension,
-with its stylesheet (it came with the code), and Copy (no Insert below: that needs the
-extension).
+disable hermes-nb`` would) loads anywidget but not our view. A run's widget module, a stub
+(``hermes_nb/view/static/stub.js``), then renders through the kernel's one loader widget
+(``static/loader.js``, reached with anywidget's ``host.getWidget``), which asks the kernel for
+the fallback module built from the same TypeScript (``{type: "code"}``), once per page: every
+other view, of the same run or another, awaits the same answer. The view renders, streams and
+settles as with the extension, with its stylesheet (it came with the code), and Copy (no Insert
+below: that needs the extension); a run's state holds none of the keys the front end defaults
+(``_css``, ``layout``, ...); a reloaded page renders again, asking once more.
 """
 
 from __future__ import annotations
@@ -104,3 +106,30 @@ def test_without_the_extension_the_view_comes_once_from_the_kernel_and_streams(
     assert requests and len(requests) == 1, f"code requested {len(requests)} times: {requests}"
     assert page.watch.errors == []
     screenshot("view-without-extension", nb.cell(1))
+
+
+# About twelve seconds of streaming: time to save and reload the page mid-stream.
+SLOW = PROMPT.replace("delay=0.02", "delay=0.06")
+
+
+def test_without_the_extension_a_reloaded_page_renders_the_live_view_again(open_notebook, page):
+    requests = code_requests(page)  # a page's listener: it sees the reloaded page's sockets too
+    nb = open_notebook(["%load_ext hermes_nb", SLOW])
+    nb.run(0)
+    chat = ChatView(nb, 1)
+    nb.run(1, wait=False)
+    chat.wait_live(min_chars=1)
+    assert len(requests) == 1, requests
+    nb.save()  # what the reloaded page reads: the live view's output
+    nb.reload()
+    live = chat.wait("true", 30_000, "the chat view back after the reload")
+    assert not live["static"] and live["state"] == "streaming", (
+        f"the run settled before the reload finished; make it longer: {live}"
+    )
+    final = chat.wait_settled(timeout=60_000)
+    assert final["state"] == "done" and "t120" in final["reply"], final
+    # One request per page: the reloaded page's loader (restored with the kernel's widget
+    # state) asked once more; no view showed a sentence instead of the chat.
+    assert len(requests) == 2, requests
+    assert page.watch.errors == []
+    assert "Error displaying widget" not in nb.panel.inner_text()
