@@ -131,6 +131,17 @@ def test_a_selector_the_matcher_cannot_read_is_kept() -> None:
     )
 
 
+def test_an_unread_pseudo_class_on_elements_the_answer_lacks_is_left_out() -> None:
+    # The matcher cannot read :nth-last-child(), but no element has .hnb-chunk (the live
+    # view's), and none fits .hnb-missing whatever the rest says: only the third rule may match.
+    css = (
+        ".hnb-chat:not(.hnb-static) .hnb-chunk:nth-last-child(n+3){content-visibility:auto}"
+        ".hnb-reply .hnb-missing:nth-child(2){color:red}"
+        ".hnb-reply p:nth-last-child(n+1){margin:0}"
+    )
+    assert css_subset(css, ANSWER) == ".hnb-reply p:nth-last-child(n+1){margin:0}"
+
+
 def test_a_plain_short_answer_carries_little_css() -> None:
     html = view.static_bundle(hermes_nb.chat("hi", profile="echo", delay=0).wait(30))[0][
         "text/html"

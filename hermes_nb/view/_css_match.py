@@ -11,7 +11,8 @@ the four combinators, ``:first-child``, ``:last-child``, ``:only-child``, ``:emp
 ``:link``, ``:any-link``, ``:disabled``, ``:enabled``, ``:checked``, ``:not()``, ``:is()``,
 ``:where()`` and ``:has()``. What only a person makes true (``:hover``, ``:focus-visible``, …),
 a ``<details>`` they may open (``[open]``) and pseudo-elements match their element. Anything
-else raises :class:`CannotTell`: the caller keeps such a rule, since it may match.
+else raises :class:`CannotTell` (another pseudo-class only when an element fits the rest of its
+compound): the caller keeps such a rule, since it may match.
 """
 
 from __future__ import annotations
@@ -264,6 +265,15 @@ def _pseudo(token: Any) -> Callable[[_Node, _Node | None], bool]:
         if negate:
             return lambda n, a: not any(_matches(n, p, len(p) - 1, a) for p in group)
         return lambda n, a: any(_matches(n, p, len(p) - 1, a) for p in group)
+    return _cannot_tell
+
+
+def _cannot_tell(_node: _Node, _anchor: _Node | None) -> bool:
+    """A pseudo-class this matcher does not read (``:nth-last-child()``, …), asked of an element
+    that fits the rest of its compound. Raised then, not when the selector is read: a selector
+    that needs a class, tag or ancestor the answer does not have matches nothing whatever its
+    pseudo-classes say (``.hnb-chat:not(.hnb-static) .hnb-chunk:nth-last-child(n+3)``, the live
+    view's, left every saved answer's stylesheet)."""
     raise CannotTell("a pseudo-class this matcher does not read")
 
 

@@ -97,7 +97,9 @@ def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model
     for key, (kind, html) in blocks.items():
         if not html:
             continue
-        node = f'<div class="hnb-block" data-block="{render.escape(key)}">{html}</div>'
+        # No data-block (nor data-seg below): the live view finds a block by it; a saved one
+        # is never looked up, and each cost its 20-odd bytes in every saved answer.
+        node = f'<div class="hnb-block">{html}</div>'
         if kind in FLOW_KINDS:
             flow.setdefault(segment_of(key), {k: [] for k in FLOW_KINDS})[kind].append(node)
         else:
@@ -126,7 +128,7 @@ def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model
             "</details>"
         )
     parts += [
-        _box("hnb-flow", "".join(_segment_html(n, flow[n]) for n in sorted(flow))),
+        _box("hnb-flow", "".join(_segment_html(flow[n]) for n in sorted(flow))),
         _box("hnb-errors", slot("error")),
         _box("hnb-notices", slot("notice")),
         f'<div class="hnb-footer"><div class="hnb-status">{slot("status")}</div></div>',
@@ -136,10 +138,10 @@ def _static_html(blocks: dict[str, tuple[str, str]], state: str, bot: str, model
     return f"<style>{_css(html)}</style>{html}"
 
 
-def _segment_html(segment: int, nodes: dict[str, list[str]]) -> str:
+def _segment_html(nodes: dict[str, list[str]]) -> str:
     """One conversation segment, as the view builds it: reply, tools, cards."""
     return (
-        f'<div class="hnb-seg" data-seg="{segment}">'
+        '<div class="hnb-seg">'
         + _box("hnb-reply jp-RenderedHTMLCommon", "".join(nodes["reply"]))
         + _box("hnb-tools", "".join(nodes["tool"]))
         + _box("hnb-asks", "".join(nodes["ask"]))
