@@ -90,12 +90,19 @@ def test_a_runs_comm_open_carries_no_view_code_and_a_code_request_gets_the_modul
     kernel: KernelHarness,
 ) -> None:
     ((_, w),) = start(kernel, "coded", "delay=0")
-    # The state every run sends (and a saved notebook keeps): a loader, no stylesheet.
-    assert w.state["_css"] == "" and "highlight_css" not in w.state
-    assert len(w.state["_esm"]) < 3_000
-    # A page without the extension asks once; the answer comes on the widget's comm.
-    w.send({"type": "code"}, subshell_id=subshell_or_none(kernel))
-    reply = w.wait_for(lambda: next((c for c in w.custom if c.get("type") == "code"), None))
+    # The state every run sends (and a saved notebook keeps): a stub that chooses the view, the
+    # kernel's loader by reference, no stylesheet.
+    assert "_css" not in w.state and "highlight_css" not in w.state
+    assert len(w.state["_esm"]) < 500
+    kind, _, loader_id = w.state["loader"].partition(":")
+    assert kind == "anywidget"
+    loader = kernel.widget(loader_id)  # its comm_open came first: once per kernel
+    assert len(loader.state["_esm"]) < 3_000
+    # A page without the extension asks once; the answer comes on the loader's comm.
+    loader.send({"type": "code"}, subshell_id=subshell_or_none(kernel))
+    reply = loader.wait_for(
+        lambda: next((c for c in loader.custom if c.get("type") == "code"), None)
+    )
     view_js = Path(__file__).resolve().parents[1] / "hermes_nb" / "view" / "static" / "view.js"
     assert set(reply) == {"type", "js", "css"}
     assert reply["js"] == view_js.read_text(encoding="utf-8")
@@ -302,7 +309,7 @@ def test_live_displays_carry_their_id_and_a_replay_after_the_settle_replaces_the
 ) -> None:
     mark = kernel.mark()
     result = kernel.execute(
-        f'rd = hermes_nb.chat("{PROMPT}", profile="echo", chunk_size=4, delay=0.002)\n'
+        f'rd = hermes_nb.chat("{PROMPT}", profile="echo", chunk_size=4, delay=0.01)\n'
         "show(rd)\nshow(rd)"
     )
     live = [m["content"] for m in result.displays() if WIDGET_VIEW in m["content"]["data"]]
