@@ -2,9 +2,15 @@
 
 Printed figures (targets from the issue "the view's code travels once", in brackets):
 
-* iopub bytes per short interactive run after the first (a real kernel through jupyter_client,
-  as JupyterLab drives it: ``%hermes`` returning at once, its live view streaming and settling),
-  counted as the JSON of every iopub message the run caused                         [≤ 8 KB]
+* iopub bytes per short interactive run after the first, as a JupyterLab page receives them:
+  JupyterLab in Chromium runs ``%hermes -o delay=0 …`` cells one by one and counts its kernel
+  websocket's iopub frames from each Shift+Enter to 1.5 s after the cell finished (the settle,
+  and whatever the view asks and gets). Printed beside it, the kernel's side through
+  jupyter_client (the JSON of every iopub message the run caused), with a view that never asks
+  (JupyterLab's view of a short reply is made after the settle's update replaced its output,
+  and is never attached: ``labextension/src/view/render.ts``) and with one that asks for its
+  replay at once (a run still live when its view renders). Without Chromium or Playwright the
+  kernel's side is the figure                                                       [≤ 8 KB]
 * the widget state an interactive save keeps per run: what JupyterLab's "save widget state"
   writes for each model a run opened (its ``comm_open`` state: the ChatWidget's alone, a run
   opens no Layout widget)                                                            [≤ 2 KB]
@@ -68,7 +74,9 @@ def _widget_state(opened: list[dict[str, Any]]) -> int:
     return len(json.dumps(saved))
 
 
-def _short_runs(kernel: KernelHarness) -> tuple[list[int], list[int], int, int]:
+def _short_runs(
+    kernel: KernelHarness, *, ask: bool = False
+) -> tuple[list[int], list[int], int, int]:
     """Bytes on iopub, and widget state, for each of :data:`RUNS` short interactive runs (the
     first left out: it also loads what every later one shares), and how many runs were not
     measured because they had settled before ``%hermes`` showed them.
@@ -82,7 +90,7 @@ def _short_runs(kernel: KernelHarness) -> tuple[list[int], list[int], int, int]:
     while i <= RUNS:
         start = kernel.mark()
         shown = kernel.execute(f"%hermes -o delay=0 short question {i}?")
-        views = list(kernel.widget_views(shown))
+        views = list(kernel.widget_views(shown, ask=ask))
         if not views:
             early += 1
             if early > RUNS:
@@ -107,6 +115,60 @@ def _short_runs(kernel: KernelHarness) -> tuple[list[int], list[int], int, int]:
             esm = sum(len(json.dumps(m["content"]["data"]["state"].get("_esm"))) for m in opened)
         i += 1
     return sizes, states, esm, early
+
+
+def _jupyterlab_runs(home: Path) -> list[int] | str:
+    """Bytes a JupyterLab page receives on iopub for each of :data:`RUNS` short runs after the
+    first (its kernel websocket's frames on the iopub channel, from the cell's Shift+Enter
+    until 1.5 s after it finished: the settle and whatever the view sends and gets back), or
+    the sentence saying why it was not measured (no Chromium, no Playwright)."""
+    chromium = Path("/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return "Playwright is not installed (pip install -e '.[browser]')"
+    if not chromium.exists():
+        return f"no Chromium at {chromium}"
+    sys.path.insert(0, str(ROOT / "tests" / "browser"))
+    from jupyter_harness import CHROMIUM_ARGS, INIT_SCRIPT, JupyterServer, NotebookPage
+
+    received: list[int] = []
+
+    def on_socket(ws: Any) -> None:
+        def on_frame(payload: Any) -> None:
+            raw = payload if isinstance(payload, bytes) else payload.encode()
+            # The binary kernel protocol names the channel after its offsets; the JSON one
+            # has it as a key.
+            head = raw[:120]
+            if b"iopub" in head or b'"channel": "iopub"' in raw or b'"channel":"iopub"' in raw:
+                received.append(len(raw))
+
+        ws.on("framereceived", on_frame)
+
+    sources = ["%load_ext hermes_nb"] + [
+        f"%hermes -o delay=0 short question {i}?" for i in range(RUNS + 1)
+    ]
+    sizes = []
+    with JupyterServer(home, ui="lab").running() as server:
+        server.notebook("short.ipynb", sources)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+            try:
+                context = browser.new_context(viewport={"width": 1280, "height": 1000})
+                context.add_init_script(INIT_SCRIPT)
+                page = context.new_page()
+                page.on("websocket", on_socket)
+                nb = NotebookPage(page, server, "short.ipynb").open()
+                nb.run(0)
+                for i in range(1, len(sources)):
+                    mark = len(received)
+                    nb.run(i)
+                    time.sleep(1.5)
+                    if i > 1:
+                        sizes.append(sum(received[mark:]))
+            finally:
+                browser.close()
+    return sizes
 
 
 def _slow_frames(kernel: KernelHarness) -> tuple[list[int], int, int]:
@@ -196,12 +258,26 @@ def main() -> int:
         with KernelHarness(root / "home") as kernel:
             kernel.execute("%load_ext hermes_nb")
             sizes, states, esm, early = _short_runs(kernel)
+            asking, _, _, _ = _short_runs(kernel, ask=True)
             frames, payload, text = _slow_frames(kernel)
-        report.figure(
-            "iopub bytes per short run (median)", median(sizes) / 1024, "KB", 8,
-            f"runs 2-{RUNS + 1}: {', '.join(f'{s / 1024:.1f}' for s in sizes)} KB"
-            + (f" ({early} settled before shown: asked again)" if early else ""),
-        )  # fmt: skip
+        (root / "lab").mkdir()
+        lab = _jupyterlab_runs(root / "lab")
+        kernel_side = (
+            f"kernel side (jupyter_client): {median(sizes) / 1024:.1f} KB, runs"
+            f" {', '.join(f'{s / 1024:.1f}' for s in sizes)} KB"
+            + (f" ({early} settled before shown: asked again)" if early else "")
+            + f"; {median(asking) / 1024:.1f} KB with a view that asks for its replay at once"
+        )
+        if isinstance(lab, str):
+            report.figure(
+                "iopub bytes per short run (median)", median(sizes) / 1024, "KB", 8,
+                f"{kernel_side}; not measured in JupyterLab: {lab}",
+            )  # fmt: skip
+        else:
+            report.figure(
+                "iopub bytes per short run in JupyterLab (median)", median(lab) / 1024, "KB", 8,
+                f"runs 2-{RUNS + 1}: {', '.join(f'{s / 1024:.1f}' for s in lab)} KB; {kernel_side}",
+            )  # fmt: skip
         report.figure(
             "widget state an interactive save keeps per run", median(states) / 1024, "KB", 2,
             f"the models' comm_open state; {esm / 1024:.1f} KB of it the widget's module (_esm)",
