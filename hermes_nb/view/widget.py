@@ -5,13 +5,13 @@ replay arrives, and the dispatch of view messages to a handler. Rendering, the p
 replay live in :mod:`hermes_nb.view`; the wire format in :mod:`hermes_nb.view._protocol`.
 
 Every run is a widget, and every widget's ``comm_open`` carries its state (and a saved notebook's
-widget state keeps it), so a run's module is a stub of a few hundred bytes (``static/stub.js``)
-and its state holds only what the front ends read: the keys DOMWidgetModel has defaults for
-(``_css``, ``_dom_classes``, ``layout``, ``tabbable``, ``tooltip``, ``_view_count``) are not
-synced. The view itself is TypeScript (``labextension/src/view/``) built twice: into hermes_nb's
-JupyterLab / Notebook 7 extension, which registers it on the page (its stylesheet too), and into
-the self-contained fallback module ``static/view.js`` for pages where the extension is absent
-(VS Code, Colab).
+widget state keeps it), so a run's module is a stub of a few hundred bytes (``static/stub.js``) and
+its state holds only what the front ends read: the keys DOMWidgetModel has defaults for
+(``_dom_classes``, ``layout``, ``tabbable``, ``tooltip``, ``_view_count``) and anywidget's
+stylesheet and its name (``_css``, ``_anywidget_id``) are not synced. The view itself is TypeScript
+(``labextension/src/view/``) built twice: into hermes_nb's JupyterLab / Notebook 7 extension, which
+registers it on the page (its stylesheet too), and into the self-contained fallback module
+``static/view.js`` for pages where the extension is absent (VS Code, Colab).
 
 The machinery that fetches that fallback (``static/loader.js``: ask with retry, import, check the
 version, add the CSS, one sentence on failure) is the module of one more widget, the kernel's
