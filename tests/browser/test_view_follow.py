@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import statistics
 from typing import Any
 
 import pytest
@@ -41,6 +42,8 @@ _CHUNKS = """
   }
   return {
     classes: chunks.map((c) => c.className),
+    skip: chunks.map((c) => getComputedStyle(c).contentVisibility),
+    contain: chunks.map((c) => getComputedStyle(c).contain),
     sizes: chunks.map((c) => c.querySelectorAll(':scope > .hnb-block').length),
     order: blocks.map((b) => Number(b.dataset.block.split(':').pop())),
     gaps,
@@ -88,6 +91,8 @@ def test_a_reader_following_the_reply_keeps_the_view_in_sight_and_at_its_pace(
     assert len(shown) >= 2 * seconds, f"{len(shown)} DOM updates in {seconds:.1f} s"
     assert max(gaps) < 1000, f"the reply stood still {max(gaps):.0f} ms while being read"
     assert min(gaps) > 250, f"two DOM updates {min(gaps):.0f} ms apart (at most one per 300 ms)"
+    # A line or two an update is read, not skimmed: three a second (pace.ts), not two.
+    assert statistics.median(gaps) < 420, f"updates {statistics.median(gaps):.0f} ms apart"
 
     assert set(live["classes"]) == {"hnb-chunk"}, live["classes"]
     assert len(live["sizes"]) >= 3 and max(live["sizes"]) == 16, live["sizes"]
@@ -95,6 +100,37 @@ def test_a_reader_following_the_reply_keeps_the_view_in_sight_and_at_its_pace(
     # One paragraph a block: the same space between every two, across chunks too.
     assert max(live["gaps"]) - min(live["gaps"]) < 0.5, live["gaps"]
     assert min(live["gaps"]) > 5, live["gaps"]
+    # Every chunk is a paint layer of its own; all but the last two skip rendering off screen.
+    assert all("paint" in c for c in live["contain"]), live["contain"]
+    assert live["skip"] == ["auto"] * (len(live["skip"]) - 2) + ["visible"] * 2, live["skip"]
 
     final = chat.wait_settled(static=True)
     assert words(final["reply"]) == WORDS, "the settled answer lost or repeated a word"
+
+
+# A torrent: 500 paragraphs of two words (a block each), ~30 a frame at 3 frames a second: each
+# update grows the view by a window's height, where a third is a lot (pace.ts).
+FAST_WORDS = [f"w{i:03d}" for i in range(1, 1000)]
+FAST_REPLY = "\n\n".join(" ".join(FAST_WORDS[i : i + 2]) for i in range(0, len(FAST_WORDS), 2))
+
+
+def test_a_reply_growing_faster_than_anyone_reads_is_drawn_twice_a_second(
+    open_notebook: Any, page: Any
+) -> None:
+    chat = stream_live(open_notebook, "Fast check.", FAST_REPLY, chunk_size=10, delay=0.01)
+    chat.follow(READER_MS)
+    # Past a screenful: the view has seen how much an update grows it.
+    chat.wait_live(min_chars=len(FAST_REPLY) // 5, timeout=60_000)
+    start = chat.now()
+    chat.wait_live(min_chars=len(FAST_REPLY) * 3 // 4, timeout=60_000)
+    end = chat.now()
+    assert chat.view()["state"] == "streaming", "the reply ended before the check"
+
+    shown = [e["t"] for e in chat.history() if start <= e["t"] < end and not e["static"]]
+    gaps = [b - a for a, b in itertools.pairwise(shown)]
+    assert len(gaps) >= 4, f"{len(shown)} DOM updates in {(end - start) / 1000:.1f} s"
+    assert min(gaps) > 450, f"two DOM updates {min(gaps):.0f} ms apart (at most one per 500 ms)"
+    assert max(gaps) < 1000, f"the reply stood still {max(gaps):.0f} ms while being read"
+
+    final = chat.wait_settled(static=True)
+    assert words(final["reply"]) == FAST_WORDS, "the settled answer lost or repeated a word"
