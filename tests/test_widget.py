@@ -27,7 +27,7 @@ from hermes_nb.view import _controller, _live_runs, render
 from hermes_nb.view import display as view
 from hermes_nb.view._blocks import Transcript
 from hermes_nb.view._protocol import parse_view_msg, segment_of
-from hermes_nb.view.widget import ChatWidget
+from hermes_nb.view.widget import ChatWidget, _the_loader
 
 REPLY = (
     "# Title\n\nFirst paragraph with **bold** text.\n\n"
@@ -81,6 +81,9 @@ class RecordingComm:
 @pytest.fixture
 def comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
     made: list[RecordingComm] = []
+    # The kernel's one loader widget (made with the first chat widget) is made here, before the
+    # patch: ``made`` then holds the runs' comms alone, whichever test runs first.
+    _the_loader()
 
     def create_comm(**kwargs: Any) -> RecordingComm:
         c = RecordingComm(**kwargs)
