@@ -156,8 +156,10 @@ def test_a_wheel_ships_the_prebuilt_extension(tmp_path):
         assert prefix + entry in names
         assert prefix + "static/style.js" in names
         assert not [n for n in names if "node_modules" in n or n.endswith(".ts")], names
-        # The chat view's fallback module (for pages without the extension) and its loader.
-        assert {VIEW_JS, "hermes_nb/view/static/loader.js"} <= set(names)
+        # The chat view's fallback module (for pages without the extension), its loader and
+        # the stub every run's widget carries.
+        static = {VIEW_JS} | {f"hermes_nb/view/static/{n}.js" for n in ("loader", "stub")}
+        assert static <= set(names)
         # The example notebooks, for `hermes-nb examples` (tests/test_pip_user.py).
         assert "hermes_nb/examples/quickstart.ipynb" in names
         metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
