@@ -37,6 +37,13 @@ _FOOTER_SEEN = """
 """
 
 
+# Which of the live reply's chunks skip rendering off screen (content-visibility, chat.css).
+_SKIPPING = """
+(cell) => [...cell.querySelectorAll('.hnb-chat:not(.hnb-static) .hnb-reply > .hnb-chunk')]
+  .map((c) => getComputedStyle(c).contentVisibility === 'auto')
+"""
+
+
 def _lengths(history: list[dict[str, Any]], start: float, end: float) -> list[float]:
     """Times of the reply's length changes in [start, end) (page clock, ms)."""
     return [e["t"] for e in history if start <= e["t"] < end and not e["static"]]
@@ -58,6 +65,9 @@ def test_a_view_off_screen_updates_rarely_and_catches_up_when_seen(open_notebook
         f"{len(hidden)} DOM updates of the reply in {(hidden_to - hidden_from) / 1000:.1f} s"
         " while its end was off screen"
     )
+    # Nobody follows the end: every chunk but the last skips rendering while off screen.
+    skipping = page.evaluate(_SKIPPING, cell)
+    assert len(skipping) >= 2 and skipping == [True] * (len(skipping) - 1) + [False], skipping
 
     # Scrolled to the view's end, and kept there as a person following the reply does (it grows
     # past the page's bottom again): the text shown so far at once, then the usual pace.
@@ -69,6 +79,9 @@ def test_a_view_off_screen_updates_rarely_and_catches_up_when_seen(open_notebook
     assert shown, "the reply did not change once its end was on screen"
     assert shown[0] - seen_at < 400, f"caught up {shown[0] - seen_at:.0f} ms after the scroll"
     assert len(shown) >= 6, f"{len(shown)} DOM updates in 2 s once the view's end was on screen"
+    # Followed, the chunk just finished is rendered too (the reader still sees it).
+    skipping = page.evaluate(_SKIPPING, cell)
+    assert skipping[-2:] == [False, False] and all(skipping[:-2]), skipping
 
     final = chat.wait_settled(static=True)
     assert words(final["reply"]) == WORDS, "the settled answer lost or repeated a word"

@@ -170,6 +170,9 @@ export function render({ model, el }: IRenderProps): Cleanup {
 
   const unwatch = watchSight(root.querySelector('.hnb-footer')!, now => {
     seen = now;
+    // Unseen, the chunk just finished skips rendering too (chat.css): the rare updates then
+    // style and lay out only the last chunk's new blocks.
+    root.toggleAttribute('data-unseen', !seen);
     // The kernel sends frames less often while every view says it is off screen.
     trySend(model, { type: 'sight', view: viewId, seen });
     if (seen && (blocks.pending || flushTimer !== null)) {
