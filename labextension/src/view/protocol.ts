@@ -9,10 +9,11 @@
 
 /**
  * The version of the contract between the kernel's widget and this view: the messages below and
- * the block HTML's classes. The loader (hermes_nb/view/static/loader.js) renders with the
- * extension's view only when the extension registered this same number; otherwise it fetches
- * the fallback module the kernel ships. Raise it with any change a kernel of the previous
- * version would not understand (or vice versa), in loader.js too.
+ * the block HTML's classes. Every run's stub (hermes_nb/view/static/stub.js) renders with the
+ * extension's view only when the extension registered this same number; otherwise the kernel's
+ * loader widget (loader.js) fetches the fallback module the kernel ships. Raise it with any
+ * change a kernel of the previous version would not understand (or vice versa), in stub.js and
+ * loader.js too.
  */
 export const VIEW_PROTOCOL = 2; // 2: a live frame's meta carries only what changed
 
