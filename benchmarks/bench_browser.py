@@ -46,7 +46,9 @@ window, and the view's end is off screen (the view then draws every 3 s, and the
 frame a second: ``labextension/src/view/render.ts``, ``view/_controller.py``). ``--follow`` keeps
 the view's end in view instead, scrolled to every 250 ms as a person reading along would (the
 scrolling's own frames are counted): the view stays in sight, and every update is drawn, at most
-one per 300 ms.
+one per 300 ms, or per 500 ms while each update grows the view by a third of the window or more
+(``labextension/src/view/pace.ts``): this reply does, ~550 px an update at 300 ms, so it is
+drawn twice a second.
 
 Printed figures (targets in brackets):
 

@@ -2,9 +2,10 @@
 scrolling every few hundred milliseconds, and between two scrolls the growing reply pushes the end
 below the window. That is still a person watching: the view stays "in sight" (it tells the kernel
 nothing, so the kernel keeps its pace), draws at its own pace — at most one DOM update per
-300 ms, each one promptly — and its blocks come in chunks, so an update lays out the chunk at
-the reply's end, not the whole reply, with the blocks spaced exactly as without chunks. What it
-costs the page is ``benchmarks/bench_browser.py --follow``.
+300 ms, each one promptly, or per 500 ms for a torrent that grows the view by a third of the
+window an update — and its blocks come in chunks, so an update lays out the chunk at the reply's
+end, not the whole reply, with the blocks spaced exactly as without chunks. What it costs the
+page is ``benchmarks/bench_browser.py --follow``.
 
 Every figure comes from the page: the kernel websocket's outgoing frames (Playwright), the
 MutationObserver record of the reply's length (``chat_dom.ChatView.history``), the DOM.
