@@ -911,6 +911,21 @@ def asks(blocks: dict[str, dict[str, str]]) -> dict[str, str]:
     return {k: v["html"] for k, v in blocks.items() if v["kind"] == "ask"}
 
 
+def test_a_held_card_goes_out_at_the_wait_though_no_event_follows_it(
+    asked_first: list[RecordingComm],
+) -> None:
+    # The card waits for its answer, so no event follows it; a view that could not ask (its
+    # request behind a busy shell) still gets the card, whole, once LISTEN_WAIT is over.
+    started = time.monotonic()
+    controller = live("pick", tools=["ask_user"], tool_calls=[QUESTION], delay=0.001)
+    frame = wait_frame_with(controller, lambda f: f["status"] == "waiting", timeout=5)
+    assert time.monotonic() - started >= LISTEN_WAIT * 0.9
+    assert frame["prev"] == 0 and len(asks(reassembled([frame]).visible())) == 1
+    assert len(live_frames(controller)) == 1, "held, then one whole frame"
+    controller.run.cancel()
+    settle(controller)
+
+
 def test_a_question_is_one_card_upserted_from_open_to_decided(
     comms: list[RecordingComm],
 ) -> None:

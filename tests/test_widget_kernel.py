@@ -89,7 +89,7 @@ def subshell_or_none(k: KernelHarness) -> str | None:
 def test_a_runs_comm_open_carries_no_view_code_and_a_code_request_gets_the_module(
     kernel: KernelHarness,
 ) -> None:
-    ((_, w),) = start(kernel, "coded", "delay=0")
+    ((_, w),) = start(kernel, "coded", "delay=0.01")  # still live when shown
     # The state every run sends (and a saved notebook keeps): a stub that chooses the view, the
     # kernel's loader by reference, no stylesheet.
     assert "_css" not in w.state and "highlight_css" not in w.state
@@ -327,7 +327,11 @@ def test_live_displays_carry_their_id_and_a_replay_after_the_settle_replaces_the
     # A page reloaded as the run settled missed the update; its view renders again and asks,
     # which takes longer than a view rendered from the same messages as the update (that one
     # was answered above, by wait_settled_frame, without the update again).
-    sent = [m for m in kernel.iopub_since(mark) if m["msg_type"] == "update_display_data"]
+    sent = [
+        m
+        for m in kernel.iopub_since(mark)
+        if m["msg_type"] == "update_display_data" and m["content"]["transient"]["display_id"] in ids
+    ]
     assert len(sent) == 2, "one update for each display, not again for the asking view"
     time.sleep(1.0)  # view._controller.SETTLE_RACE
     again = kernel.mark()

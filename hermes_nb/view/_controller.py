@@ -271,7 +271,12 @@ class _Controller:
         transcript = Transcript(run)  # this thread's alone
         cursor, sent, last = 0, 0, 0.0  # the last event consumed; the last frame's seq
         while not transcript.ended:
-            run.wait_for_event(cursor)
+            run.wait_for_event(cursor, timeout=self._hold_left())
+            held = self._unheld()
+            if held is not None:  # no view asked in time, and no event came since: send it
+                self.widget.send_frame(held)
+                last = time.monotonic()
+                continue
             self._coalesce(last)
             entries = self._gather(cursor, last)
             if not entries:
@@ -301,6 +306,24 @@ class _Controller:
                 self._heard = True
             held, self._held = self._held, False
         return self.replay(0) if held else msg
+
+    def _hold_left(self) -> float | None:
+        """Seconds until held frames go out unasked; None while none are held (the pump then
+        sleeps until the next event). A frame held with nothing after it (the prompt's, a card
+        waiting for its answer) goes out at :data:`LISTEN_WAIT`, not at the next event."""
+        with self._lock:
+            if not self._held or self._heard:
+                return None
+            return max(0.0, self._listen_until - time.monotonic())
+
+    def _unheld(self) -> FrameMsg | None:
+        """The whole frame that ends the wait for a view, if frames are held and the wait is
+        over (see :meth:`_outgoing`)."""
+        with self._lock:
+            if not self._held or self._heard or time.monotonic() < self._listen_until:
+                return None
+            self._heard, self._held = True, False
+        return self.replay(0)
 
     def _gather(self, cursor: int, last: float) -> list[JournalEntry]:
         """The events after ``cursor`` for the next frame; while only a little reply text is
