@@ -293,19 +293,16 @@ class _Controller:
     def _outgoing(self, msg: FrameMsg) -> FrameMsg | None:
         """The frame to send for the committed ``msg``: None while no view has asked for a
         replay (for :data:`LISTEN_WAIT`; nothing would show it, and the view's replay brings it
-        all); the whole transcript from ``prev=0`` for the first frame sent after frames were
-        held, so a view that could not ask (its cursor 0) applies it; else ``msg`` itself.
+        all); the whole transcript from ``prev=0`` when the wait ends without a view asking,
+        so a view that could not ask (its cursor 0) applies it; else ``msg`` itself.
 
         Not the status trait: the frames carry the status, and a trait update was one more
         message (700 bytes) at every change of status of every run."""
         with self._lock:
-            if not self._heard:
-                if time.monotonic() < self._listen_until:
-                    self._held = True
-                    return None
-                self._heard = True
-            held, self._held = self._held, False
-        return self.replay(0) if held else msg
+            if self._heard:
+                return msg
+            self._held = True
+        return self._unheld()
 
     def _hold_left(self) -> float | None:
         """Seconds until held frames go out unasked; None while none are held (the pump then
@@ -318,7 +315,7 @@ class _Controller:
 
     def _unheld(self) -> FrameMsg | None:
         """The whole frame that ends the wait for a view, if frames are held and the wait is
-        over (see :meth:`_outgoing`)."""
+        over (the one place the wait ends unasked: :meth:`_outgoing` and the pump's timeout)."""
         with self._lock:
             if not self._held or self._heard or time.monotonic() < self._listen_until:
                 return None
