@@ -9,7 +9,9 @@ import-linter contracts check both).
 from __future__ import annotations
 
 from . import config, events, exceptions, journal, profiles
-from ._text import log_tail, md_table, money, short
+from ._child_log import log_tail, start_log
+from ._recent import remember_newest
+from ._text import md_table, money, short
 
 __all__ = [
     "config",
@@ -20,5 +22,7 @@ __all__ = [
     "md_table",
     "money",
     "profiles",
+    "remember_newest",
     "short",
+    "start_log",
 ]

@@ -10,12 +10,12 @@ environment variable is all it takes to get a real answer.
 from __future__ import annotations
 
 import os
-import shlex
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ._command_line import command_line
 from .exceptions import ConfigError
 from .mcp_config import McpServer, parse_servers
 from .profiles import PROVIDERS, Profile
@@ -80,7 +80,7 @@ _FLOAT_KEYS = {
 }
 _INT_KEYS = {"context_window", "max_tokens", "max_steps", "tool_result_limit"}
 _LIST_KEYS = {"tools"}
-_BOOL_KEYS = {"titles", "vision", "rules"}
+_BOOL_KEYS = {"titles", "vision", "rules", "auto_compress"}
 _TABLE_KEYS = {"headers", "env", "options"}
 
 
@@ -172,7 +172,9 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
                 raise ConfigError(f"{where} must be true or false, not {value!r}.")
             values[key] = value
         elif key == "command":
-            values[key] = _command(where, value)
+            values[key] = command_line(
+                where, value, example='the agent\'s program, e.g. ["hermes", "acp"]'
+            )
         elif key == "mcp_servers":
             values[key] = parse_servers(path, f"profiles.{name}.mcp_servers", value)
         elif key in _LIST_KEYS:
@@ -197,6 +199,10 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
     values["provider"] = provider
     if provider == "acp" and "titles" not in table:
         values["titles"] = False  # a title would be one more agent turn, tools and all
+    if provider == "acp" and "auto_compress" not in table:
+        # A summary would be one more agent turn, and the continuation a new conversation to
+        # the agent, its own memory of this one left behind: the agent compacts its own context.
+        values["auto_compress"] = False
     if provider == "acp" and "connect_timeout" not in table:
         values["connect_timeout"] = 60.0  # an agent's start and handshake, not a TCP connect
     if provider == "acp" and not values.get("command"):
@@ -212,24 +218,6 @@ def _profile_from_table(path: Path, name: str, table: Any, bot_name: str) -> Pro
         values["model"] = " ".join([os.path.basename(command[0]), *command[1:]])
     values.setdefault("model", "echo" if provider == "echo" else "default")
     return Profile(**values)
-
-
-def _command(where: str, value: Any) -> tuple[str, ...]:
-    """An agent's command line: a list of strings, or one string split as a shell would."""
-    if isinstance(value, str):
-        try:
-            words = shlex.split(value)
-        except ValueError as exc:
-            raise ConfigError(
-                f"{where} cannot be split like a shell command line ({exc})."
-            ) from None
-    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-        words = list(value)
-    else:
-        raise ConfigError(f"{where} must be a list of strings or a string, not {value!r}.")
-    if not words or not words[0].strip():
-        raise ConfigError(f'{where} is empty; name the agent\'s program, e.g. ["hermes", "acp"].')
-    return tuple(words)
 
 
 def _with_servers(profile: Profile, servers: dict[str, McpServer]) -> Profile:

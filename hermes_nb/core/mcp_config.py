@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._command_line import command_line
 from .exceptions import ConfigError
 
 __all__ = ["McpServer", "expand_header", "parse_servers"]
@@ -129,7 +130,8 @@ def _server(path: Path, where: str, name: str, table: Any) -> McpServer:
         )
     values: dict[str, Any] = {"name": name}
     if "command" in table:
-        values["command"] = _command(at, table["command"])
+        example = 'the server\'s program, e.g. ["uvx", "mcp-server-time"]'
+        values["command"] = command_line(f"{at}.command", table["command"], example=example)
         for key in ("headers",):
             if key in table:
                 raise ConfigError(f"{at}.{key} is only for a server reached by url.")
@@ -174,20 +176,3 @@ def _server(path: Path, where: str, name: str, table: Any) -> McpServer:
                 raise ConfigError(f"{at}.{key} must be a positive number of seconds.")
             values[key] = float(value)
     return McpServer(**values)
-
-
-def _command(at: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        try:
-            words = shlex.split(value)
-        except ValueError as exc:
-            raise ConfigError(
-                f"{at}.command cannot be split like a shell command ({exc})."
-            ) from None
-    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-        words = list(value)
-    else:
-        raise ConfigError(f"{at}.command must be a list of strings or a string.")
-    if not words or not words[0].strip():
-        raise ConfigError(f"{at}.command is empty; name the server's program.")
-    return tuple(words)

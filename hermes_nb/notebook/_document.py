@@ -5,9 +5,8 @@
 * **the page** (JupyterLab, Notebook 7 with hermes_nb's extension): the document as the person
   sees it, unsaved changes included (:mod:`._document_bridge` asks for it);
 * **the saved file** (headless runs, VS Code, a page without the extension): the ``.ipynb`` the
-  kernel was started for — ``__vsc_ipynb_file__`` (VS Code), ``__session__`` (ipykernel, from
-  ``JPY_SESSION_NAME``, which jupyter_server sets to the notebook's path) — with a note that
-  unsaved changes are not included;
+  kernel was started for (:func:`._where.notebook_path`), with a note that unsaved changes are
+  not included;
 * **the kernel's history** (no file: a console, terminal IPython): the cells run so far,
   ``In[n]`` and ``Out[n]``, without Markdown cells or ids.
 
@@ -22,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +36,6 @@ __all__ = [
     "cells_from_json",
     "history_outline",
     "image_marker",
-    "notebook_path",
     "outline",
     "read_saved",
     "source_text",
@@ -87,29 +84,6 @@ def cells_from_json(raw: Any) -> list[Cell]:
             )
         )
     return cells
-
-
-# -- where the file is -----------------------------------------------------------------------
-
-
-def notebook_path(shell: Any) -> Path | None:
-    """The ``.ipynb`` this kernel was started for, if it knows and the file exists."""
-    namespace: Mapping[str, Any] = getattr(shell, "user_ns", {}) or {}
-    candidates = [
-        namespace.get("__vsc_ipynb_file__"),
-        namespace.get("__session__"),
-        os.environ.get("JPY_SESSION_NAME"),
-    ]
-    for candidate in candidates:
-        if not isinstance(candidate, str) or not candidate.endswith(".ipynb"):
-            continue
-        path = Path(candidate).expanduser()
-        # An older jupyter_server gives the path from its root; the kernel runs in the
-        # notebook's folder, so the file's own name finds it there.
-        for found in (path, Path.cwd() / path.name) if not path.is_absolute() else (path,):
-            if found.is_file():
-                return found.resolve()
-    return None
 
 
 def read_saved(path: Path) -> list[Cell]:

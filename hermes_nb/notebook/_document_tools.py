@@ -27,19 +27,20 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
+from ..core import remember_newest
 from ..core.prompts import Answer, Option
 from ..engine.calls import current_call
 from ..engine.tools import Tool, resolve_tools
 from ._document import (
     cells_from_json,
     history_outline,
-    notebook_path,
     outline,
     output_text,
     read_saved,
 )
 from ._document_bridge import Bridge, BridgeError, bridge_for
 from ._main_thread import _main
+from ._where import notebook_path
 
 __all__ = ["DOCUMENT_TOOLS", "EDIT_TOOLS", "document_tools"]
 
@@ -60,8 +61,22 @@ _ONE = frozenset({"accept", "once"})
 #: How long a run_cell waits for the cell to finish (Stop ends the wait sooner).
 RUN_TIMEOUT = 1800.0
 
-_accept_all: set[str] = set()  # run ids whose person chose "Accept all from this run"
+#: The runs whose person chose "Accept all from this run", newest last: at most
+#: ``_ACCEPT_ALL_RUNS``, so a long-lived kernel does not keep every run id it ever saw (a run
+#: still editing after that many later runs chose it would only be asked again).
+_accept_all: dict[str, None] = {}
 _accept_all_lock = threading.Lock()
+_ACCEPT_ALL_RUNS = 64
+
+
+def _accepts_all(run_id: str) -> bool:
+    with _accept_all_lock:
+        return run_id in _accept_all
+
+
+def _accept_all_from(run_id: str) -> None:
+    with _accept_all_lock:
+        remember_newest(_accept_all, run_id, None, _ACCEPT_ALL_RUNS)
 
 
 def _diff(old: str, new: str, before: str, after: str) -> str:
@@ -75,13 +90,11 @@ async def _approved(text: str, detail: str) -> tuple[bool, str]:
     call = current_call()
     if call is None:
         return False, "the notebook's edit tools ask the person first, so they run only in a turn"
-    with _accept_all_lock:
-        if call.run_id in _accept_all:
-            return True, ""
+    if _accepts_all(call.run_id):
+        return True, ""
     answer: Answer = await call.approve(text, detail, OPTIONS)
     if answer.value in _ALL:
-        with _accept_all_lock:
-            _accept_all.add(call.run_id)
+        _accept_all_from(call.run_id)
         return True, ""
     if answer.value in _ONE:
         return True, ""

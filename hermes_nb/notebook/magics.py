@@ -33,12 +33,12 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..core.exceptions import HermesError
 from ._agent_commands import _AgentCommands
-from ._context_commands import usage_command
 from ._help import _USAGE, _HelpCommands
 from ._mcp_commands import mcp_command
 from ._options import _OptionParsing, _options
 from ._session_commands import _SessionCommands
 from ._turn_commands import _TurnCommands
+from ._usage_command import usage_command
 
 __all__ = ["HermesMagics", "load", "unload"]
 
@@ -205,7 +205,7 @@ class HermesMagics(
             system = f"{base}\n\n{CODE_ONLY}" if base else CODE_ONLY
         rules = None
         if not args.no_rules:
-            from ._context_commands import notebook_folder
+            from ._where import notebook_folder
 
             rules = notebook_folder(self.shell.user_ns if self.shell is not None else None)
         run = session.chat(

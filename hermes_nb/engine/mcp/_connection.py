@@ -18,10 +18,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
-import shlex
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ...core import log_tail
+from ...core import log_tail, start_log
 from ...core.config import home
 from ...core.exceptions import ConfigError, HermesError
 from ...core.mcp_config import McpServer, expand_header
@@ -40,8 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "McpCallError", "McpStartError", "ServerState", "log_path"]
 
-#: A log bigger than this is moved aside (``.log.1``) when the server starts again.
-_LOG_ROTATE = 8 << 20
 #: Starts a local server so that it dies with the kernel (run as a script: see its docstring).
 _LAUNCHER = Path(__file__).with_name("_launch.py")
 #: The largest message a remote server may send (the SDK's default is 1 MB: one big result).
@@ -237,16 +233,8 @@ class Connection:
             cwd=cwd,
             encoding_error_handler="replace",  # a stray non-UTF-8 byte is a U+FFFD, not a crash
         )
-        log = self.log
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            if log.stat().st_size > _LOG_ROTATE:
-                log.replace(log.with_name(log.name + ".1"))
-        handle = log.open("a", encoding="utf-8", errors="replace")
-        when = time.strftime("%Y-%m-%d %H:%M:%S")
-        handle.write(f"\n--- hermes_nb started {shlex.join(server.command)} at {when}\n")
-        handle.flush()
-        self._log_offset = handle.tell()
+        self._log_offset = start_log(self.log, server.command)
+        handle = self.log.open("a", encoding="utf-8", errors="replace")
 
         @contextlib.asynccontextmanager
         async def opened() -> Any:

@@ -19,15 +19,14 @@ import contextlib
 import ctypes
 import json
 import os
-import shlex
 import shutil
 import signal
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ...core import start_log
 from ...core.config import home
 from ...core.profiles import Profile
 
@@ -43,8 +42,6 @@ __all__ = [
 
 #: The reader's buffer limit; a longer line is read in pieces of this size.
 _LINE_LIMIT = 1 << 20
-#: A log bigger than this is moved aside (``.log.1``) when the agent starts again.
-_LOG_ROTATE = 8 << 20
 _PR_SET_PDEATHSIG = 1
 
 
@@ -99,15 +96,8 @@ async def spawn(
     argv: list[str], env: Mapping[str, str], cwd: Path, log: Path
 ) -> tuple[asyncio.subprocess.Process, int]:
     """Start the agent; returns the process and the offset its stderr starts at in ``log``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        if log.stat().st_size > _LOG_ROTATE:
-            log.replace(log.with_name(log.name + ".1"))
+    offset = start_log(log, argv, cwd)
     with log.open("ab") as err:
-        when = time.strftime("%Y-%m-%d %H:%M:%S")
-        err.write(f"\n--- hermes_nb started {shlex.join(argv)} in {cwd} at {when}\n".encode())
-        err.flush()
-        offset = err.tell()
         process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,

@@ -1,37 +1,14 @@
-"""The notebook's context for a turn, and what sessions cost: where the notebook lives (the
-folder its rules are looked for from), the figures a prompt names, and ``%hermes usage``.
-
-The notebook's folder is the notebook file's own when the front end says which file it is
-(jupyter_server starts the kernel with ``JPY_SESSION_NAME`` set to the notebook's path, and
-ipykernel puts it in the namespace as ``__session__``; VS Code sets ``__vsc_ipynb_file__``),
-else the kernel's working folder — which JupyterLab and Notebook 7 also set to the notebook's
-folder, and a terminal to where IPython was started.
-"""
+"""What sessions cost: ``%hermes usage``."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from ..core import md_table, money, short
 from ._help import _md
 from ._options import _no_args
 
-__all__ = ["notebook_folder", "usage_command"]
-
-
-def notebook_folder(namespace: Any = None) -> Path:
-    """The folder of the notebook this kernel runs (see the module's docstring)."""
-    found = namespace if hasattr(namespace, "get") else {}
-    for named in (
-        os.environ.get("JPY_SESSION_NAME"),
-        found.get("__session__"),
-        found.get("__vsc_ipynb_file__"),
-    ):
-        if isinstance(named, str) and os.path.isabs(named) and Path(named).parent.is_dir():
-            return Path(named).parent
-    return Path.cwd()
+__all__ = ["usage_command"]
 
 
 def _money(cost: float | None) -> str:
