@@ -75,6 +75,10 @@ class Profile:
     system_prompt: str | None = None
     context_window: int = 8192
     compress_at: float = 0.8
+    #: Compress a long session after a reply (at ``context_window * compress_at``), in the
+    #: background. False for an ACP profile unless set: the agent keeps its own context (and
+    #: compacts it itself), and a continuation would be a new conversation to it.
+    auto_compress: bool = True
     temperature: float | None = None
     max_tokens: int | None = None
     connect_timeout: float = 10.0

@@ -529,7 +529,9 @@ class SessionTranscript:
         session = Session(self.session_id, self.store)
         try:
             untitled = session.title is None
-            compress = self.auto_compress and needs_compression(session, profile)
+            compress = (
+                self.auto_compress and profile.auto_compress and needs_compression(session, profile)
+            )
         except HermesError as exc:
             log.warning("Could not check session %s after its reply: %s", self.session_id, exc)
             return
