@@ -215,12 +215,12 @@ def _answer_css() -> tuple[int, int]:
     import re
 
     import hermes_nb
-    from hermes_nb.view import _static, static_bundle
+    from hermes_nb.view import _stylesheet, static_bundle
     from hermes_nb.view._css_subset import shortened
 
     html = static_bundle(hermes_nb.chat("hi", profile="echo", delay=0).wait(30))[0]["text/html"]
     own = re.search(r"<style>(.*?)</style>", html, re.S)
-    return len(own.group(1)) if own else 0, len(shortened(_static._stylesheet()))
+    return len(own.group(1)) if own else 0, len(shortened(_stylesheet.stylesheet()))
 
 
 def _executed_notebook(folder: Path, home: Path) -> tuple[int, int, int]:

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..core import remember_newest
 from ..core.events import Event, RunState
 from ._blocks import Transcript
 from ._live_runs import _forget, _pumps, _reaper
@@ -34,9 +35,11 @@ log = logging.getLogger(__name__)
 #: (``labextension/src/view/render.ts``: each update costs a JupyterLab page a style, layout,
 #: paint and compositing pass of 10-25 ms, and a reply read along at three updates a second
 #: reads as well as at ten), and every message costs the page 1-2 ms to receive and decode,
-#: whether it is drawn alone or with the next (``benchmarks/bench_browser.py --follow``).
+#: whether it is drawn alone or with the next (``benchmarks/bench_browser.py --follow``). A view
+#: drawing a torrent twice a second says so (``{"type": "pace"}``): then two (:meth:`_interval`).
 MAX_FPS = 3.0
-_FRAME_INTERVAL = 1.0 / MAX_FPS + 0.0005  # a hair over: no one-second window holds one more
+_HAIR = 0.0005  # a pace's interval is a hair over: no one-second window holds one more frame
+_FRAME_INTERVAL = 1.0 / MAX_FPS + _HAIR
 #: Seconds between two frames while every view that has said where it is is off screen
 #: (``{"type": "sight"}``: scrolled away, outputs collapsed, a hidden tab). Nobody sees them
 #: grow; each frame still costs the page a message to decode and the kernel a render. A view
@@ -112,6 +115,7 @@ class _Controller:
         self._started = False
         self._pumped = threading.Event()  # the pump has finished
         self._sight: dict[str, bool] = {}  # view id -> its end is on screen (what it said last)
+        self._pace: dict[str, float] = {}  # view id -> seconds between its DOM updates (said)
         self._wake = threading.Event()  # a view came into sight: the next frame is due sooner
         profile = run.profile
         self.bot_name = str(getattr(profile, "bot_name", "") or "Hermes")
@@ -155,11 +159,13 @@ class _Controller:
             self._on_removed()
         elif msg["type"] == "sight":
             with self._lock:
-                self._sight.pop(msg["view"], None)
-                self._sight[msg["view"]] = msg["seen"]
-                while len(self._sight) > _MAX_VIEWS:
-                    del self._sight[next(iter(self._sight))]
+                remember_newest(self._sight, msg["view"], msg["seen"], _MAX_VIEWS)
             if msg["seen"]:
+                self._wake.set()
+        elif msg["type"] == "pace":
+            with self._lock:
+                before = remember_newest(self._pace, msg["view"], msg["ms"] / 1000, _MAX_VIEWS)
+            if msg["ms"] / 1000 < (_FRAME_INTERVAL if before is None else before):
                 self._wake.set()
 
     def _repeated(self, rid: str, after: int) -> bool:
@@ -347,12 +353,19 @@ class _Controller:
 
     def _interval(self) -> float:
         """The least time between two frames: :data:`HIDDEN_INTERVAL` while every view that
-        has said where it is is off screen, else one frame per :data:`MAX_FPS`. A view that
-        said nothing yet (an older page, a front end without IntersectionObserver) counts as
-        seeing, and so does one that left without a word: at worst the pace is the usual one."""
+        has said where it is is off screen, else the quickest pace of the views in sight (a
+        frame per DOM update: ``{"type": "pace"}``), never more than :data:`MAX_FPS` frames a
+        second. A view that said its pace but not where it is is in sight (a view says so only
+        when its end leaves the screen). A view that said nothing yet (an older page, a front
+        end without IntersectionObserver) counts as seeing at the usual pace, and so does one
+        that left without a word: at worst the pace is the usual one."""
         with self._lock:
-            hidden = bool(self._sight) and not any(self._sight.values())
-        return HIDDEN_INTERVAL if hidden else _FRAME_INTERVAL
+            seeing = {view for view, seen in self._sight.items() if seen}
+            seeing.update(view for view in self._pace if self._sight.get(view, True))
+            if self._sight and not seeing:
+                return HIDDEN_INTERVAL
+            pace = min((self._pace.get(view, 0.0) for view in seeing), default=0.0)
+        return min(max(_FRAME_INTERVAL, pace + _HAIR), HIDDEN_INTERVAL)
 
     def _coalesce(self, last: float) -> None:
         """Wait until the next frame is due (``last`` is when the previous one went): whatever

@@ -34,11 +34,13 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.tasklists import tasklists_plugin
-from pygments import highlight
+from pygments import format as format_tokens
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
 from pygments.lexers import JsonLexer, get_lexer_by_name
-from pygments.token import STANDARD_TYPES
+from pygments.styles import get_style_by_name
+from pygments.token import STANDARD_TYPES, Text, Whitespace
+from pygments.token import Token as PygmentsToken
 from pygments.util import ClassNotFound
 
 # --------------------------------------------------------------------------- URL policy
@@ -105,6 +107,9 @@ def _is_external(url: str) -> bool:
 # --------------------------------------------------------------------------- highlighting
 
 HIGHLIGHT_CLASS = "hnb-hl"
+#: The Pygments styles of JupyterLab's light and dark themes (:func:`highlight_css`).
+LIGHT_STYLE = "default"
+DARK_STYLE = "github-dark"
 _HIGHLIGHT_MAX_CHARS = 200_000  # beyond this a code block is shown plain: lexers are regexes
 _LANG_RE = re.compile(r"[A-Za-z0-9_+#.-]{1,40}")
 _FORMATTER = HtmlFormatter(nowrap=True)
@@ -133,13 +138,49 @@ def highlight_code(code: str, lang: str, *, preview: bool = False) -> str:
     if preview:
         code = code if code.endswith("\n") else code + "\n"
         return f"<pre><code{lang_attr}>{escapeHtml(code)}</code></pre>\n"
-    body = highlight(code, lexer, _FORMATTER)
+    body = _highlight(code, lexer)
     return f'<pre class="{HIGHLIGHT_CLASS}"><code{lang_attr}>{body}</code></pre>\n'
+
+
+def _highlight(code: str, lexer: Lexer) -> str:
+    """Pygments' HTML for ``code``, the tokens that look plain in both themes unwrapped."""
+    plain = _plain_types()
+    tokens = ((Text if kind in plain else kind, value) for kind, value in lexer.get_tokens(code))
+    return format_tokens(tokens, _FORMATTER)
+
+
+@lru_cache(maxsize=1)
+def _plain_types(light: str = LIGHT_STYLE, dark: str = DARK_STYLE) -> frozenset[Any]:
+    """The token types both themes show as the code around them: their text goes unwrapped.
+
+    A name, a bracket or a space looks like plain code in both styles (no colour of its own,
+    or the block's; whitespace is invisible whatever its colour), yet Pygments wraps each in a
+    ``<span>``: more than half the elements of Python code. Every element costs the page its
+    style, layout and paint, in a streaming view's updates and in each saved answer
+    (``benchmarks/bench_browser.py``), and the saved notebook its bytes.
+    """
+    looks: list[tuple[Any, Any]] = []
+    for name in (light, dark):
+        style = get_style_by_name(name)
+        looks.append((style, style.style_for_token(PygmentsToken)["color"]))
+
+    def plain(kind: Any) -> bool:
+        if kind in Whitespace:
+            return True
+        for style, base in looks:
+            look = style.style_for_token(kind)
+            if any(look[key] for key in ("bold", "italic", "underline", "bgcolor", "border")):
+                return False
+            if look["color"] not in (None, "", base):
+                return False
+        return True
+
+    return frozenset(kind for kind in STANDARD_TYPES if plain(kind))
 
 
 def highlight_json(text: str) -> str:
     """Highlighted JSON in the same wrapper as a ```` ```json ```` fence."""
-    body = highlight(text, JsonLexer(stripnl=False), _FORMATTER)
+    body = _highlight(text, JsonLexer(stripnl=False))
     return f'<pre class="{HIGHLIGHT_CLASS}"><code class="language-json">{body}</code></pre>\n'
 
 
@@ -414,7 +455,7 @@ _DARK_SCOPE = 'body[data-jp-theme-light="false"] .hnb-chat'
 
 
 @lru_cache(maxsize=1)
-def highlight_css(light: str = "default", dark: str = "github-dark") -> str:
+def highlight_css(light: str = LIGHT_STYLE, dark: str = DARK_STYLE) -> str:
     """Pygments rules for a light and a dark theme, each active only under its JupyterLab theme.
 
     The light rules are scoped with ``:not(...)`` rather than left global so that a token the

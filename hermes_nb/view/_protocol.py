@@ -18,7 +18,10 @@ one of the run's open prompts; the kernel calls ``run.answer(prompt_id, value, b
 cleared or deleted — not sent while the page unloads): what tells the kernel, once the run has
 settled, that a page no longer shows the live view, so it may close the widget. And
 ``{"type": "sight", "view", "seen"}``: view ``view``'s end (its status line) came on or went off
-screen; while every view that said so is off screen, the kernel sends frames less often.
+screen; while every view that said so is off screen, the kernel sends frames less often. And
+``{"type": "pace", "view", "ms"}``: the least time between two of view ``view``'s DOM updates
+changed (a reply that grows faster than anyone reads is drawn less often); the kernel sends its
+frames at the quickest pace of the views in sight, a frame per update.
 
 The view's code (a page without hermes_nb's JupyterLab extension, once per page): the widget's
 module is a small loader (``static/loader.js``); where the extension did not register the view,
@@ -45,7 +48,7 @@ comm data to route replies to a subshell (see docs/kernel-versions.md).
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, TypeGuard
 
 __all__ = [
     "BLOCK_KINDS",
@@ -59,6 +62,7 @@ __all__ = [
     "CodeReplyMsg",
     "FrameMeta",
     "FrameMsg",
+    "PaceMsg",
     "RemovedMsg",
     "ReplayMsg",
     "SightMsg",
@@ -73,6 +77,7 @@ __all__ = [
 MAX_ANSWER = 10_000
 _MAX_PROMPT_ID = 100
 _MAX_VIEW_ID = 200
+_MAX_PACE_MS = 60_000
 
 #: What a block shows. ``prompt`` is the person's message; ``ask`` a card for one of the run's
 #: own prompts (an approval or a question for the person). ``notice`` is the line after the
@@ -198,6 +203,17 @@ class SightMsg(TypedDict):
     seen: bool
 
 
+class PaceMsg(TypedDict):
+    """View → kernel: view ``view`` now draws at most one DOM update per ``ms`` milliseconds
+    (sent when that changes: ``labextension/src/view/pace.ts``). A frame the view would only
+    hold until its next update, together with the next frame, costs the page a message to
+    decode and makes that update twice as long, so the kernel sends at the views' pace."""
+
+    type: Literal["pace"]
+    view: str
+    ms: int
+
+
 class CodeMsg(TypedDict):
     """View → kernel: send the view's code (this page has no view registered by the extension).
     Sent once per page, by the first view that needs it; answered with :class:`CodeReplyMsg`."""
@@ -215,7 +231,7 @@ class CodeReplyMsg(TypedDict):
     error: NotRequired[str]
 
 
-ViewMsg = ReplayMsg | CancelMsg | AnswerMsg | RemovedMsg | SightMsg | CodeMsg
+ViewMsg = ReplayMsg | CancelMsg | AnswerMsg | RemovedMsg | SightMsg | PaceMsg | CodeMsg
 
 
 def frame(
@@ -254,25 +270,28 @@ def parse_view_msg(content: Any) -> ViewMsg | None:
         return {"type": "code"}
     if kind == "replay":
         after, rid = content.get("after"), content.get("rid")
-        if (
-            isinstance(after, int)
-            and not isinstance(after, bool)
-            and after >= 0
-            and isinstance(rid, str)
-            and 0 < len(rid) <= 200
-        ):
+        if _whole(after) and after >= 0 and _text(rid, 200, least=1):
             return ReplayMsg(type="replay", after=after, rid=rid)
     if kind == "sight":
         view, seen = content.get("view"), content.get("seen")
-        if isinstance(view, str) and 0 < len(view) <= _MAX_VIEW_ID and isinstance(seen, bool):
+        if _text(view, _MAX_VIEW_ID, least=1) and isinstance(seen, bool):
             return SightMsg(type="sight", view=view, seen=seen)
+    if kind == "pace":
+        view, ms = content.get("view"), content.get("ms")
+        if _text(view, _MAX_VIEW_ID, least=1) and _whole(ms) and 0 < ms <= _MAX_PACE_MS:
+            return PaceMsg(type="pace", view=view, ms=ms)
     if kind == "answer":
         prompt_id, value = content.get("prompt_id"), content.get("value")
-        if (
-            isinstance(prompt_id, str)
-            and 0 < len(prompt_id) <= _MAX_PROMPT_ID
-            and isinstance(value, str)
-            and len(value) <= MAX_ANSWER
-        ):
+        if _text(prompt_id, _MAX_PROMPT_ID, least=1) and _text(value, MAX_ANSWER):
             return AnswerMsg(type="answer", prompt_id=prompt_id, value=value)
     return None
+
+
+def _whole(value: Any) -> TypeGuard[int]:
+    """An int that is not a bool (JSON ``true`` is not a number of anything)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(value: Any, most: int, *, least: int = 0) -> TypeGuard[str]:
+    """A string of ``least`` to ``most`` characters."""
+    return isinstance(value, str) and least <= len(value) <= most

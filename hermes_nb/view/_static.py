@@ -11,21 +11,20 @@ else, and ``metadata["hermes_nb"]`` names the session and run.
 from __future__ import annotations
 
 import logging
-from functools import cache, lru_cache
-from pathlib import Path
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from . import render
 from ._blocks import RESULT_PREVIEW, Conversation, Transcript, conversation, decision, status_label
 from ._css_subset import css_subset
 from ._protocol import BLOCK_KINDS, FLOW_KINDS, segment_of
+from ._stylesheet import stylesheet
 
 if TYPE_CHECKING:
     from ..engine.runtime import Run
 
 __all__ = ["bundle", "static_bundle"]
 
-_STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
 
 
@@ -65,20 +64,14 @@ def bundle(
     return data, metadata
 
 
-@cache
-def _stylesheet() -> str:
-    """``chat.css``: what :func:`~._css_subset.css_subset` takes each saved answer's rules from."""
-    return (_STATIC / "chat.css").read_text(encoding="utf-8")
-
-
 @lru_cache(maxsize=8)  # a settled run's bundle is built again for a view rendered after it
 def _css(html: str) -> str:
-    """The rules of ``chat.css`` the answer's HTML uses, and the code colours of the tokens its
-    highlighted code has (if it has any), shortened: a short answer's is 1.5 KB, where the
-    whole stylesheet less the live view's controls was 4 KB, and a code answer's every Pygments
-    rule 16 KB more. Should the subset ever fail (a bug), the answer carries the whole: the run
-    still settles, styled."""
-    css = _stylesheet()
+    """The rules of the view's stylesheet (:mod:`._stylesheet`) the answer's HTML uses, and
+    the code colours of the tokens its highlighted code has (if it has any), shortened: a short
+    answer's is 1.5 KB, where the whole stylesheet less the live view's controls was 4 KB, and a
+    code answer's every Pygments rule 16 KB more. Should the subset ever fail (a bug), the answer
+    carries the whole: the run still settles, styled."""
+    css = stylesheet()
     if 'class="hnb-hl' in html:  # highlighted code (reply or tool arguments)
         css += render.highlight_css()
     try:

@@ -42,6 +42,7 @@ from ipywidgets import Layout, widget_serialization  # type: ignore[import-untyp
 
 from . import render
 from ._protocol import CodeReplyMsg, FrameMsg, ViewMsg, parse_view_msg
+from ._stylesheet import stylesheet
 
 __all__ = ["ChatWidget"]
 
@@ -219,8 +220,8 @@ def _code_reply() -> CodeReplyMsg:
 
 @functools.cache
 def _view_code() -> CodeReplyMsg:
-    # chat.css and the code colours, as the extension's style has them.
-    css = (_STATIC / "chat.css").read_text(encoding="utf-8") + "\n" + render.highlight_css()
+    # The view's stylesheet and the code colours, as the extension's style has them.
+    css = stylesheet() + "\n" + render.highlight_css()
     return {"type": "code", "js": VIEW_MODULE.read_text(encoding="utf-8"), "css": css}
 
 

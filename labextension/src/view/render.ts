@@ -15,7 +15,8 @@
  * grew, the cell re-measured, a reader's scroll after it), so however many frames arrive a
  * streaming reply costs at most one such pass per FLUSH_MS: three a second, which reads as well
  * as ten (the kernel sends no more: MAX_FPS in hermes_nb/view/_controller.py), or two while
- * each update grows the view by a third of the window or more (FAST_FLUSH_MS). The reply's blocks
+ * each update grows the view by a third of the window or more (FAST_FLUSH_MS; the view then tells
+ * the kernel, {type: "pace"}, which sends a frame per update). The reply's blocks
  * come in chunks (blocks.ts), so an update's layout costs the chunk at the reply's end, not the
  * whole reply. While the view's end is off screen (sight.ts) updates come HIDDEN_FLUSH_MS apart
  * (sooner when HIDDEN_MAX_CHARS of HTML wait); the first frame after the end comes into view
@@ -34,7 +35,8 @@ import { pageUnloading, watchSight } from './sight';
 import { StatusLine } from './status';
 
 const HIDDEN_FLUSH_MS = 3000; // the same while the view's end is off screen
-const HIDDEN_MAX_CHARS = 64000; // ... or once this much new HTML waits (one update stays short)
+const HIDDEN_MAX_CHARS = 24000; // ... or once this much new HTML waits (one update stays short:
+// 3 s of a fast reply, ~40 KB, took a task of 50 ms: benchmarks/bench_browser.py)
 const ATTACH_POLL_MS = 100; // how often a view not yet on the page looks again
 
 export function render({ model, el }: IRenderProps): Cleanup {
@@ -56,7 +58,8 @@ export function render({ model, el }: IRenderProps): Cleanup {
   const cards = new Cards(root, model, viewId.slice(0, 8), say);
   const blocks = new Blocks(root, (node, wasOpen) => cards.onCard(node, wasOpen));
   const replay = new Replay(model, viewId, () => cursor);
-  const pace = new Pace(root);
+  // The kernel sends a frame per update at this pace (pace.ts).
+  const pace = new Pace(root, ms => trySend(model, { type: 'pace', view: viewId, ms }));
   let asked = false; // the kernel counts this view once it asked for a replay
   const ask = () => {
     asked = true;

@@ -3,8 +3,8 @@
  *
  * Until the kernel's first frame brings a status block, the line shows the synced `status`
  * trait. While the run is live, the elapsed time and token count tick once a second between
- * DOM updates only: while a reply streams each update ticks (paint → tick), and a tick of its
- * own would cost the page another style, layout and paint pass.
+ * DOM updates only, a second after the last: while a reply streams each update ticks (paint →
+ * tick), and a tick of its own would cost the page another style, layout and paint pass.
  */
 
 import { Blocks } from './blocks';
@@ -91,7 +91,10 @@ export class StatusLine {
       stop.disabled = false;
       stop.textContent = 'Stop';
     }
-    if (live && this.ticker === null) {
+    if (live) {
+      // A second after this update, then every second: an update ticks (below), so a reply
+      // streaming at two or three updates a second never pays a pass of its own for the clock.
+      clearInterval(this.ticker ?? undefined);
       this.ticker = window.setInterval(() => {
         if (this.idle()) {
           this.tick();
