@@ -2,7 +2,7 @@
 
 Run it as ``.venv/bin/python benchmarks/bench_acp.py`` (about half a minute; add ``--hermes`` for
 the real ``hermes acp`` against the in-process Hermes agent, which needs the virtualenv the tests
-build: ``.venv/bin/python -m pytest tests/test_providers_acp.py -k hermes`` makes it once).
+build: ``.venv/bin/python -m pytest tests/test_providers_acp_hermes.py`` makes it once).
 
 a. cost per chunk: the scripted agent (``tests/acp_agent.py``) streams 20,000 chunks; a whole
    ``hermes_nb.chat()`` turn on its warm process (the SDK's connection, the turn's sink, merged
