@@ -220,6 +220,13 @@ class RecordedRequest:
     at: float
     client_port: int  # the same port on several requests: a reused keep-alive connection
 
+    def last_user_text(self) -> str:
+        """The last user message of a chat request (JSON if its content is a list of parts):
+        what a script answers by when several turns reach the server in any order."""
+        users = [m for m in self.body.get("messages", []) if m.get("role") == "user"]
+        text = users[-1].get("content", "") if users else ""
+        return text if isinstance(text, str) else json.dumps(text)
+
 
 @dataclass(frozen=True)
 class Disconnect:
@@ -408,11 +415,15 @@ def _batches(n: int, text: str) -> Iterator[bytes]:
         yield line * (n % per_batch)
 
 
+#: What a chat request gets when nothing else was scripted.
+_HELLO = Reply.text("Hello", " from", " the", " test", " server.")
+
+
 class SSEServer:
     """A threaded OpenAI-style server on 127.0.0.1; use as a context manager or start/stop."""
 
     def __init__(self) -> None:
-        self.default: Script = Reply.text("Hello", " from", " the", " test", " server.")
+        self.default: Script = _HELLO
         self.models: list[str] = ["m", "test-model"]
         self.models_reply: Reply | None = None
         self.requests: list[RecordedRequest] = []
@@ -480,8 +491,9 @@ class SSEServer:
             self._queue.extend(scripts)
 
     def reset(self) -> None:
-        """Forget queued replies, requests and disconnects."""
+        """Forget queued replies, the scripted default, requests and disconnects."""
         with self._lock:
+            self.default = _HELLO
             self._queue.clear()
             self.requests.clear()
             self.disconnects.clear()

@@ -5,7 +5,7 @@ cannot load it starts over, told the recent conversation, and the run says so in
 
 Against the scripted agent ``tests/acp_agent.py`` with ``--sessions FILE`` (its sessions outlive
 its process) and ``--load`` (it advertises ``loadSession``); the real ``hermes acp`` is in
-``tests/test_providers_acp.py``.
+``tests/test_providers_acp_hermes.py``.
 """
 
 from __future__ import annotations

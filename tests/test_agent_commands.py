@@ -8,8 +8,8 @@ import json
 import sys
 
 import pytest
+from acp_support import AGENT, alive, pid_of, wait_until
 from IPython.core.error import UsageError
-from test_providers_acp import AGENT, alive, pid_of, wait_until
 
 import hermes_nb
 from hermes_nb.providers.acp import agents

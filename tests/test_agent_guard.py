@@ -13,8 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hermes_agent_support import (
+    agent_profile,
+    fixture_agent,  # noqa: F401  (agent: the hermes-agent fixture)
+    fixture_offline,  # noqa: F401  (offline: host lookups refused)
+    make_home,
+)
 from sse_server import Reply
-from test_hermes_agent import agent, agent_profile, make_home, offline  # noqa: F401  (fixtures)
 
 from hermes_nb import chat
 from hermes_nb.core.events import RunState
@@ -25,7 +30,7 @@ from hermes_nb.providers.hermes_agent import stream_guard_note
 
 @pytest.fixture
 def guarded(request: pytest.FixtureRequest) -> None:
-    """The real hermes-agent (``test_hermes_agent``'s ``agent`` fixture: skipped without it,
+    """The real hermes-agent (``hermes_agent_support``'s ``agent`` fixture: skipped without it,
     failed in CI), imported with hermes_nb's guard installed, as the provider does."""
     request.getfixturevalue("agent")
     _agent_guard.install()

@@ -194,6 +194,15 @@ def test_a_reply_over_the_threshold_compresses_in_the_background() -> None:
     assert _pairs(continuation)[-2:] == [("user", "one more"), ("assistant", "tipping point")]
 
 
+def test_a_profile_without_auto_compress_is_not_compressed_after_a_reply() -> None:
+    session = _session(4, name="kept")
+    run = session.chat("one more", delay=0, reply="over", context_window=10, auto_compress=False)
+    run.wait(10)
+    assert join_background(30)
+    assert Session.open("kept") == session and not session.archived
+    assert session.compress(keep_last=2, profile=FAST_ECHO) != session  # asked for, it still does
+
+
 def test_keep_last_zero_summarises_everything() -> None:
     session = _session(2)
     continuation = session.compress(keep_last=0, profile=FAST_ECHO)

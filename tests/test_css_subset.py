@@ -15,7 +15,7 @@ import pytest
 
 import hermes_nb
 from hermes_nb import view
-from hermes_nb.view import _static, render
+from hermes_nb.view import _static, _stylesheet, render
 from hermes_nb.view._css_subset import css_subset
 
 ANSWER = (
@@ -215,5 +215,5 @@ def test_should_the_subset_fail_the_answer_carries_the_whole_stylesheet(
         css = _style(view.static_bundle(run)[0]["text/html"])
     finally:
         _static._css.cache_clear()
-    assert css == _static._stylesheet()  # styled, and the run settled
+    assert css == _stylesheet.stylesheet()  # styled, and the run settled
     assert "could not be subset" in caplog.text

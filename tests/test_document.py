@@ -1,6 +1,6 @@
 """The notebook as text for the model, and a card's diff: hermes_nb.notebook._document and
 hermes_nb.view._diff, without a kernel or a page (the kernel and the page: test_document_kernel.py
-and browser/test_document_view.py)."""
+and browser/test_document_view.py); and how long the edit tools remember "Accept all"."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import base64
 import difflib
 import struct
 
+import pytest
+
+from hermes_nb.notebook import _document_tools
 from hermes_nb.notebook._document import cells_from_json, image_marker, outline, output_text
 from hermes_nb.view._blocks import ask_html
 from hermes_nb.view._diff import detail_html, is_unified_diff
@@ -136,3 +139,23 @@ def test_a_diff_is_read_by_its_hunk_counts_and_names_its_files_when_several() ->
     assert files == ["b/x.py", "b/y.py"]
     assert 'data-op="note">\\ No newline at end of file' in html
     assert "Changes: 1 line removed, 2 lines added" in html
+
+
+# -- "Accept all from this run" ------------------------------------------------------------------
+
+
+def test_accept_all_is_kept_for_the_last_runs_that_chose_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_document_tools, "_accept_all", {})
+    last = _document_tools._ACCEPT_ALL_RUNS
+    for n in range(last + 1):
+        _document_tools._accept_all_from(f"run-{n}")
+    assert not _document_tools._accepts_all("run-0"), "a kernel does not keep every run id"
+    assert _document_tools._accepts_all("run-1")
+    assert _document_tools._accepts_all(f"run-{last}")
+    # Chosen again, a run is the newest: the next one to go is the oldest other.
+    _document_tools._accept_all_from("run-1")
+    _document_tools._accept_all_from("run-new")
+    assert _document_tools._accepts_all("run-1")
+    assert not _document_tools._accepts_all("run-2")

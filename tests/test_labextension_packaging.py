@@ -9,7 +9,7 @@
   and ``jupyter labextension list`` finds it once that wheel is installed (slow: builds a wheel).
 
 The browser half (the extension active in JupyterLab and Notebook 7, doing its jobs) is
-``tests/browser/test_labextension.py``.
+``tests/browser/test_labextension_code_actions.py`` and ``test_labextension_display_ids.py``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from hermes_nb.view._stylesheet import STYLESHEETS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXT = ROOT / "labextension"
@@ -186,8 +188,9 @@ def test_a_wheel_ships_the_prebuilt_extension(tmp_path):
 
 
 def test_the_extension_styles_saved_answers_with_the_views_own_rules():
-    """The extension's style imports the chat view's stylesheet (one source) and carries the
-    kernel's current code colours (``scripts/write_extension_css.py`` writes them)."""
+    """The extension's style imports the chat view's stylesheet files, in the kernel's order (one
+    source), and carries the kernel's current code colours (``scripts/write_extension_css.py``
+    writes them)."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         from write_extension_css import TARGET, expected
@@ -199,7 +202,8 @@ def test_the_extension_styles_saved_answers_with_the_views_own_rules():
     index = (ROOT / "labextension" / "style" / "index.css").read_text(encoding="utf-8")
     imported = re.findall(r"@import url\('([^']+)'\)", index)
     style = ROOT / "labextension" / "style"
+    static = ROOT / "hermes_nb" / "view" / "static"
     assert [(style / path).resolve() for path in imported] == [
-        ROOT / "hermes_nb" / "view" / "static" / "chat.css",
+        *(static / name for name in STYLESHEETS),
         TARGET,
     ]

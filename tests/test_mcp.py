@@ -6,7 +6,6 @@ loopback OpenAI-style server (for images sent to a model with vision)."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ci_env import unavailable
 from sse_server import RecordedRequest, Reply, SSEServer, finish, tool_call
 from tool_envs import ToolEnvError, mcp_server_time
 
@@ -31,10 +31,6 @@ SERVER = HERE / "mcp_server.py"
 WAIT = 20.0
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 @pytest.fixture(autouse=True)
 def _servers_closed() -> Iterator[None]:
     """Every test starts its servers afresh and leaves none running."""
@@ -48,9 +44,7 @@ def time_server() -> Path:
     try:
         return mcp_server_time()
     except ToolEnvError as exc:
-        if _in_ci():
-            pytest.fail(f"The mcp-server-time environment cannot be built, and CI=true: {exc}")
-        pytest.skip(f"mcp-server-time is not available: {exc}")
+        unavailable(f"mcp-server-time is not available: {exc}", "CI must build it")
 
 
 def _free_port() -> int:
@@ -195,7 +189,9 @@ env = {ROOT = "$HOME"}
         ('command = ["x"]\ncolour = "red"', "colour is not a setting of an MCP server"),
         ('url = "http://h/mcp"\nheaders = {Authorization = "Bearer sk-123"}', "literal value"),
         ('command = ["x"]\ntimeout = -1', "timeout must be a positive number"),
-        ('command = ""', "command is empty"),
+        ('command = ""', "command is empty; name the server's program"),
+        ("command = [1]", "command must be a list of strings or a string"),
+        ('command = "a \'b"', "command cannot be split like a shell command line"),
         ('url = "ftp://h"', "must be an http:// or https:// address"),
         ('command = ["x"]\nallow = "get"', "allow must be a list"),
     ],

@@ -372,7 +372,7 @@ def test_an_in_process_agent_gets_the_prompts_text_and_a_line_per_image() -> Non
 def test_the_notebooks_folder_from_the_server_vs_code_or_the_working_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hermes_nb.notebook._context_commands import notebook_folder
+    from hermes_nb.notebook._where import notebook_folder
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -380,10 +380,15 @@ def test_the_notebooks_folder_from_the_server_vs_code_or_the_working_folder(
     monkeypatch.chdir(tmp_path)
     assert notebook_folder({}) == tmp_path
     assert notebook_folder({"__session__": "relative/name.ipynb"}) == tmp_path
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "a" / "x.ipynb"))
+    assert notebook_folder({}) == tmp_path / "a"
+    # The most specific name first, as for the document tools' file (_where.notebook_path):
+    # the rules and the document are the same notebook's.
     vs_code = {"__vsc_ipynb_file__": str(tmp_path / "b" / "x.ipynb")}
     assert notebook_folder(vs_code) == tmp_path / "b"
-    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "a" / "x.ipynb"))
-    assert notebook_folder(vs_code) == tmp_path / "a"
+    assert notebook_folder({"__vsc_ipynb_file__": str(tmp_path / "gone" / "x.ipynb")}) == (
+        tmp_path / "a"
+    )
 
 
 def test_a_cell_that_displays_in_a_loop_keeps_its_last_outputs(shell: InteractiveShell) -> None:

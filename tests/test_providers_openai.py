@@ -2,69 +2,40 @@
 
 Every test goes through the public path (profile → runtime → turn → provider → httpx → the
 loopback server in ``sse_server.py``) and checks what a user sees: the run's text, reasoning,
-tool calls, usage, state and error payload, and what the server received.
+tool calls, usage, state and error payload, and what the server received. Failures:
+``test_providers_openai_failures.py``; shared helpers: ``openai_support.py``.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
-import socket
 import time
 
 import httpx
 import pytest
+from openai_support import (
+    WAIT,
+    events_of,
+    fixture_key,  # noqa: F401  (key: the test key, in $TEST_KEY)
+    openai_chat,
+    openai_profile,
+)
 from sse_server import (  # the ``sse_server`` fixture comes from conftest.py
     Pause,
     RecordedRequest,
     Reply,
     SSEServer,
     content,
-    error_event,
     finish,
     reasoning,
-    together,
     tool_call,
     usage,
 )
 
 import hermes_nb
-from hermes_nb import Profile, Run
+from hermes_nb import Run
 from hermes_nb.core.exceptions import ErrorKind
 from hermes_nb.engine.turn import MemoryTranscript
-from hermes_nb.providers.base import HINTS
-
-KEY = "sk-test-7f3a9c1e5b2d"
-WAIT = 10.0
-
-
-def _profile(server: SSEServer, **changes: object) -> Profile:
-    fields: dict[str, object] = {
-        "name": "t",
-        "provider": "openai",
-        "base_url": server.url,
-        "model": "m",
-        "api_key_env": "TEST_KEY",
-    }
-    fields.update(changes)
-    return Profile(**fields)  # type: ignore[arg-type]
-
-
-def _chat(server: SSEServer, prompt: str = "hi", *, profile: Profile | None = None, **kw) -> Run:
-    run = hermes_nb.chat(prompt, profile=profile or _profile(server), **kw)
-    return run.wait(WAIT)
-
-
-def _events(run: Run, name: str) -> list[dict]:
-    return [entry.data for entry in run.events() if entry.event == name]
-
-
-@pytest.fixture
-def key(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The key is in ``$TEST_KEY``, the variable the test profile names."""
-    monkeypatch.setenv("TEST_KEY", KEY)
-    return KEY
-
 
 # -- streaming ----------------------------------------------------------------------------------
 
@@ -83,21 +54,21 @@ def test_content_deltas_stream_as_tokens(sse_server: SSEServer) -> None:
             ]
         )
     )
-    run = _chat(sse_server)
+    run = openai_chat(sse_server)
     assert run.status == "done"
     assert run.text == "Hello world"
     # Pauses put each delta in its own network read, so each is its own event, in order.
-    assert [d["text"] for d in _events(run, "token")] == ["Hel", "lo ", "world"]
-    assert _events(run, "done") == [{"text": "Hello world", "finish_reason": "stop"}]
+    assert [d["text"] for d in events_of(run, "token")] == ["Hel", "lo ", "world"]
+    assert events_of(run, "done") == [{"text": "Hello world", "finish_reason": "stop"}]
     assert run.error is None
 
 
 def test_deltas_in_one_read_are_merged_into_few_events(sse_server: SSEServer) -> None:
     sse_server.enqueue(Reply.huge(3000, "ab "))
-    run = _chat(sse_server)
+    run = openai_chat(sse_server)
     assert run.status == "done"
     assert run.text == "ab " * 3000
-    tokens = _events(run, "token")
+    tokens = events_of(run, "token")
     assert 1 <= len(tokens) <= 300, len(tokens)  # 3,000 deltas arrive in a handful of reads
     assert "".join(d["text"] for d in tokens) == run.text
 
@@ -115,7 +86,7 @@ def test_reasoning_deltas_in_either_field(sse_server: SSEServer, field: str) -> 
             ]
         )
     )
-    run = _chat(sse_server)
+    run = openai_chat(sse_server)
     assert run.status == "done"
     assert run.reasoning == "Let me think."
     assert run.text == "Answer."
@@ -137,28 +108,33 @@ def test_tool_calls_are_assembled_by_index(sse_server: SSEServer) -> None:
             ]
         )
     )
-    run = _chat(sse_server)
+    run = openai_chat(sse_server)
     assert run.status == "done"  # a tool call is a reply, not an empty answer
     assert run.tool_calls == {
         "call_a": {"id": "call_a", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
         "call_b": {"id": "call_b", "name": "get_time", "arguments": '{"tz": "UTC"}'},
         "call_2": {"id": "call_2", "name": "no_id", "arguments": "{}"},
     }
-    assert _events(run, "tool_start") == [
+    assert events_of(run, "tool_start") == [
         {"id": "call_a", "name": "get_weather", "arguments": ""},
         {"id": "call_b", "name": "get_time", "arguments": ""},
         {"id": "call_2", "name": "no_id", "arguments": ""},
     ]
-    assert [d["id"] for d in _events(run, "tool_delta")] == ["call_a", "call_b", "call_a", "call_2"]
+    assert [d["id"] for d in events_of(run, "tool_delta")] == [
+        "call_a",
+        "call_b",
+        "call_a",
+        "call_2",
+    ]
     assert run.finish_reason == "tool_calls" and not run.truncated and run.notice is None
 
 
 def test_usage_is_reported_with_reasoning_tokens(sse_server: SSEServer) -> None:
     sse_server.enqueue(Reply(chunks=[content("ok"), finish(), usage(12, 7, reasoning=3)]))
-    run = _chat(sse_server)
+    run = openai_chat(sse_server)
     expected = {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}
     assert run.usage == {**expected, "reasoning_tokens": 3, "context_tokens": 19}
-    assert _events(run, "usage") == [{**expected, "reasoning_tokens": 3}]
+    assert events_of(run, "usage") == [{**expected, "reasoning_tokens": 3}]
 
 
 def test_sse_comments_event_and_id_lines_and_crlf_are_accepted(sse_server: SSEServer) -> None:
@@ -176,7 +152,7 @@ def test_sse_comments_event_and_id_lines_and_crlf_are_accepted(sse_server: SSESe
             ]
         )
     )
-    run = _chat(sse_server)
+    run = openai_chat(sse_server)
     assert run.status == "done", run.error
     assert run.text == "Hi there!"
 
@@ -190,7 +166,7 @@ def test_a_non_streamed_json_completion_is_accepted(sse_server: SSEServer) -> No
             }
         )
     )
-    run = _chat(sse_server)
+    run = openai_chat(sse_server)
     assert run.status == "done"
     assert run.text == "Whole answer."
     assert run.usage["total_tokens"] == 5
@@ -198,21 +174,21 @@ def test_a_non_streamed_json_completion_is_accepted(sse_server: SSEServer) -> No
 
 def test_a_last_line_without_newline_still_counts(sse_server: SSEServer) -> None:
     sse_server.enqueue(Reply(chunks=[content("Fine."), "data: [DONE]"], done=False))
-    run = _chat(sse_server)
+    run = openai_chat(sse_server)
     assert run.status == "done", run.error
     assert run.text == "Fine."
 
 
 def test_finish_reason_without_done_marker_completes(sse_server: SSEServer) -> None:
     sse_server.enqueue(Reply(chunks=[content("Complete."), finish()], done=False))
-    run = _chat(sse_server)
+    run = openai_chat(sse_server)
     assert run.status == "done"
     assert run.text == "Complete."
 
 
 def test_the_connection_is_reused_by_the_next_turn(sse_server: SSEServer) -> None:
     # The body is read to its end after [DONE], so the connection goes back to the pool.
-    first, second = _chat(sse_server), _chat(sse_server)
+    first, second = openai_chat(sse_server), openai_chat(sse_server)
     assert first.status == second.status == "done"
     ports = [r.client_port for r in sse_server.chat_requests]
     assert ports[0] == ports[1]
@@ -232,14 +208,14 @@ def test_a_reply_cut_short_reports_its_finish_reason_and_keeps_a_notice(
         Reply(chunks=[content("The answer is"), Pause(0.02), content(" forty"), finish(reason)])
     )
     transcript = MemoryTranscript()
-    run = _chat(sse_server, history=transcript)
+    run = openai_chat(sse_server, history=transcript)
     assert run.status == "done"  # what arrived is a reply, kept whole: not an error
     assert run.text == "The answer is forty"
     assert run.finish_reason == reason and run.truncated
-    assert _events(run, "finish") == [{"finish_reason": reason}]
+    assert events_of(run, "finish") == [{"finish_reason": reason}]
     notice = run.notice
     assert notice is not None and words in notice and f'finish_reason "{reason}"' in notice
-    assert _events(run, "done") == [
+    assert events_of(run, "done") == [
         {"text": "The answer is forty", "finish_reason": reason, "notice": notice}
     ]
     # The transcript keeps the reply (not partial) and, after it, the notice.
@@ -251,7 +227,7 @@ def test_a_reply_cut_short_reports_its_finish_reason_and_keeps_a_notice(
 
 def test_the_length_notice_says_what_to_raise(sse_server: SSEServer) -> None:
     sse_server.enqueue(Reply(chunks=[content("Part"), finish("length"), usage(5, 1)]))
-    run = _chat(sse_server, max_tokens=1)
+    run = openai_chat(sse_server, max_tokens=1)
     assert sse_server.chat_requests[0].body["max_tokens"] == 1
     assert run.notice == (
         'The reply was cut off at the model\'s output limit (finish_reason "length"); raise '
@@ -262,9 +238,9 @@ def test_the_length_notice_says_what_to_raise(sse_server: SSEServer) -> None:
 
 def test_a_normal_finish_reason_is_reported_without_a_notice(sse_server: SSEServer) -> None:
     transcript = MemoryTranscript()
-    run = _chat(sse_server, history=transcript)  # the default reply ends with "stop"
+    run = openai_chat(sse_server, history=transcript)  # the default reply ends with "stop"
     assert run.finish_reason == "stop" and not run.truncated and run.notice is None
-    assert _events(run, "finish") == [{"finish_reason": "stop"}]
+    assert events_of(run, "finish") == [{"finish_reason": "stop"}]
     assert [m["role"] for m in transcript.messages] == ["user", "assistant"]
 
 
@@ -281,7 +257,7 @@ def test_a_non_streamed_completion_cut_at_the_limit_says_so(sse_server: SSEServe
             }
         )
     )
-    run = _chat(sse_server)
+    run = openai_chat(sse_server)
     assert run.status == "done" and run.text == "Trunc"
     assert run.truncated and "output limit" in (run.notice or "")
 
@@ -289,7 +265,7 @@ def test_a_non_streamed_completion_cut_at_the_limit_says_so(sse_server: SSEServe
 def test_an_empty_reply_cut_at_the_limit_is_an_error_that_names_it(sse_server: SSEServer) -> None:
     # A reasoning model can spend all of max_tokens before writing a word.
     sse_server.enqueue(Reply(chunks=[finish("length"), usage(5, 64)]))
-    run = _chat(sse_server)
+    run = openai_chat(sse_server)
     assert run.status == "error"
     assert run.error is not None and run.error["kind"] == ErrorKind.EMPTY_REPLY
     assert 'finish_reason "length"' in run.error["message"]
@@ -300,8 +276,8 @@ def test_an_empty_reply_cut_at_the_limit_is_an_error_that_names_it(sse_server: S
 
 
 def test_request_body_and_headers_with_a_key(sse_server: SSEServer, key: str) -> None:
-    profile = _profile(sse_server, headers={"X-Title": "hermes_nb tests"})
-    run = _chat(
+    profile = openai_profile(sse_server, headers={"X-Title": "hermes_nb tests"})
+    run = openai_chat(
         sse_server, "What is 2+2?", profile=profile, temperature=0.25, max_tokens=64, top_p=0.5
     )
     assert run.status == "done"
@@ -322,7 +298,7 @@ def test_request_body_and_headers_with_a_key(sse_server: SSEServer, key: str) ->
 
 
 def test_no_authorization_header_without_a_key(sse_server: SSEServer) -> None:
-    run = _chat(sse_server)  # $TEST_KEY is not set
+    run = openai_chat(sse_server)  # $TEST_KEY is not set
     assert run.status == "done"
     (request,) = sse_server.chat_requests
     assert "authorization" not in request.headers
@@ -331,231 +307,12 @@ def test_no_authorization_header_without_a_key(sse_server: SSEServer) -> None:
 
 
 def test_profile_options_and_extra_fields_reach_the_body(sse_server: SSEServer) -> None:
-    profile = _profile(sse_server, options={"seed": 1, "top_k": 40})
-    _chat(sse_server, profile=profile, seed=7, response_format={"type": "text"})
+    profile = openai_profile(sse_server, options={"seed": 1, "top_k": 40})
+    openai_chat(sse_server, profile=profile, seed=7, response_format={"type": "text"})
     body = sse_server.chat_requests[0].body
     assert body["seed"] == 7  # the per-call value wins over the profile's
     assert body["top_k"] == 40
     assert body["response_format"] == {"type": "text"}
-
-
-# -- failures ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("status", "kind", "phrase", "server_message"),
-    [
-        (401, ErrorKind.AUTH, "Unauthorized", "Invalid API key."),
-        (403, ErrorKind.AUTH, "Forbidden", "Your key cannot use this model"),
-        (404, ErrorKind.NOT_FOUND, "Not Found", "The model `m` does not exist."),
-        (400, ErrorKind.BAD_REQUEST, "Bad Request", "max_tokens is too large."),
-        (500, ErrorKind.SERVER, "Internal Server Error", "The server had an error."),
-        (503, ErrorKind.SERVER, "Service Unavailable", "Overloaded."),
-    ],
-)
-def test_http_errors_are_classified_with_the_server_reason(
-    sse_server: SSEServer, status: int, kind: ErrorKind, phrase: str, server_message: str
-) -> None:
-    sse_server.enqueue(Reply.error(status, server_message))
-    run = _chat(sse_server)
-    assert run.status == "error"
-    reason = server_message.rstrip(".")
-    assert run.error == {
-        "kind": str(kind),
-        "message": f"The endpoint at {sse_server.url} answered {status} {phrase}: {reason}.",
-        "hint": HINTS[kind],
-        "status": status,
-        "retry_after": None,
-    }
-    assert _events(run, "apperror") == [run.error]
-
-
-def test_an_error_body_that_is_not_json_still_gives_one_sentence(sse_server: SSEServer) -> None:
-    sse_server.enqueue(Reply(status=502, body="<html>Bad gateway</html>"))
-    run = _chat(sse_server)
-    assert run.error is not None
-    assert run.error["kind"] == "server"
-    assert run.error["message"] == f"The endpoint at {sse_server.url} answered 502 Bad Gateway."
-
-
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"Retry-After": "7"}, 7.0),
-        ({"Retry-After": "1.5"}, 1.5),
-        ({"retry-after-ms": "250", "Retry-After": "1"}, 0.25),
-        ({"Retry-After": "<date in 30 s>"}, 30.0),
-        ({}, None),
-    ],
-)
-def test_rate_limit_carries_retry_after(
-    sse_server: SSEServer, headers: dict[str, str], expected: float | None
-) -> None:
-    if headers.get("Retry-After") == "<date in 30 s>":
-        headers = {"Retry-After": email.utils.formatdate(time.time() + 30, usegmt=True)}
-    sse_server.enqueue(Reply.error(429, "Rate limit reached for requests.", headers=headers))
-    run = _chat(sse_server)
-    assert run.error is not None
-    assert run.error["kind"] == "rate_limit"
-    assert run.error["status"] == 429
-    assert "Rate limit reached for requests" in run.error["message"]
-    if expected is None:
-        assert run.error["retry_after"] is None
-    else:
-        assert run.error["retry_after"] == pytest.approx(expected, abs=2.0 if expected > 10 else 0)
-
-
-def test_a_dead_port_is_a_network_error() -> None:
-    with socket.socket() as sock:  # a port that was just free and now has no listener
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/v1"
-    profile = Profile(name="t", provider="openai", base_url=url, model="m", connect_timeout=2)
-    run = hermes_nb.chat("hi", profile=profile).wait(WAIT)
-    assert run.status == "error"
-    assert run.error is not None
-    assert run.error["kind"] == "network"
-    assert run.error["message"].startswith(f"Could not connect to {url} (")
-    assert run.error["hint"] == HINTS[ErrorKind.NETWORK]
-
-
-def test_a_base_url_without_scheme_is_a_clear_network_error() -> None:
-    profile = Profile(name="t", provider="openai", base_url="localhost:9/v1", model="m")
-    run = hermes_nb.chat("hi", profile=profile).wait(WAIT)
-    assert run.error is not None
-    assert run.error["kind"] == "network"
-    assert "is not a usable http(s) URL" in run.error["message"]
-
-
-@pytest.mark.parametrize(
-    ("base_url", "reason"),
-    [
-        ("http://[::1/v1", "Invalid port"),  # httpx.InvalidURL, which is not an httpx.HTTPError
-        ("http://127.0.0.1:99999/v1", "port 99999 is not 1-65535"),  # an OverflowError below
-    ],
-)
-def test_a_malformed_base_url_is_a_clear_network_error_not_a_bug(
-    base_url: str, reason: str
-) -> None:
-    # Found by mypy: these reached the user as "a bug in hermes_nb" with a traceback.
-    profile = Profile(name="t", provider="openai", base_url=base_url, model="m")
-    run = hermes_nb.chat("hi", profile=profile).wait(WAIT)
-    assert run.error is not None
-    assert run.error["kind"] == "network"
-    assert f"The base_url {base_url!r} is not a usable http(s) URL" in run.error["message"]
-    assert reason in run.error["message"]
-
-
-def test_a_server_that_never_answers_times_out(sse_server: SSEServer) -> None:
-    sse_server.enqueue(Reply(hang=True))
-    start = time.perf_counter()
-    run = _chat(sse_server, profile=_profile(sse_server, read_timeout=0.3))
-    assert time.perf_counter() - start < 3
-    assert run.error is not None
-    assert run.error["kind"] == "timeout"
-    assert run.error["message"] == (
-        f"The endpoint at {sse_server.url} sent nothing for 0.3 s (the profile's read_timeout)."
-    )
-    assert sse_server.wait_for_disconnect(2), "the client did not close the timed-out request"
-
-
-def test_a_stall_mid_stream_times_out_and_keeps_the_text(sse_server: SSEServer) -> None:
-    sse_server.enqueue(Reply(chunks=[content("Partial "), content("answer"), Pause(5)]))
-    run = _chat(sse_server, profile=_profile(sse_server, read_timeout=0.3))
-    assert run.status == "error"
-    assert run.error is not None
-    assert run.error["kind"] == "timeout"
-    assert run.text == "Partial answer"
-
-
-@pytest.mark.parametrize(
-    ("bad", "what"),
-    [
-        ("data: {not json\n\n", "a data line that is not JSON"),
-        ("<html><body>Gateway error</body></html>\n", "a line that is not server-sent events"),
-        ("data: [1, 2]\n\n", "a data line that is not a JSON object"),
-        ('data: {"choices": {"delta": 1}}\n\n', "an event of an unexpected shape"),
-    ],
-)
-def test_garbage_in_the_stream_is_malformed_and_keeps_earlier_text(
-    sse_server: SSEServer, bad: str, what: str
-) -> None:
-    # One write: the good events and the bad line reach the parser in the same read.
-    sse_server.enqueue(Reply(chunks=[together(content("Before "), content("garbage"), bad)]))
-    run = _chat(sse_server)
-    assert run.status == "error"
-    assert run.error is not None
-    assert run.error["kind"] == "malformed_stream"
-    assert run.error["message"].startswith(
-        f"The stream from {sse_server.url} was malformed: {what}"
-    )
-    assert run.error["hint"] == HINTS[ErrorKind.MALFORMED_STREAM]
-    assert run.text == "Before garbage"
-
-
-def test_a_stream_cut_without_done_is_malformed_and_keeps_the_text(sse_server: SSEServer) -> None:
-    sse_server.enqueue(Reply(chunks=[content("Half an "), content("answer")], done=False))
-    run = _chat(sse_server)
-    assert run.status == "error"
-    assert run.error is not None
-    assert run.error["kind"] == "malformed_stream"
-    assert "ended without data: [DONE]" in run.error["message"]
-    assert run.text == "Half an answer"
-
-
-def test_a_connection_dropped_mid_body_is_a_network_error(sse_server: SSEServer) -> None:
-    sse_server.enqueue(Reply(chunks=[content("Cut "), content("off")], abort=True))
-    run = _chat(sse_server)
-    assert run.error is not None
-    assert run.error["kind"] == "network"
-    assert run.error["message"].startswith(f"The connection to {sse_server.url} broke")
-    assert run.text == "Cut off"
-
-
-@pytest.mark.parametrize(
-    ("error", "kind", "status"),
-    [
-        (error_event("Rate limit reached.", code=429), ErrorKind.RATE_LIMIT, 429),
-        (error_event("Bad input.", type="invalid_request_error"), ErrorKind.BAD_REQUEST, None),
-        (error_event("Upstream died.", code="502"), ErrorKind.SERVER, 502),
-        (error_event("Something broke."), ErrorKind.SERVER, None),
-    ],
-)
-def test_an_error_object_mid_stream_is_classified(
-    sse_server: SSEServer, error: dict, kind: ErrorKind, status: int | None
-) -> None:
-    sse_server.enqueue(Reply(chunks=[content("So far"), error]))
-    run = _chat(sse_server)
-    assert run.error is not None
-    assert run.error["kind"] == str(kind)
-    assert run.error["status"] == status
-    detail = error["error"]["message"].rstrip(".")
-    assert run.error["message"] == (
-        f"The endpoint at {sse_server.url} reported an error during the reply: {detail}."
-    )
-    assert run.text == "So far"
-
-
-def _echo_key_in_error(request: RecordedRequest) -> Reply:
-    return Reply.error(401, f"Rejected credentials {request.headers['authorization']}")
-
-
-def _echo_key_in_garbage(request: RecordedRequest) -> Reply:
-    return Reply(chunks=[content("x"), f"oops {request.headers['authorization']}\n"])
-
-
-@pytest.mark.parametrize("script", [_echo_key_in_error, _echo_key_in_garbage])
-def test_the_key_never_appears_in_errors_events_or_reprs(
-    sse_server: SSEServer, key: str, script
-) -> None:
-    sse_server.enqueue(script)
-    run = _chat(sse_server)
-    assert sse_server.chat_requests[0].headers["authorization"] == f"Bearer {key}"
-    assert run.error is not None
-    assert "***" in run.error["message"]
-    everything = json.dumps([list(entry) for entry in run.events()])
-    for text in (everything, repr(run), str(run.error), repr(run.request)):
-        assert key not in text
 
 
 # -- cancellation and concurrency --------------------------------------------------------------
@@ -572,7 +329,7 @@ def _wait_for_text(run: Run, timeout: float = WAIT) -> None:
 def test_invariant_6_cancel_closes_connection(sse_server: SSEServer) -> None:
     """Stop closes the HTTP connection at once: the server sees it within 100 ms."""
     sse_server.enqueue(Reply(chunks=[content(f"w{i} ") for i in range(200)], chunk_delay=0.02))
-    run = hermes_nb.chat("long answer please", profile=_profile(sse_server))
+    run = hermes_nb.chat("long answer please", profile=openai_profile(sse_server))
     _wait_for_text(run)
     cancelled_at = time.perf_counter()
     assert run.cancel()
@@ -593,7 +350,7 @@ def test_fifty_concurrent_runs_all_complete(sse_server: SSEServer) -> None:
         return Reply.text("Answer ", "to ", question, chunk_delay=0.01)
 
     sse_server.default = answer
-    runs = [hermes_nb.chat(f"q{n}", profile=_profile(sse_server)) for n in range(50)]
+    runs = [hermes_nb.chat(f"q{n}", profile=openai_profile(sse_server)) for n in range(50)]
     for run in runs:
         run.wait(30)
     assert [run.status for run in runs] == ["done"] * 50

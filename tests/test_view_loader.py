@@ -5,7 +5,7 @@ state: its module is a stub of ~300 B (``static/stub.js``) that renders with the
 view, or asks the kernel's one loader widget (``static/loader.js``, ``_ViewLoader``) through
 anywidget's ``host.getWidget``. The loader asks for the fallback module once per page and the
 kernel answers on the loader's comm. The kernel side runs on the recording comm of
-``test_widget.py``; the exact compacted stub and loader run in Node.js against fake models.
+``widget_support.py``; the exact compacted stub and loader run in Node.js against fake models.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import comm
 import ipywidgets  # type: ignore[import-untyped]
 import pytest
 from kernel_harness import WIDGET_TARGET, KernelHarness
-from test_widget import RecordingComm, live, settle, the_comm
+from widget_support import RecordingComm, live, settle, the_comm
 
 from hermes_nb.view import display as view
 from hermes_nb.view import render, widget

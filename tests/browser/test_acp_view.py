@@ -3,8 +3,8 @@ whose buttons are the agent's own options, answered by a click, and a file edit 
 shows as a diff in its tool block.
 
 The agent is ``tests/acp_agent.py`` (a scripted agent speaking raw ACP over stdio), started by
-the kernel from a profile with ``provider = "acp"``; ``tests/test_providers_acp.py`` covers the
-provider itself, with that agent and with the real ``hermes acp``.
+the kernel from a profile with ``provider = "acp"``; ``tests/test_providers_acp*.py`` cover
+the provider itself, with that agent and with the real ``hermes acp``.
 """
 
 from __future__ import annotations

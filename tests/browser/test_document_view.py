@@ -259,7 +259,8 @@ def test_a_large_notebook_reads_through_the_page(ui, kernel, open_notebook, page
         0,
         "run = hermes_nb.chat('go', profile='echo', delay=0, tools=['notebook'],"
         " tool_calls=[{'name': 'read_notebook'}]).wait(120)\n"
-        "from hermes_nb.notebook._document import notebook_path, outline, read_saved\n"
+        "from hermes_nb.notebook._document import outline, read_saved\n"
+        "from hermes_nb.notebook._where import notebook_path\n"
         "t = time.perf_counter(); text = outline(read_saved(notebook_path(get_ipython())), '')\n"
         "file_ms = (time.perf_counter() - t) * 1000\n"
         "[end] = [e.data for e in run.events() if e.event == 'tool_end']\n"

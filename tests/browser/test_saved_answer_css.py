@@ -79,7 +79,7 @@ def _page_styles(page: Any, css: str, body: str, theme: str | None) -> list[Any]
 
 
 def test_a_saved_answer_looks_the_same_with_its_own_css_as_with_the_whole(browser) -> None:
-    whole = (view._static._stylesheet() + render.highlight_css()).replace("</style", "")
+    whole = (view._stylesheet.stylesheet() + render.highlight_css()).replace("</style", "")
     page = browser.new_page()
     try:
         for name, html in _answers().items():

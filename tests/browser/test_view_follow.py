@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import re
 import statistics
+import time
 from typing import Any
 
 import pytest
@@ -29,6 +30,9 @@ WORDS = [f"w{i:03d}" for i in range(1, 601)]
 REPLY = "\n\n".join(" ".join(WORDS[i : i + 10]) for i in range(0, len(WORDS), 10))
 READER_MS = 250  # a person reading along scrolls this often
 _SIGHT = re.compile(r'"type":\s*"sight".*?"seen":\s*(true|false)')
+_PACE = re.compile(r'"type":\s*"pace".*?"ms":\s*(\d+)')
+# A live frame of the streaming reply (a replay's answer carries its request's id, not null).
+_LIVE_FRAME = re.compile(r'"type":\s*"frame".*?"status":\s*"streaming".*?"rid":\s*null')
 
 # The live reply's chunks: how many blocks each holds, the blocks' indexes in document order,
 # and the space between each block and the next (top of one less bottom of the other).
@@ -118,13 +122,29 @@ FAST_REPLY = "\n\n".join(" ".join(FAST_WORDS[i : i + 2]) for i in range(0, len(F
 def test_a_reply_growing_faster_than_anyone_reads_is_drawn_twice_a_second(
     open_notebook: Any, page: Any
 ) -> None:
+    sent: list[str] = []  # the page's websocket frames to the kernel, as text
+    frames: list[float] = []  # when the page received each live streaming frame (monotonic)
+
+    def on_socket(ws: Any) -> None:
+        def on_sent(payload: str | bytes) -> None:
+            sent.append(payload if isinstance(payload, str) else payload.decode("utf-8", "replace"))
+
+        def on_received(payload: str | bytes) -> None:
+            text = payload if isinstance(payload, str) else payload.decode("utf-8", "replace")
+            if _LIVE_FRAME.search(text):
+                frames.append(time.monotonic())
+
+        ws.on("framesent", on_sent)
+        ws.on("framereceived", on_received)
+
+    page.on("websocket", on_socket)
     chat = stream_live(open_notebook, "Fast check.", FAST_REPLY, chunk_size=10, delay=0.01)
     chat.follow(READER_MS)
     # Past a screenful: the view has seen how much an update grows it.
     chat.wait_live(min_chars=len(FAST_REPLY) // 5, timeout=60_000)
-    start = chat.now()
+    start, received_from = chat.now(), time.monotonic()
     chat.wait_live(min_chars=len(FAST_REPLY) * 3 // 4, timeout=60_000)
-    end = chat.now()
+    end, received_to = chat.now(), time.monotonic()
     assert chat.view()["state"] == "streaming", "the reply ended before the check"
 
     shown = [e["t"] for e in chat.history() if start <= e["t"] < end and not e["static"]]
@@ -132,6 +152,15 @@ def test_a_reply_growing_faster_than_anyone_reads_is_drawn_twice_a_second(
     assert len(gaps) >= 4, f"{len(shown)} DOM updates in {(end - start) / 1000:.1f} s"
     assert min(gaps) > 450, f"two DOM updates {min(gaps):.0f} ms apart (at most one per 500 ms)"
     assert max(gaps) < 1000, f"the reply stood still {max(gaps):.0f} ms while being read"
+
+    # The view told the kernel its pace, and the kernel sends a frame per update: not three a
+    # second into two updates, every other one then twice as long.
+    paces = [int(m.group(1)) for text in sent for m in _PACE.finditer(text)]
+    assert paces and paces[-1] == 500, f"the view said its pace: {paces}"
+    got = [t for t in frames if received_from <= t < received_to]
+    between = [b - a for a, b in itertools.pairwise(got)]
+    assert len(got) >= 4, f"{len(got)} frames received in {received_to - received_from:.1f} s"
+    assert min(between) > 0.4, f"two frames {min(between):.3f} s apart at a pace of 500 ms"
 
     final = chat.wait_settled(static=True)
     assert words(final["reply"]) == FAST_WORDS, "the settled answer lost or repeated a word"

@@ -7,7 +7,7 @@ showed it: JupyterLab's MathJax leaves it alone.
 
 Every count comes from the page: a MutationObserver's record of the reply's length
 (``chat_dom.ChatView.history``). The kernel's side (one frame a second while every view is off
-screen) is ``tests/test_widget.py::test_frames_slow_down_while_every_view_is_off_screen``.
+screen) is ``tests/test_view_frames.py::test_frames_slow_down_while_every_view_is_off_screen``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""hermes_nb's front-end extension (``labextension/``) in JupyterLab and Notebook 7.
+"""hermes_nb's front-end extension (``labextension/``), in JupyterLab and Notebook 7: Insert
+below and the Copy / Insert below buttons on code blocks.
 
 * Insert below: the chat view asks with a DOM event from inside a cell's output
   (``hermes-nb:insert-cell``, detail ``{code}``; ``hermes-nb:probe`` to ask whether it would be
@@ -10,152 +11,36 @@
 * A settled run's static output gets Copy and Insert below on its code blocks; so do the code
   blocks of the live chat view (``labextension/src/view/``), Copy only where the extension is
   absent; a block fenced as ``text`` (a DataFrame's summary put in the prompt) gets neither.
-* A reloaded page keeps hermes_nb outputs attached to their display ids: an output restored
-  from the file whose metadata carries ``hermes_nb.display_id`` is replaced by a kernel's
-  ``update_display_data`` for that id, which JupyterLab alone drops. The kernel writes that id
-  into every live view's output; a reload mid-reply then settles into the static answer, and a
-  notebook reopened after the run settled without it (the tab was closed) gets it too.
 
-The extension must be installed in the environment the server runs from (``./dev`` links
-``labextension/build`` into the venv); these tests fail, not skip, when it is not active.
+Display ids across a reload are in ``test_labextension_display_ids.py``; the shared checks in
+``labextension_dom.py``. The extension must be installed in the environment the server runs from
+(``./dev`` links ``labextension/build`` into the venv); these tests fail, not skip, when it is
+not active.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import time
 from typing import Any
 
 import nbformat
 import pytest
-from chat_dom import ChatView, code_requests, set_theme, words
+from chat_dom import ChatView, code_requests, set_theme
 from jupyter_harness import NotebookPage, poll
-from nbformat.sign import NotebookNotary
+from labextension_dom import (
+    BOTH_UIS,
+    CODE,
+    assert_active,
+    assert_inserted_below,
+    cells,
+    dispatch,
+    rewrite_and_reload,
+    source,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
-BOTH_UIS = pytest.mark.parametrize("ui", ["lab", "notebook7"], indirect=True)
 
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 LIVE_STATES = ("queued", "streaming", "waiting")
-PLUGINS = [
-    "hermes-nb:chat-view",
-    "hermes-nb:insert-cell",
-    "hermes-nb:display-ids",
-    "hermes-nb:static-code-actions",
-]
-
-# Code with everything that could be mangled on the way: quotes, backslashes, braces, tabs,
-# a blank line, trailing spaces, non-ASCII, no final newline.
-CODE = (
-    "import math\n"
-    "\n"
-    "def f(x):\n"
-    "\treturn \"yes\" if x else 'no'  # {braces} \\ back-slash  \n"
-    'print(f(1), math.pi, "→ é")'
-)
-
-# Who answered: the extension's state, read once the page is up.
-_ACTIVE_JS = """
-(plugins) => {
-  const app = window.jupyterapp;
-  return {
-    contract: document.body.dataset.hermesNbExtension || null,
-    view: (window.__hermes_nb_view__ || {}).version || null,
-    command: app.commands.hasCommand('hermes-nb:insert-cell-below'),
-    plugins: plugins.filter((id) => app.isPluginActivated(id)),
-  };
-}
-"""
-
-# Dispatch a hermes-nb event from the first node matching `selector` inside cell `index`;
-# true if the extension handled it (called preventDefault), as the view would see it.
-_DISPATCH_JS = """
-([path, index, selector, type, detail]) => {
-  const cell = window.__hnb_panel(path).content.widgets[index].node;
-  const target = cell.querySelector(selector);
-  if (!target) { throw new Error('no ' + selector + ' in cell ' + index); }
-  const event = new CustomEvent(type, {bubbles: true, cancelable: true, detail});
-  return !target.dispatchEvent(event);
-}
-"""
-
-# Every cell as the DOM shows it: editor text, active, prompt, how many outputs.
-_CELLS_JS = """
-(path) => [...window.__hnb_panel(path).content.node.querySelectorAll('.jp-Cell')].map((c) => ({
-  code: c.classList.contains('jp-CodeCell'),
-  text: (c.querySelector('.cm-content') || {}).innerText || '',
-  active: c.classList.contains('jp-mod-active'),
-  prompt: ((c.querySelector('.jp-InputArea-prompt') || {}).innerText || '').trim(),
-  outputs: c.querySelectorAll('.jp-OutputArea-output').length,
-}))
-"""
-
-
-def cells(nb: NotebookPage) -> list[dict[str, Any]]:
-    return nb.page.evaluate(_CELLS_JS, nb.path)
-
-
-def dispatch(nb: NotebookPage, index: int, selector: str, type_: str, detail: Any = None) -> bool:
-    return nb.page.evaluate(_DISPATCH_JS, [nb.path, index, selector, type_, detail])
-
-
-def source(nb: NotebookPage, index: int) -> str:
-    """Cell ``index``'s exact source (the editor's DOM text normalises whitespace)."""
-    return nb._eval("(p, i) => p.content.widgets[i].model.sharedModel.getSource()", index)
-
-
-def assert_inserted_below(nb: NotebookPage, index: int, code: str, before: int) -> None:
-    """A code cell with exactly ``code`` at ``index + 1``, the active cell, never run."""
-    shown = cells(nb)
-    assert len(shown) == before + 1, shown
-    new = shown[index + 1]
-    assert new["code"], new
-    assert new["active"], f"the new cell is not the active one: {shown}"
-    assert [c["active"] for c in shown].count(True) == 1, shown
-    assert new["outputs"] == 0, new
-    assert "[ ]" in new["prompt"] or new["prompt"] in ("", "[ ]:"), f"it ran: {new}"
-    assert source(nb, index + 1) == code
-    assert new["text"].splitlines()[0] == code.splitlines()[0]
-
-
-def _loader_version() -> int:
-    """The view version every run's loader asks for (what the extension must register, or the
-    page fetches the kernel's fallback module instead)."""
-    from hermes_nb.view.widget import ChatWidget
-
-    found = re.search(r"const V=(\d+);", ChatWidget._esm)
-    assert found is not None, ChatWidget._esm[:80]
-    return int(found.group(1))
-
-
-def assert_active(nb: NotebookPage) -> None:
-    state = nb.page.evaluate(_ACTIVE_JS, PLUGINS)
-    view = _loader_version()
-    assert state == {"contract": "1", "view": view, "command": True, "plugins": PLUGINS}, (
-        f"the hermes-nb labextension is not active ({state}); ./dev links labextension/build "
-        "into the venv (jupyter labextension list)"
-    )
-
-
-def sign(server: Any, path: str) -> None:
-    """Trust the notebook file as the server would after saving it (signed outputs)."""
-    target = server.root_dir / path
-    notebook = nbformat.read(target, as_version=4)
-    NotebookNotary(data_dir=str(server.base / "data")).sign(notebook)
-    nbformat.write(notebook, target)
-
-
-def rewrite_and_reload(nb: NotebookPage, server: Any, edit: Any) -> None:
-    """Change the notebook file on disk (``edit(notebook)``), sign it, reload the page: what a
-    reloaded page shows is what the file holds."""
-    target = server.root_dir / nb.path
-    notebook = nbformat.read(target, as_version=4)
-    edit(notebook)
-    nbformat.write(notebook, target)
-    sign(server, nb.path)
-    nb.reload()
 
 
 # -- Insert below ----------------------------------------------------------------------------
@@ -255,159 +140,6 @@ def test_static_output_code_blocks_get_copy_and_insert(ui, open_notebook, server
     insert.click()
     assert_inserted_below(nb, 0, STATIC_CODE, before=2)
     assert source(nb, 2) == "1 + 1"
-
-
-# -- display ids after a reload --------------------------------------------------------------
-
-
-@BOTH_UIS
-def test_restored_output_follows_its_display_id(ui, open_notebook, server, screenshot):
-    """The extension's half of "reload keeps the settle", without the kernel's: an output read
-    from the file (as after a reload) with ``metadata.hermes_nb.display_id`` is replaced by an
-    ``update_display`` for that id sent from a kernel that never displayed it on this page."""
-    nb = open_notebook(
-        [
-            "# restored outputs",
-            "from IPython.display import HTML, update_display\n"
-            "update_display(HTML('<p class=\"settled\">SETTLED answer</p>'),"
-            " display_id='hnb-live-1', metadata={'hermes_nb': {'status': 'done'}})",
-            "update_display(HTML('<p class=\"other\">not ours</p>'), display_id='unknown-id')",
-        ]
-    )
-
-    def restored(notebook: Any) -> None:
-        live = {"text/html": '<p class="live">live view</p>', "text/plain": "live view"}
-        notebook.cells[0].outputs = [
-            nbformat.v4.new_output(
-                "display_data", data=live, metadata={"hermes_nb": {"display_id": "hnb-live-1"}}
-            ),
-            # No hermes_nb display id: left alone.
-            nbformat.v4.new_output("display_data", data={"text/plain": "plain output"}),
-        ]
-
-    rewrite_and_reload(nb, server, restored)
-    assert_active(nb)
-    nb.cell(0).locator(".live").wait_for()
-
-    nb.run(1)
-    nb.cell(0).locator(".settled").wait_for(timeout=10_000)
-    assert nb.cell(0).locator(".live").count() == 0
-    assert "plain output" in nb.output_text(0)
-    assert nb.outputs(1).count() == 0, "the update is shown where its id is, not in the cell run"
-    nb.run(2)
-    assert nb.cell(0).locator(".other").count() == 0
-    screenshot(f"ext-display-id-{ui}", nb.cell(0))
-
-    nb.save()
-    saved = server.read_notebook(nb.path).cells[0].outputs
-    assert saved[0]["data"]["text/html"] == '<p class="settled">SETTLED answer</p>'
-    assert saved[0]["metadata"] == {"hermes_nb": {"status": "done"}}
-    assert saved[1]["data"] == {"text/plain": "plain output"}
-
-
-WORDS = [f"w{i:03d}" for i in range(1, 401)]
-WORD_PROMPT = "\n\n".join(" ".join(WORDS[i : i + 20]) for i in range(0, len(WORDS), 20))
-
-
-# The kernel's grace after a settle (view/_live_runs.py), short: the tests see the widget go.
-SHORT_GRACE = "from hermes_nb.view import _live_runs as _view\n_view.SETTLED_GRACE = 2.0"
-# The widgets the kernel holds (ipywidgets' registry), by class.
-_VIEW_STATE = (
-    "import json\nfrom ipywidgets.widgets.widget import _instances\n"
-    "print(json.dumps(sorted(type(w).__name__ for w in _instances.values())))"
-)
-
-
-def _streaming(open_notebook: Any, *, delay: float, then: str) -> tuple[NotebookPage, ChatView]:
-    """A notebook whose cell 1 streams a long run (``delay`` seconds a chunk), cell 2 ``then``
-    and cell 3 ``_VIEW_STATE``; returned once cell 1's live view shows part of the reply."""
-    nb = open_notebook(
-        [
-            f"import hermes_nb\n{SHORT_GRACE}",
-            f"run = hermes_nb.chat({WORD_PROMPT!r}, delay={delay}, chunk_size=4)\nrun",
-            then,
-            _VIEW_STATE,
-        ]
-    )
-    assert_active(nb)
-    chat = ChatView(nb, 1)
-    nb.run(0)
-    nb.run(1)
-    chat.wait("v.state === 'streaming' && !v.static && v.reply.length > 0", 30_000)
-    return nb, chat
-
-
-def widgets_held(nb: NotebookPage, index: int) -> list[str]:
-    """Run cell ``index`` (``_VIEW_STATE``): the classes of the widgets the kernel holds,
-    besides its one ``_ViewLoader`` (hermes_nb/view/widget.py: kept for the kernel's life)."""
-    nb.run(index)
-    return [name for name in json.loads(nb.output_text(index)) if name != "_ViewLoader"]
-
-
-@BOTH_UIS
-def test_reload_mid_stream_then_settle_saves_the_static_answer(
-    ui, open_notebook, server, page, screenshot
-):
-    nb, chat = _streaming(open_notebook, delay=0.03, then="print(run.wait(120).text)")
-    nb.save()  # what the reloaded page reads: the live view's output
-    nb.reload()
-    live = chat.wait("true", 30_000, "the chat view back after the reload")
-    assert not live["static"] and live["state"] == "streaming", (
-        f"the run settled before the reload finished; make it longer: {live}"
-    )
-
-    # The settle's update_display finds the restored output through the extension.
-    chat.wait_settled(timeout=120_000)
-    final = chat.wait_settled(timeout=15_000, static=True)
-    assert final["state"] == "done"
-    assert words(final["reply"]) == WORDS
-    # The replaced view told the kernel, which closes the widget after its grace: the page
-    # shows the static answer, no "model not found" where the view was.
-    assert poll(lambda: widgets_held(nb, 3) == [], 30), widgets_held(nb, 3)
-    assert "Error displaying widget" not in nb.panel.inner_text()
-    assert chat.view()["static"]
-    nb.save()
-    outputs = server.read_notebook(nb.path).cells[1].outputs
-    mimes = {mime for out in outputs for mime in out.get("data", {})}
-    assert WIDGET_MIME not in mimes, f"the saved cell still holds the widget view: {mimes}"
-    assert "text/html" in mimes, mimes
-
-    page.goto("about:blank")
-    assert server.shutdown_kernels(nb.path) == 1
-    nb.open()
-    reopened = chat.view()
-    assert reopened["static"] and reopened["state"] == "done"
-    assert words(reopened["reply"]) == WORDS
-    assert "Error displaying widget" not in nb.panel.inner_text()
-    screenshot(f"ext-reload-settled-{ui}", nb.cell(1))
-
-
-@BOTH_UIS
-def test_a_notebook_reopened_after_its_run_settled_unseen_shows_the_answer(
-    ui, open_notebook, server, page, screenshot
-):
-    """The tab is closed mid-reply (the file holds the live view); the run settles with no page
-    to replace it. Opened again, the view the file holds still renders — the kernel kept the
-    widget, dormant, rather than close a model the file still names ("Error displaying widget:
-    model not found") — asks for its replay, and its output is replaced by the static answer.
-    Then nothing shows the live view, and the kernel closes it."""
-    nb, chat = _streaming(open_notebook, delay=0.01, then="print(run.wait(120).status)")
-    nb.save()  # as an autosave would: the file holds the live view
-    page.goto("about:blank")
-    time.sleep(15)  # no page: the run settles (~5 s) and its grace (2 s) ends unseen
-
-    nb.open()
-    final = chat.wait_settled(timeout=30_000, static=True)
-    assert final["state"] == "done" and words(final["reply"]) == WORDS
-    assert "Error displaying widget" not in nb.panel.inner_text()
-    nb.run(2)
-    assert nb.output_text(2).strip() == "done"
-    assert poll(lambda: widgets_held(nb, 3) == [], 30), widgets_held(nb, 3)
-    assert "Error displaying widget" not in nb.panel.inner_text()
-    screenshot(f"ext-reopened-settled-{ui}", nb.cell(1))
-    nb.save()
-    outputs = server.read_notebook(nb.path).cells[1].outputs
-    assert [set(o["data"]) for o in outputs] == [{"text/html", "text/markdown", "text/plain"}]
 
 
 # -- code actions in the live view -------------------------------------------------------------
