@@ -214,8 +214,8 @@ async (restore) => {
 }
 """
 
-# --css: a stylesheet at the end of <head>, kept last (anywidget appends chat.css when the view's
-# model is made), so its rules win over chat.css's of the same specificity.
+# --css: a stylesheet at the end of <head>, kept last (anywidget appends the view's CSS when its
+# model is made), so its rules win over the view's own of the same specificity.
 EXTRA_CSS_JS = """
 document.addEventListener('DOMContentLoaded', () => {
   const style = document.createElement('style');

@@ -360,7 +360,7 @@ def main() -> int:
     parser.add_argument(
         "--css",
         type=Path,
-        help="a stylesheet added to every page (after chat.css): try a change without editing it",
+        help="a stylesheet added to every page (after the view's): try a change without editing it",
     )
     parser.add_argument(
         "--fps",
