@@ -49,13 +49,15 @@ def hermes_profile(hermes_program: Path, tmp_path: Path, folder: Path, sse_serve
     )
 
 
-def test_hermes_acp_streams_a_reply_and_remembers_the_session(hermes_profile, sse_server) -> None:
-    def reply(request: RecordedRequest) -> Reply:
-        if "What did I say" in request.last_user_text():
-            return Reply.text("You ", "said ", "hello.")
-        return Reply.text("Hello ", "from ", "the loopback.")
+def _hello_then_recall(request: RecordedRequest) -> Reply:
+    """The loopback model of the two-turn tests: a greeting, then what the first turn said."""
+    if "What did I say" in request.last_user_text():
+        return Reply.text("You ", "said ", "hello.")
+    return Reply.text("Hello ", "from ", "the loopback.")
 
-    sse_server.enqueue(*[reply] * 6)
+
+def test_hermes_acp_streams_a_reply_and_remembers_the_session(hermes_profile, sse_server) -> None:
+    sse_server.enqueue(*[_hello_then_recall] * 6)
     session = hermes_nb.Session.new("hermes-acp", profile=hermes_profile)
     first = session.chat("Say hello", profile=hermes_profile).wait(120)
     assert first.status == "done", first.error
@@ -77,12 +79,7 @@ def test_hermes_acp_loads_the_kept_session_after_a_restart(hermes_profile, sse_s
     next turn loads the agent's own session (its history, kept in HERMES_HOME) instead of
     telling a new one the transcript; the history it replays does not stream into the run."""
 
-    def reply(request: RecordedRequest) -> Reply:
-        if "What did I say" in request.last_user_text():
-            return Reply.text("You ", "said ", "hello.")
-        return Reply.text("Hello ", "from ", "the loopback.")
-
-    sse_server.enqueue(*[reply] * 6)
+    sse_server.enqueue(*[_hello_then_recall] * 6)
     session = hermes_nb.Session.new("hermes-acp-load", profile=hermes_profile)
     first = session.chat("Say hello", profile=hermes_profile).wait(120)
     assert first.status == "done", first.error

@@ -357,15 +357,21 @@ def test_the_tool_step_limit_has_its_own_label(comms: list[RecordingComm]) -> No
     assert meta["hermes_nb"]["finish_reason"] == "max_steps"
 
 
-def test_static_bundle_records_each_prompt_and_its_answer() -> None:
+def _delete_then_ask(**options: Any) -> hermes_nb.Run:
+    """A run of the offline model that asks to run ``delete`` (an approval), then a question."""
     delete, _ = deleted()
-    run = hermes_nb.chat(
+    return hermes_nb.chat(
         "tidy",
         profile="echo",
         tools=[delete],
         delay=0,
         tool_steps=[[{"name": "delete", "arguments": {"path": "/tmp/x"}}], [QUESTION]],
+        **options,
     )
+
+
+def test_static_bundle_records_each_prompt_and_its_answer() -> None:
+    run = _delete_then_ask()
     run.answer(wait_pending(run).id, "once", by="magic")
     deadline = time.monotonic() + 10
     while not (run.pending and run.pending[0].kind == "question"):
@@ -396,15 +402,7 @@ def test_static_bundle_records_each_prompt_and_its_answer() -> None:
 
 
 def test_stream_plain_prints_each_prompt_with_how_to_answer_and_its_decision() -> None:
-    delete, _ = deleted()
-    run = hermes_nb.chat(
-        "tidy",
-        profile="echo",
-        tools=[delete],
-        delay=0,
-        tool_steps=[[{"name": "delete", "arguments": {"path": "/tmp/x"}}], [QUESTION]],
-        prompt_timeout=60,
-    )
+    run = _delete_then_ask(prompt_timeout=60)
     out = io.StringIO()
     seq = view.stream_plain(run, out, until_prompt=True)  # returns while the approval is open
     text = out.getvalue()
